@@ -1,0 +1,1 @@
+//! Criterion benchmarks for agenthost; see `invoke.rs`.

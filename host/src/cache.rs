@@ -1,0 +1,164 @@
+//! The precompiled-artifact cache on disk.
+//!
+//! Trust boundary: `Component::deserialize` runs native code with no further
+//! checks, so an artifact is only ever deserialized when (1) it sits under
+//! the digest the host computed itself from the component bytes it was
+//! asked to load, (2) it was made by an engine with the same fingerprint,
+//! and (3) its HMAC-SHA256 tag, keyed by a secret only this host's data dir
+//! holds, matches. A file that fails any check is reported, deleted and
+//! recompiled; it is never executed.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+const MAGIC: &[u8; 16] = b"AGENTHOST-CWASM1";
+const TAG_LEN: usize = 32;
+
+/// What a cache lookup found.
+pub enum Lookup {
+    Hit(Component),
+    Miss,
+    /// There was a file but it failed a check; the reason says which.
+    Rejected(String),
+}
+
+pub struct ArtifactCache {
+    dir: PathBuf,
+    key: [u8; 32],
+}
+
+impl ArtifactCache {
+    /// Opens (creating if needed) the cache for one engine fingerprint under `root`.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors creating the directory or the key.
+    pub fn open(root: &Path, fingerprint: &str) -> io::Result<Self> {
+        fs::create_dir_all(root)?;
+        let key = load_or_create_key(&root.join("cache.key"))?;
+        let dir = root.join(fingerprint);
+        fs::create_dir_all(&dir)?;
+        Ok(ArtifactCache { dir, key })
+    }
+
+    /// The file an artifact for `digest_hex` lives in.
+    pub fn path_for(&self, digest_hex: &str) -> PathBuf {
+        self.dir.join(format!("{digest_hex}.cwasm"))
+    }
+
+    /// The MAC over (component digest, engine fingerprint, artifact).
+    fn mac(&self, digest_hex: &str, artifact: &[u8]) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
+        mac.update(digest_hex.as_bytes());
+        mac.update(&[0]);
+        mac.update(self.dir.file_name()?.as_encoded_bytes());
+        mac.update(&[0]);
+        mac.update(artifact);
+        Some(mac)
+    }
+
+    /// Looks up the artifact for a digest the caller computed itself.
+    pub fn load(&self, engine: &Engine, digest_hex: &str) -> Lookup {
+        let path = self.path_for(digest_hex);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Lookup::Miss,
+            Err(e) => return Lookup::Rejected(format!("cannot read {}: {e}", path.display())),
+        };
+        match self.verify(digest_hex, &bytes) {
+            Ok(artifact) => {
+                // SAFETY: `artifact` was produced by `Engine::precompile_component`
+                // of an engine with this fingerprint, for the component whose
+                // digest the host computed, and its HMAC tag (keyed by this
+                // host's secret) proves it has not been altered since.
+                #[allow(unsafe_code)]
+                let component = unsafe { Component::deserialize(engine, artifact) };
+                match component {
+                    Ok(component) => Lookup::Hit(component),
+                    Err(e) => self.reject(&path, format!("wasmtime refused the artifact: {e}")),
+                }
+            }
+            Err(reason) => self.reject(&path, reason),
+        }
+    }
+
+    fn verify<'a>(&self, digest_hex: &str, bytes: &'a [u8]) -> Result<&'a [u8], String> {
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| "not an agenthost artifact (bad header)".to_owned())?;
+        if rest.len() < TAG_LEN {
+            return Err("truncated artifact".to_owned());
+        }
+        let (tag, artifact) = rest.split_at(TAG_LEN);
+        self.mac(digest_hex, artifact)
+            .ok_or_else(|| "cannot compute the integrity tag".to_owned())?
+            .verify_slice(tag)
+            .map_err(|_| "integrity tag mismatch: the artifact was modified".to_owned())?;
+        Ok(artifact)
+    }
+
+    fn reject(&self, path: &Path, reason: String) -> Lookup {
+        tracing::warn!(path = %path.display(), %reason, "rejected precompiled artifact; recompiling");
+        let _ = fs::remove_file(path);
+        Lookup::Rejected(reason)
+    }
+
+    /// Stores an artifact, atomically (write then rename).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors writing the file.
+    pub fn store(&self, digest_hex: &str, artifact: &[u8]) -> io::Result<()> {
+        let tag = self
+            .mac(digest_hex, artifact)
+            .ok_or_else(|| io::Error::other("cannot compute the artifact tag"))?
+            .finalize()
+            .into_bytes();
+        let path = self.path_for(digest_hex);
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(MAGIC)?;
+            file.write_all(tag.as_slice())?;
+            file.write_all(artifact)?;
+            file.sync_all()?;
+        }
+        fs::rename(&tmp, &path)
+    }
+}
+
+fn load_or_create_key(path: &Path) -> io::Result<[u8; 32]> {
+    match fs::read(path) {
+        Ok(bytes) => bytes
+            .try_into()
+            .map_err(|_| io::Error::other(format!("{} is not a 32-byte key", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let key: [u8; 32] = rand::random();
+            // Written whole to a private file, then linked into place, so a
+            // concurrent host never reads a half-written key.
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&tmp)?;
+            file.write_all(&key)?;
+            file.sync_all()?;
+            let linked = fs::hard_link(&tmp, path);
+            let _ = fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => Ok(key),
+                // Another host process created it first: use theirs.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load_or_create_key(path),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,47 @@
+//! `agenthost:platform/tools`: a guest calls another loaded tool through
+//! the host. The call is governed like one from outside (grant, input
+//! schema, the tool's own limits) and can never outlive its caller's
+//! deadline.
+
+use crate::bindings::tools::Host;
+use crate::bindings::types::{Error, ToolSpec};
+use crate::trace::TranscriptEvent;
+
+use super::InstanceState;
+
+/// Deepest chain of `tools.invoke` hops. Tools cannot call tools today (the
+/// `tool` world has no `tools` import); this bounds what a future world could do.
+pub const MAX_DEPTH: u32 = 4;
+
+impl Host for InstanceState {
+    async fn list(&mut self) -> wasmtime::Result<Vec<ToolSpec>> {
+        Ok(self.host.tool_specs(&self.call.grant.tools))
+    }
+
+    async fn invoke(&mut self, name: String, input: String) -> wasmtime::Result<Result<String, Error>> {
+        let call = self.call.clone();
+        if !call.grant.tools.allows(&name) {
+            return Ok(Err(Error::Denied(format!("{} may not call the tool `{name}`", call.caller()))));
+        }
+        if call.depth >= MAX_DEPTH {
+            return Ok(Err(Error::LimitExceeded(format!(
+                "tool call chain deeper than {MAX_DEPTH} hops at `{name}`"
+            ))));
+        }
+        let input: serde_json::Value = match serde_json::from_str(&input) {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(Error::InvalidInput(format!("input for `{name}` is not JSON: {e}")))),
+        };
+        let host = self.host.clone();
+        // Boxed: a tool call runs a component, which could call a tool.
+        let result = Box::pin(host.invoke_tool_from_guest(&name, &input, &call)).await;
+        if let Some(transcript) = &call.transcript {
+            let (output, error) = match &result {
+                Ok(output) => (Some(output.clone()), None),
+                Err(e) => (None, Some(e.clone())),
+            };
+            transcript.push(TranscriptEvent::ToolCall { caller: call.caller(), tool: name.clone(), input, output, error });
+        }
+        Ok(result.map(|output| output.to_string()).map_err(|e| e.to_wit()))
+    }
+}

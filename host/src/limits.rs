@@ -1,0 +1,125 @@
+//! The limits every invocation carries, and the resource limiter that
+//! enforces the memory and table ones inside the `Store`.
+//!
+//! Each limit protects the host from a guest: memory and tables from
+//! exhaustion of host memory, fuel from a CPU-bound guest, the wall-clock
+//! deadline from a guest that never returns, the output cap from a guest
+//! that answers with more than a caller can hold.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use wasmtime::ResourceLimiter;
+
+/// Per-invocation limits. [`Limits::default`] suits a small tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Total linear memory of one instance, in bytes.
+    pub memory_bytes: u64,
+    /// Elements in any one table.
+    pub table_elements: u64,
+    /// Fuel units (about one per wasm instruction) for one call.
+    pub fuel: u64,
+    /// Wall-clock time for one call, instantiation included.
+    pub timeout: Duration,
+    /// Largest output accepted from the guest, in bytes.
+    pub output_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            table_elements: 20_000,
+            fuel: 2_000_000_000,
+            timeout: Duration::from_secs(10),
+            output_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Limits {
+    pub fn timeout_ms(&self) -> u64 {
+        u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Enforces [`Limits::memory_bytes`] over all memories of a store and
+/// [`Limits::table_elements`] per table, and remembers a refusal so that the
+/// trap that follows (a Rust guest aborts when allocation fails) can be
+/// reported as `memory-limit` rather than as an anonymous trap.
+#[derive(Debug)]
+pub struct LimitTracker {
+    memory_limit: usize,
+    table_limit: usize,
+    memory_in_use: usize,
+    /// The size a refused memory growth asked for.
+    pub memory_refused: Option<usize>,
+    pub table_refused: Option<usize>,
+}
+
+impl LimitTracker {
+    pub fn new(limits: &Limits) -> Self {
+        LimitTracker {
+            memory_limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+            table_limit: usize::try_from(limits.table_elements).unwrap_or(usize::MAX),
+            memory_in_use: 0,
+            memory_refused: None,
+            table_refused: None,
+        }
+    }
+
+    /// Peak linear memory of the instance, in bytes.
+    pub fn memory_in_use(&self) -> usize {
+        self.memory_in_use
+    }
+}
+
+/// Count caps for one component instance (a Rust component has a handful of
+/// core instances, memories and tables).
+const MAX_INSTANCES: usize = 64;
+const MAX_TABLES: usize = 64;
+const MAX_MEMORIES: usize = 16;
+
+impl ResourceLimiter for LimitTracker {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let growth = desired.saturating_sub(current);
+        let total = self.memory_in_use.saturating_add(growth);
+        if total > self.memory_limit || maximum.is_some_and(|max| desired > max) {
+            self.memory_refused = Some(total);
+            return Ok(false);
+        }
+        self.memory_in_use = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.table_limit || maximum.is_some_and(|max| desired > max) {
+            self.table_refused = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}

@@ -1,0 +1,285 @@
+//! The `agenthost` command line: run, inspect and demo components.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use agenthost::runtime::tier_name;
+use agenthost::{Host, HostConfig, InvokeError, LoadOptions, LoadedComponent, World};
+
+mod demo;
+
+#[derive(Parser)]
+#[command(
+    name = "agenthost",
+    version,
+    about = "Run AI agents and tools as sandboxed WebAssembly components",
+    long_about = "Run AI agents and tools as sandboxed WebAssembly components.\n\n\
+        Components implement the `tool` or `agent` world of agenthost:platform@0.1.0 \
+        (see wit/). Each call runs in a fresh sandbox with no files, no environment, \
+        no network, and hard limits on memory, fuel (CPU) and wall-clock time.\n\n\
+        Results go to stdout as JSON; failures go to stderr as {\"error\": {...}} \
+        with a non-zero exit status."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Directory for host data, such as the precompiled-component cache
+    /// [default: $XDG_CACHE_HOME/agenthost or ~/.cache/agenthost]
+    #[arg(long, global = true, env = "AGENTHOST_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Compile every component afresh instead of using the precompiled cache
+    #[arg(long, global = true)]
+    no_cache: bool,
+
+    /// Log filter for stderr, e.g. `info` or `agenthost=debug,agenthost::guest=trace`
+    #[arg(long, global = true, env = "AGENTHOST_LOG", default_value = "warn", value_name = "FILTER")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a tool or an agent once and print its JSON output
+    Run(RunArgs),
+    /// Show a component's world, imports, exports, digest and (for a tool) its spec
+    Inspect {
+        /// The component (.wasm)
+        component: PathBuf,
+    },
+    /// Run the triage agent with the calculator tool on the built-in model
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct LimitArgs {
+    /// Fuel budget per call (about one unit per wasm instruction)
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Linear memory limit per instance, in bytes
+    #[arg(long, value_name = "BYTES")]
+    memory: Option<u64>,
+    /// Wall-clock limit per call, in milliseconds
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u64>,
+    /// Largest output accepted from a component, in bytes
+    #[arg(long, value_name = "BYTES")]
+    max_output: Option<u64>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The component to run (.wasm): a tool or an agent
+    component: PathBuf,
+    /// The input as JSON text [default: {}]
+    #[arg(long, value_name = "JSON", conflicts_with = "input_file")]
+    input: Option<String>,
+    /// Read the JSON input from a file (`-` for stdin)
+    #[arg(long, value_name = "FILE")]
+    input_file: Option<PathBuf>,
+    /// A tool the agent may call: a .wasm file or a directory of them (repeatable)
+    #[arg(long = "tool", value_name = "DIR_OR_WASM")]
+    tools: Vec<PathBuf>,
+    /// Print the run's trace ids and transcript (model turns, tool calls) with the output
+    #[arg(long)]
+    transcript: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// A failure, already reported, that decides the exit status.
+enum Failure {
+    /// The component failed: the structured error goes to stderr.
+    Invoke(InvokeError),
+    /// The command was used wrongly or the host could not start.
+    Usage(anyhow::Error),
+}
+
+impl From<InvokeError> for Failure {
+    fn from(e: InvokeError) -> Self {
+        Failure::Invoke(e)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Usage(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Invoke(e)) => {
+            eprintln!("{}", serde_json::to_string_pretty(&e.to_json()).unwrap_or_else(|_| e.to_string()));
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let cache_dir = if cli.no_cache { None } else { Some(data_dir(cli.data_dir.as_deref()).join("cache")) };
+    match cli.command {
+        Command::Run(args) => run(args, cache_dir).await,
+        Command::Inspect { component } => inspect(&component, cache_dir).await,
+        Command::Demo(args) => demo::run(args, cache_dir).await,
+    }
+}
+
+fn data_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(dir) = explicit {
+        return dir.to_path_buf();
+    }
+    if let Some(cache) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(cache).join("agenthost");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".cache").join("agenthost"),
+        None => PathBuf::from(".agenthost"),
+    }
+}
+
+fn host_config(limits: &LimitArgs, cache_dir: Option<PathBuf>) -> HostConfig {
+    let mut config = HostConfig { cache_dir, ..HostConfig::default() };
+    if let Some(fuel) = limits.fuel {
+        config.limits.fuel = fuel;
+    }
+    if let Some(memory) = limits.memory {
+        config.limits.memory_bytes = memory;
+        config.engine.max_memory_bytes = config.engine.max_memory_bytes.max(memory);
+    }
+    if let Some(ms) = limits.timeout {
+        config.limits.timeout = Duration::from_millis(ms);
+    }
+    if let Some(bytes) = limits.max_output {
+        config.limits.output_bytes = bytes;
+    }
+    config
+}
+
+fn read_input(args: &RunArgs) -> anyhow::Result<Value> {
+    let (text, source) = match (&args.input, &args.input_file) {
+        (Some(text), _) => (text.clone(), "--input".to_owned()),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let text = std::io::read_to_string(std::io::stdin()).context("cannot read the input from stdin")?;
+            (text, "stdin".to_owned())
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the input file {}", path.display()))?;
+            (text, path.display().to_string())
+        }
+        (None, None) => ("{}".to_owned(), "the default input".to_owned()),
+    };
+    serde_json::from_str(&text).with_context(|| format!("the input from {source} is not JSON"))
+}
+
+/// The .wasm files a `--tool` argument names.
+fn tool_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot list the tool directory {}", path.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "wasm"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            anyhow::bail!("the tool directory {} holds no .wasm file", path.display());
+        }
+        Ok(files)
+    } else {
+        Ok(vec![path.to_path_buf()])
+    }
+}
+
+async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
+    let input = read_input(&args)?;
+    let host = Host::new(host_config(&args.limits, cache_dir))?;
+    for path in &args.tools {
+        for file in tool_files(path)? {
+            let tool = host.load_file(&file, LoadOptions::default()).await?;
+            host.register_tool(tool)?;
+        }
+    }
+    let component = host.load_file(&args.component, LoadOptions::default()).await?;
+    let printed = match component.world() {
+        World::Tool => {
+            let output = host.invoke_tool(&component, &input).await?;
+            if args.transcript { json!({ "output": output }) } else { output }
+        }
+        World::Agent => {
+            let run = host.run_agent(&component, &input).await?;
+            if args.transcript {
+                json!({ "output": run.output, "trace": run.trace, "transcript": run.transcript.events() })
+            } else {
+                run.output
+            }
+        }
+    };
+    print_json(&printed)
+}
+
+async fn inspect(path: &Path, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
+    let host = Host::new(HostConfig { cache_dir, ..HostConfig::default() })?;
+    let component = host.load_file(path, LoadOptions::default()).await?;
+    print_json(&describe(&component))
+}
+
+/// The JSON `inspect` prints.
+fn describe(component: &Arc<LoadedComponent>) -> Value {
+    let id = component.id();
+    let mut report = json!({
+        "name": id.name,
+        "version": id.version,
+        "digest": id.digest,
+        "world": component.world().to_string(),
+        "imports": component.imports(),
+        "exports": component.exports(),
+        "limits": component.limits(),
+    });
+    if let Some(spec) = component.tool_spec() {
+        let schema: Value = serde_json::from_str(&spec.input_schema).unwrap_or(Value::String(spec.input_schema.clone()));
+        report["tool"] = json!({
+            "name": spec.name,
+            "version": spec.version,
+            "description": spec.description,
+            "risk_tier": tier_name(spec.risk_tier),
+            "input_schema": schema,
+        });
+    }
+    if let Some(spec) = component.agent_spec() {
+        report["agent"] = json!({ "name": spec.name, "version": spec.version, "description": spec.description });
+    }
+    report
+}
+
+fn print_json(value: &Value) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).context("cannot render the output")?;
+    println!("{text}");
+    Ok(())
+}

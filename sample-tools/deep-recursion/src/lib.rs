@@ -1,0 +1,27 @@
+//! `deep-recursion`: a hostile tool that recurses until the guest stack
+//! overflows.
+
+use agenthost_guest_sdk::{Error, RiskTier, Tool, ToolSpec, Value, export_tool};
+
+struct DeepRecursion;
+
+impl Tool for DeepRecursion {
+    fn spec() -> ToolSpec {
+        ToolSpec::new("deep-recursion", env!("CARGO_PKG_VERSION"))
+            .description("Hostile: recurses without end.")
+            .risk_tier(RiskTier::Read)
+    }
+
+    fn invoke(_input: Value) -> Result<Value, Error> {
+        Ok(Value::from(descend(std::hint::black_box(1))))
+    }
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn descend(n: u64) -> u64 {
+    let frame = std::hint::black_box([n; 16]);
+    descend(frame[(n % 16) as usize] + 1).wrapping_add(frame[0])
+}
+
+export_tool!(DeepRecursion);
