@@ -610,15 +610,7 @@ impl HostInner {
             }
         };
         if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
-            e.backtrace = backtrace
-                .frames()
-                .iter()
-                .map(|frame| {
-                    let module = frame.module().name().unwrap_or("<module>");
-                    let func = frame.func_name().unwrap_or("<unnamed>");
-                    format!("{module}!{func}")
-                })
-                .collect();
+            e.backtrace = render_backtrace(backtrace);
         }
         e.with_component(id)
     }
@@ -693,6 +685,44 @@ impl HostInner {
         let output = result.map_err(|e| InvokeError::from_guest(e, &tool.id))?;
         self.parse_output(tool, &output)
     }
+}
+
+/// Most frames kept in an error's backtrace.
+const MAX_FRAMES: usize = 24;
+
+/// Guest frames, innermost first, demangled, with runs of the same frame
+/// (deep recursion) folded into one line.
+fn render_backtrace(backtrace: &WasmBacktrace) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut last: Option<(String, usize)> = None;
+    let flush = |lines: &mut Vec<String>, (frame, count): (String, usize)| {
+        lines.push(if count > 1 { format!("{frame} (×{count})") } else { frame });
+    };
+    for frame in backtrace.frames() {
+        let module = frame.module().name().unwrap_or("<module>");
+        let func = frame
+            .func_name()
+            .map_or_else(|| format!("<function {}>", frame.func_index()), |name| format!("{:#}", rustc_demangle::demangle(name)));
+        let rendered = format!("{module}!{func}");
+        match &mut last {
+            Some((previous, count)) if *previous == rendered => *count += 1,
+            _ => {
+                if let Some(done) = last.take() {
+                    flush(&mut lines, done);
+                }
+                last = Some((rendered, 1));
+            }
+        }
+    }
+    if let Some(done) = last {
+        flush(&mut lines, done);
+    }
+    if lines.len() > MAX_FRAMES {
+        let hidden = lines.len() - MAX_FRAMES;
+        lines.truncate(MAX_FRAMES);
+        lines.push(format!("… {hidden} more frames"));
+    }
+    lines
 }
 
 fn timeout_error(id: &ComponentRef, limits: &Limits) -> InvokeError {
