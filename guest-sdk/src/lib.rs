@@ -285,7 +285,8 @@ macro_rules! export_agent {
 
                 fn run(
                     task: $crate::bindings::agent::Task,
-                ) -> ::core::result::Result<$crate::bindings::agent::Outcome, $crate::Error> {
+                ) -> ::core::result::Result<$crate::bindings::agent::Outcome, $crate::Error>
+                {
                     $crate::__private::run_json(task, <$agent as $crate::Agent>::run)
                 }
             }

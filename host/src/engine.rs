@@ -74,14 +74,25 @@ impl HostEngine {
                         error = %e,
                         "pooling allocator unavailable (its reservation failed); using on-demand allocation"
                     );
-                    (Engine::new(&base_config(&config, None))?, AllocatorKind::OnDemand)
+                    (
+                        Engine::new(&base_config(&config, None))?,
+                        AllocatorKind::OnDemand,
+                    )
                 }
             }
         } else {
-            (Engine::new(&base_config(&config, None))?, AllocatorKind::OnDemand)
+            (
+                Engine::new(&base_config(&config, None))?,
+                AllocatorKind::OnDemand,
+            )
         };
         let ticker = Ticker::start(engine.clone(), config.epoch_tick)?;
-        Ok(HostEngine { engine, allocator, config, ticker: Some(ticker) })
+        Ok(HostEngine {
+            engine,
+            allocator,
+            config,
+            ticker: Some(ticker),
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -113,7 +124,9 @@ impl HostEngine {
             }
         }
         let mut hasher = ShaHasher(Sha256::new());
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
         hasher.0.update(b"wasmtime-48.0.8");
         hex::encode(&hasher.0.finalize()[..16])
     }

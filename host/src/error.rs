@@ -170,7 +170,9 @@ impl InvokeError {
             WitError::InvalidInput(m) => (ErrorKind::InvalidInput, m, None),
             WitError::LimitExceeded(m) => (ErrorKind::LimitExceeded, m, None),
             WitError::Unavailable(m) => (ErrorKind::Unavailable, m, None),
-            WitError::ApprovalRequired(p) => (ErrorKind::ApprovalRequired, p.message, Some(p.request_id)),
+            WitError::ApprovalRequired(p) => {
+                (ErrorKind::ApprovalRequired, p.message, Some(p.request_id))
+            }
             WitError::Internal(m) => (ErrorKind::Internal, m, None),
         };
         InvokeError {
@@ -184,7 +186,12 @@ impl InvokeError {
     /// through `tools.invoke`: the guest's own error passes through, a host
     /// failure (a trap, a limit) becomes the closest WIT case.
     pub fn to_wit(&self) -> WitError {
-        let message = self.to_string();
+        // The WIT case carries the kind; the message says where, for a
+        // host-raised error, and is passed through untouched from a guest.
+        let message = match (&self.component, self.origin) {
+            (Some(component), Origin::Host) => format!("{component}: {}", self.message),
+            _ => self.message.clone(),
+        };
         match self.kind {
             ErrorKind::Denied => WitError::Denied(message),
             ErrorKind::NotFound => WitError::NotFound(message),
@@ -202,7 +209,9 @@ impl InvokeError {
                     message,
                 })
             }
-            ErrorKind::Trap | ErrorKind::InvalidOutput | ErrorKind::Internal => WitError::Internal(message),
+            ErrorKind::Trap | ErrorKind::InvalidOutput | ErrorKind::Internal => {
+                WitError::Internal(message)
+            }
         }
     }
 

@@ -9,7 +9,10 @@ use crate::trace::TranscriptEvent;
 use super::InstanceState;
 
 impl Host for InstanceState {
-    async fn converse(&mut self, request: ConverseRequest) -> wasmtime::Result<Result<ConverseResponse, Error>> {
+    async fn converse(
+        &mut self,
+        request: ConverseRequest,
+    ) -> wasmtime::Result<Result<ConverseResponse, Error>> {
         let backend = self.host.model.clone();
         let result = backend.converse(&request, &self.call.trace).await;
         if let Some(transcript) = &self.call.transcript {
@@ -17,7 +20,12 @@ impl Host for InstanceState {
                 Ok(response) => (Some(response.clone()), None),
                 Err(e) => (None, Some(format!("{e:?}"))),
             };
-            transcript.push(TranscriptEvent::ModelCall { caller: self.call.caller(), request, response, error });
+            transcript.push(TranscriptEvent::ModelCall {
+                caller: self.call.caller(),
+                request,
+                response,
+                error,
+            });
         }
         Ok(result)
     }

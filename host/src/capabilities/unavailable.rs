@@ -15,7 +15,11 @@ fn unavailable<T>(capability: Capability) -> wasmtime::Result<Result<T, Error>> 
 }
 
 impl memory::Host for InstanceState {
-    async fn get(&mut self, _ns: String, _key: String) -> wasmtime::Result<Result<Option<memory::Entry>, Error>> {
+    async fn get(
+        &mut self,
+        _ns: String,
+        _key: String,
+    ) -> wasmtime::Result<Result<Option<memory::Entry>, Error>> {
         unavailable(Capability::Memory)
     }
 

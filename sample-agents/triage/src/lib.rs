@@ -8,7 +8,9 @@ use agenthost_guest_sdk::model::{
     ContentBlock, ConverseRequest, Message, Role, StopReason, ToolChoice, ToolConfig,
     ToolDefinition, ToolResult, ToolResultContent, ToolResultStatus,
 };
-use agenthost_guest_sdk::{Agent, AgentSpec, Error, Task, Value, export_agent, json, log, model, tools};
+use agenthost_guest_sdk::{
+    Agent, AgentSpec, Error, Task, Value, export_agent, json, log, model, tools,
+};
 use serde_json::json;
 
 /// A run that has not ended after this many model turns is stopped.
@@ -32,11 +34,16 @@ impl Agent for Triage {
         };
         log::info("triage started", &[("run_id", &task.context.run_id)]);
 
-        let definitions: Vec<ToolDefinition> = tools::list().iter().map(ToolDefinition::from).collect();
+        let definitions: Vec<ToolDefinition> =
+            tools::list().iter().map(ToolDefinition::from).collect();
         let mut request = ConverseRequest::new(vec![Message::user_text(question)]);
-        request.system = vec!["You are a triage agent. Use a tool when one fits the question.".into()];
+        request.system =
+            vec!["You are a triage agent. Use a tool when one fits the question.".into()];
         if !definitions.is_empty() {
-            request.tool_config = Some(ToolConfig { tools: definitions, choice: ToolChoice::Auto });
+            request.tool_config = Some(ToolConfig {
+                tools: definitions,
+                choice: ToolChoice::Auto,
+            });
         }
 
         let mut calls = Vec::new();
@@ -69,12 +76,21 @@ impl Agent for Triage {
                     ),
                 };
                 calls.push(record);
-                results.push(ContentBlock::ToolResult(ToolResult { id: tool_use.id.clone(), content: vec![content], status }));
+                results.push(ContentBlock::ToolResult(ToolResult {
+                    id: tool_use.id.clone(),
+                    content: vec![content],
+                    status,
+                }));
             }
             request.messages.push(reply);
-            request.messages.push(Message { role: Role::User, content: results });
+            request.messages.push(Message {
+                role: Role::User,
+                content: results,
+            });
         }
-        Err(Error::LimitExceeded(format!("no final answer after {MAX_TURNS} model turns")))
+        Err(Error::LimitExceeded(format!(
+            "no final answer after {MAX_TURNS} model turns"
+        )))
     }
 }
 

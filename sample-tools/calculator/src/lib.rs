@@ -12,7 +12,9 @@ struct Calculator;
 impl Tool for Calculator {
     fn spec() -> ToolSpec {
         ToolSpec::new("calculator", env!("CARGO_PKG_VERSION"))
-            .description("Evaluates an arithmetic expression: numbers, + - * / % ^ and parentheses.")
+            .description(
+                "Evaluates an arithmetic expression: numbers, + - * / % ^ and parentheses.",
+            )
             .input_schema(json!({
                 "type": "object",
                 "properties": {
@@ -52,11 +54,18 @@ fn as_json_number(value: f64) -> Value {
 
 /// Evaluates `text`, or says what is wrong with it and where.
 fn evaluate(text: &str) -> Result<f64, String> {
-    let mut parser = Parser { bytes: text.as_bytes(), pos: 0, depth: 0 };
+    let mut parser = Parser {
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
     let value = parser.sum()?;
     parser.skip_spaces();
     if parser.pos != parser.bytes.len() {
-        return Err(format!("unexpected `{}` at offset {}", parser.bytes[parser.pos] as char, parser.pos));
+        return Err(format!(
+            "unexpected `{}` at offset {}",
+            parser.bytes[parser.pos] as char, parser.pos
+        ));
     }
     if !value.is_finite() {
         return Err("the result is not a finite number".to_owned());
@@ -72,7 +81,11 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn skip_spaces(&mut self) {
-        while self.bytes.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
+        while self
+            .bytes
+            .get(self.pos)
+            .is_some_and(u8::is_ascii_whitespace)
+        {
             self.pos += 1;
         }
     }
@@ -148,7 +161,11 @@ impl Parser<'_> {
             }
             Some(c) if c.is_ascii_digit() || c == b'.' => {
                 let start = self.pos;
-                while self.bytes.get(self.pos).is_some_and(|c| c.is_ascii_digit() || *c == b'.') {
+                while self
+                    .bytes
+                    .get(self.pos)
+                    .is_some_and(|c| c.is_ascii_digit() || *c == b'.')
+                {
                     self.pos += 1;
                 }
                 let literal = std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or_default();
@@ -164,7 +181,9 @@ impl Parser<'_> {
     fn nested(&mut self, rule: fn(&mut Self) -> Result<f64, String>) -> Result<f64, String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(format!("the expression nests deeper than {MAX_DEPTH} levels"));
+            return Err(format!(
+                "the expression nests deeper than {MAX_DEPTH} levels"
+            ));
         }
         let value = rule(self);
         self.depth -= 1;

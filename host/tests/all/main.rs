@@ -1,0 +1,11 @@
+//! Integration tests of agenthost: one binary, one module per area. The
+//! sample components are built from source for wasm32-wasip2 by
+//! `agenthost-artifacts` before these tests compile.
+
+mod cache;
+mod cli;
+mod common;
+mod limits;
+mod loading;
+mod samples;
+mod schema;
