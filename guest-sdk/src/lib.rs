@@ -74,6 +74,7 @@ pub use serde_json::{self, Value};
 /// cover. Both worlds share one set of interface types.
 pub mod bindings {
     /// The `agent` world: every host interface plus the agent exports.
+    #[allow(clippy::too_many_arguments)]
     pub mod agent {
         wit_bindgen::generate!({
             path: "../wit",

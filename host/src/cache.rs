@@ -121,7 +121,12 @@ impl ArtifactCache {
             .finalize()
             .into_bytes();
         let path = self.path_for(digest_hex);
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per writer: hosts in one process may store the same digest at once.
+        let tmp = path.with_extension(format!(
+            "tmp{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         {
             let mut file = fs::File::create(&tmp)?;
             file.write_all(MAGIC)?;
@@ -142,7 +147,11 @@ fn load_or_create_key(path: &Path) -> io::Result<[u8; 32]> {
             let key: [u8; 32] = rand::random();
             // Written whole to a private file, then linked into place, so a
             // concurrent host never reads a half-written key.
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            let tmp = path.with_extension(format!(
+                "tmp{}-{:016x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
             let mut options = fs::OpenOptions::new();
             options.write(true).create(true).truncate(true);
             #[cfg(unix)]

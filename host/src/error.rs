@@ -117,7 +117,7 @@ pub struct InvokeError {
     pub kind: ErrorKind,
     pub origin: Origin,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub component: Option<ComponentRef>,
+    pub component: Option<Box<ComponentRef>>,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<LimitHit>,
@@ -152,7 +152,7 @@ impl InvokeError {
 
     #[must_use]
     pub fn with_component(mut self, component: &ComponentRef) -> Self {
-        self.component = Some(component.clone());
+        self.component = Some(Box::new(component.clone()));
         self
     }
 

@@ -106,6 +106,8 @@ pub struct LoadOptions {
     pub name_hint: Option<String>,
 }
 
+// One per loaded component, never per call: the size difference is harmless.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Tool {
         pre: ToolPre<InstanceState>,
@@ -120,9 +122,9 @@ enum Kind {
 
 /// A loaded, linked component, ready to be instantiated per call.
 pub struct LoadedComponent {
-    id: ComponentRef,
+    id: Arc<ComponentRef>,
     world: World,
-    grant: Grant,
+    grant: Arc<Grant>,
     limits: Limits,
     imports: Vec<String>,
     exports: Vec<String>,
@@ -227,7 +229,7 @@ impl std::fmt::Display for DeadlineExceeded {
 impl std::error::Error for DeadlineExceeded {}
 
 /// Grace given to the deadline backstop beyond the epoch-based deadline.
-const BACKSTOP_GRACE: Duration = Duration::from_millis(250);
+const BACKSTOP_GRACE: Duration = Duration::from_millis(50);
 
 impl Host {
     /// Builds a host: the engine (pooling if possible), its epoch ticker and
@@ -285,6 +287,16 @@ impl Host {
         }
     }
 
+    /// Forgets the in-process compiled code of a digest (`sha256:<hex>`), so
+    /// the next load of it comes from the disk cache or a fresh compile.
+    /// Components already loaded keep working.
+    pub fn evict(&self, digest: &str) {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        if let Ok(mut compiled) = self.inner.compiled.lock() {
+            compiled.remove(hex);
+        }
+    }
+
     /// The precompiled-cache file for a component digest (`sha256:<hex>`), if
     /// the disk cache is on.
     pub fn cache_path(&self, digest: &str) -> Option<PathBuf> {
@@ -330,11 +342,11 @@ impl Host {
             .name_hint
             .clone()
             .unwrap_or_else(|| "component".to_owned());
-        let provisional = ComponentRef {
+        let provisional = Arc::new(ComponentRef {
             name: hint.clone(),
             version: "unknown".to_owned(),
             digest: format!("sha256:{digest_hex}"),
-        };
+        });
         let fail = |message: String| InvokeError::load(message).with_component(&provisional);
 
         check_header(bytes).map_err(&fail)?;
@@ -354,7 +366,7 @@ impl Host {
             .map(|(name, _)| name.to_owned())
             .collect();
         let world = classify_world(&exports).map_err(&fail)?;
-        let grant = options.grant.unwrap_or_else(|| Grant::world(world));
+        let grant = Arc::new(options.grant.unwrap_or_else(|| Grant::world(world)));
         check_imports(world, &grant, &imports).map_err(&fail)?;
 
         let linker = capabilities::linker(engine, world, &grant)
@@ -378,11 +390,11 @@ impl Host {
                         spec.name
                     ))
                 })?;
-                let id = ComponentRef {
+                let id = Arc::new(ComponentRef {
                     name: spec.name.clone(),
                     version: spec.version.clone(),
-                    ..provisional.clone()
-                };
+                    digest: provisional.digest.clone(),
+                });
                 (id, Kind::Tool { pre, spec, schema })
             }
             World::Agent => {
@@ -393,11 +405,11 @@ impl Host {
                     .describe_agent(&pre, &provisional, &grant, &limits)
                     .await?;
                 check_name(&spec.name).map_err(&fail)?;
-                let id = ComponentRef {
+                let id = Arc::new(ComponentRef {
                     name: spec.name.clone(),
                     version: spec.version.clone(),
-                    ..provisional.clone()
-                };
+                    digest: provisional.digest.clone(),
+                });
                 (id, Kind::Agent { pre, spec })
             }
         };
@@ -582,8 +594,8 @@ impl Host {
     async fn describe_tool(
         &self,
         pre: &ToolPre<InstanceState>,
-        id: &ComponentRef,
-        grant: &Grant,
+        id: &Arc<ComponentRef>,
+        grant: &Arc<Grant>,
         limits: &Limits,
     ) -> Result<ToolSpec, InvokeError> {
         let call = self.inner.call_context(id, grant, limits, None, 0, None);
@@ -601,8 +613,8 @@ impl Host {
     async fn describe_agent(
         &self,
         pre: &AgentPre<InstanceState>,
-        id: &ComponentRef,
-        grant: &Grant,
+        id: &Arc<ComponentRef>,
+        grant: &Arc<Grant>,
         limits: &Limits,
     ) -> Result<AgentSpec, InvokeError> {
         let call = self.inner.call_context(id, grant, limits, None, 0, None);
@@ -635,8 +647,8 @@ impl HostInner {
     /// it is part of a caller's.
     fn call_context(
         &self,
-        id: &ComponentRef,
-        grant: &Grant,
+        id: &Arc<ComponentRef>,
+        grant: &Arc<Grant>,
         limits: &Limits,
         caller: Option<(&TraceContext, Instant)>,
         depth: u32,
@@ -656,8 +668,8 @@ impl HostInner {
         };
         Arc::new(CallContext {
             trace,
-            component: id.clone(),
-            grant: grant.clone(),
+            component: Arc::clone(id),
+            grant: Arc::clone(grant),
             deadline,
             depth,
             transcript,

@@ -31,10 +31,11 @@ impl InputSchema {
     ///
     /// A message naming each violated field (as a JSON pointer) and why.
     pub(crate) fn check(&self, input: &Value) -> Result<(), String> {
-        let mut errors = self.validator.iter_errors(input).peekable();
-        if errors.peek().is_none() {
+        // The fast path answers yes/no without building error reports.
+        if self.validator.is_valid(input) {
             return Ok(());
         }
+        let errors = self.validator.iter_errors(input);
         let mut problems = Vec::new();
         let mut total = 0usize;
         for error in errors {

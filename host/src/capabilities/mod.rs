@@ -229,8 +229,8 @@ pub(crate) fn linker(
 /// What every host call of one invocation knows about it.
 pub struct CallContext {
     pub trace: TraceContext,
-    pub component: ComponentRef,
-    pub grant: Grant,
+    pub component: Arc<ComponentRef>,
+    pub grant: Arc<Grant>,
     /// The wall-clock deadline of this call (and of every call it makes).
     pub deadline: Instant,
     /// How many `tools.invoke` hops led here (0 for a top-level call).

@@ -55,6 +55,28 @@ async fn spin_forever_times_out_within_twice_the_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_guest_blocked_in_a_host_wait_still_times_out() {
+    let deadline = Duration::from_millis(300);
+    let host = host_with(Limits {
+        timeout: deadline,
+        ..Limits::default()
+    });
+    let spin = load(&host, artifacts::SPIN_FOREVER).await;
+    let started = Instant::now();
+    let error = host
+        .invoke_tool(&spin, &json!({ "mode": "sleep" }))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
+    assert!(
+        started.elapsed() < deadline * 2,
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    calculator_still_works(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn memory_hog_hits_the_memory_limit() {
     let limit = 32 << 20;
     let host = host_with(Limits {

@@ -2,6 +2,8 @@
 //! sample components are built from source for wasm32-wasip2 by
 //! `agenthost-artifacts` before these tests compile.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod cache;
 mod cli;
 mod common;

@@ -1,6 +1,8 @@
-//! `spin-forever`: a hostile tool whose `invoke` never returns. It burns CPU
-//! in a loop that makes no host call, so only the host's wall-clock deadline
-//! (epoch interruption) or its fuel budget can stop it.
+//! `spin-forever`: a hostile tool whose `invoke` never returns. By default it
+//! burns CPU in a loop that makes no host call, so only the host's
+//! wall-clock deadline (epoch interruption) or its fuel budget can stop it.
+//! With `{"mode": "sleep"}` it instead blocks in a WASI clock wait for an
+//! hour, where no wasm runs and only the host's own timer can stop it.
 
 use agenthost_guest_sdk::{Error, RiskTier, Tool, ToolSpec, Value, export_tool};
 
@@ -13,7 +15,11 @@ impl Tool for SpinForever {
             .risk_tier(RiskTier::Read)
     }
 
-    fn invoke(_input: Value) -> Result<Value, Error> {
+    fn invoke(input: Value) -> Result<Value, Error> {
+        if input.get("mode").and_then(Value::as_str) == Some("sleep") {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            return Ok(Value::Null);
+        }
         let mut x: u64 = 1;
         loop {
             x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
