@@ -157,3 +157,32 @@ async fn hostile_samples_describe_themselves() {
         assert_eq!(tool.tool_spec().unwrap().name, name);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interfaces_not_served_yet_answer_unavailable_naming_themselves() {
+    let host = host();
+    let note = load(&host, artifacts::KV_NOTE).await;
+    let spec = note.tool_spec().unwrap();
+    assert_eq!(spec.risk_tier, RiskTier::WriteLow);
+    assert!(
+        note.imports()
+            .iter()
+            .any(|i| i == "agenthost:platform/memory@0.1.0"),
+        "{:?}",
+        note.imports()
+    );
+    let error = host
+        .invoke_tool(&note, &json!({ "key": "greeting", "note": "hello" }))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unavailable, "{error}");
+    assert_eq!(
+        error.origin,
+        Origin::Guest,
+        "the tool passed the host's answer on"
+    );
+    assert!(
+        error.message.contains("agenthost:platform/memory@0.1.0"),
+        "{error}"
+    );
+}
