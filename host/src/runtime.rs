@@ -228,6 +228,9 @@ impl std::fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
+/// The longest wall-clock limit a call may have.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Grace given to the deadline backstop beyond the epoch-based deadline.
 const BACKSTOP_GRACE: Duration = Duration::from_millis(50);
 
@@ -955,6 +958,16 @@ fn check_limits(limits: &Limits, engine: &EngineConfig) -> Result<(), InvokeErro
             format!(
                 "a memory limit of {} bytes is above the host's largest instance memory of {} bytes",
                 limits.memory_bytes, engine.max_memory_bytes
+            ),
+        ));
+    }
+    if limits.timeout > MAX_TIMEOUT {
+        return Err(InvokeError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "a timeout of {} ms is above the host's maximum of {} ms",
+                limits.timeout_ms(),
+                MAX_TIMEOUT.as_millis()
             ),
         ));
     }

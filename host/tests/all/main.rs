@@ -7,6 +7,7 @@
 mod cache;
 mod cli;
 mod common;
+mod engine;
 mod limits;
 mod loading;
 mod samples;
