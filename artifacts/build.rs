@@ -28,10 +28,7 @@ fn main() {
     for dir in ["wit", "guest-sdk", "sample-tools", "sample-agents"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("Cargo.lock").display()
-    );
+    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
 
     // A target directory of its own: the outer cargo holds the lock on the
     // workspace's, and guests keep their build cache across host profiles.
@@ -65,8 +62,7 @@ fn main() {
     }
 
     // Line tables are not needed in a guest: backtraces use the name section.
-    cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
+    cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false").env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
 
     let status = cmd.status();
     match status {
@@ -74,9 +70,7 @@ fn main() {
         Ok(s) => fail(&format!(
             "building the sample guests for {TARGET} failed ({s}); if the target is missing, run `rustup target add {TARGET}` (the README's commands do this)"
         )),
-        Err(e) => fail(&format!(
-            "could not run cargo to build the sample guests: {e}"
-        )),
+        Err(e) => fail(&format!("could not run cargo to build the sample guests: {e}")),
     }
 
     let out_dir = target_dir.join(TARGET).join("release");
@@ -84,10 +78,7 @@ fn main() {
     for (name, package, file) in GUESTS {
         let path = out_dir.join(file);
         if !path.is_file() {
-            fail(&format!(
-                "the build of `{package}` left no component at {}",
-                path.display()
-            ));
+            fail(&format!("the build of `{package}` left no component at {}", path.display()));
         }
         let _ = writeln!(
             generated,
@@ -95,10 +86,8 @@ fn main() {
             path.display().to_string()
         );
     }
-    let all: Vec<String> = GUESTS
-        .iter()
-        .map(|(name, package, _)| format!("(\"{package}\", {name})"))
-        .collect();
+    let all: Vec<String> =
+        GUESTS.iter().map(|(name, package, _)| format!("(\"{package}\", {name})")).collect();
     let _ = writeln!(
         generated,
         "/// Every sample component as (package, path).\npub const ALL: &[(&str, &str)] = &[{}];",

@@ -37,18 +37,12 @@ struct Plain {
 
 impl WasiView for Plain {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
 fn invoke(c: &mut Criterion) {
@@ -61,13 +55,10 @@ fn invoke(c: &mut Criterion) {
     let component = Component::new(engine.engine(), &bytes).expect("compile");
     let mut linker: Linker<Plain> = Linker::new(engine.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
-    let pre =
-        ToolPre::new(linker.instantiate_pre(&component).expect("link")).expect("tool exports");
+    let pre = ToolPre::new(linker.instantiate_pre(&component).expect("link")).expect("tool exports");
 
     let host = Host::new(HostConfig::default()).expect("host");
-    let calculator = rt
-        .block_on(host.load(&bytes, LoadOptions::default()))
-        .expect("load");
+    let calculator = rt.block_on(host.load(&bytes, LoadOptions::default())).expect("load");
     let input = json!({ "expression": "12 * (3 + 4) - 5" });
     let input_text = INPUT.to_owned();
 
@@ -77,34 +68,19 @@ fn invoke(c: &mut Criterion) {
             rt.block_on(async {
                 let mut store = Store::new(
                     engine.engine(),
-                    Plain {
-                        wasi: WasiCtxBuilder::new().build(),
-                        table: ResourceTable::new(),
-                    },
+                    Plain { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() },
                 );
                 store.set_fuel(limits.fuel).expect("fuel");
                 store.set_epoch_deadline(1);
                 store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
-                let instance = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .expect("instantiate");
-                let output = instance
-                    .call_invoke(&mut store, &input_text)
-                    .await
-                    .expect("call")
-                    .expect("ok");
+                let instance = pre.instantiate_async(&mut store).await.expect("instantiate");
+                let output = instance.call_invoke(&mut store, &input_text).await.expect("call").expect("ok");
                 black_box(output)
             })
         });
     });
     group.bench_function("agenthost", |b| {
-        b.iter(|| {
-            black_box(
-                rt.block_on(host.invoke_tool(&calculator, &input))
-                    .expect("invoke"),
-            )
-        });
+        b.iter(|| black_box(rt.block_on(host.invoke_tool(&calculator, &input)).expect("invoke")));
     });
     group.finish();
 }
@@ -113,36 +89,23 @@ fn load(c: &mut Criterion) {
     let rt = runtime();
     let bytes = Arc::new(std::fs::read(agenthost_artifacts::CALCULATOR).expect("calculator.wasm"));
     let dir = tempfile::tempdir().expect("temp dir");
-    let cached = Host::new(HostConfig {
-        cache_dir: Some(dir.path().to_path_buf()),
-        ..HostConfig::default()
-    })
-    .expect("host");
+    let cached = Host::new(HostConfig { cache_dir: Some(dir.path().to_path_buf()), ..HostConfig::default() })
+        .expect("host");
     let uncached = Host::new(HostConfig::default()).expect("host");
-    let digest = rt
-        .block_on(cached.load(&bytes, LoadOptions::default()))
-        .expect("load")
-        .id()
-        .digest
-        .clone();
+    let digest = rt.block_on(cached.load(&bytes, LoadOptions::default())).expect("load").id().digest.clone();
 
     let mut group = c.benchmark_group("load");
     group.sample_size(20);
     group.bench_function("compile", |b| {
         b.iter(|| {
             uncached.evict(&digest);
-            black_box(
-                rt.block_on(uncached.load(&bytes, LoadOptions::default()))
-                    .expect("load"),
-            )
+            black_box(rt.block_on(uncached.load(&bytes, LoadOptions::default())).expect("load"))
         });
     });
     group.bench_function("precompiled-cache", |b| {
         b.iter(|| {
             cached.evict(&digest);
-            let loaded = rt
-                .block_on(cached.load(&bytes, LoadOptions::default()))
-                .expect("load");
+            let loaded = rt.block_on(cached.load(&bytes, LoadOptions::default())).expect("load");
             assert_eq!(loaded.source(), &agenthost::LoadSource::DiskCache);
             black_box(loaded)
         });

@@ -286,8 +286,7 @@ macro_rules! export_agent {
 
                 fn run(
                     task: $crate::bindings::agent::Task,
-                ) -> ::core::result::Result<$crate::bindings::agent::Outcome, $crate::Error>
-                {
+                ) -> ::core::result::Result<$crate::bindings::agent::Outcome, $crate::Error> {
                     $crate::__private::run_json(task, <$agent as $crate::Agent>::run)
                 }
             }
@@ -303,10 +302,7 @@ macro_rules! export_agent {
 pub mod __private {
     use super::{Error, Task, Value, bindings};
 
-    pub fn invoke_json(
-        input: &str,
-        invoke: fn(Value) -> Result<Value, Error>,
-    ) -> Result<String, Error> {
+    pub fn invoke_json(input: &str, invoke: fn(Value) -> Result<Value, Error>) -> Result<String, Error> {
         let input = crate::json::parse(input)?;
         invoke(input).map(|output| output.to_string())
     }
@@ -316,13 +312,8 @@ pub mod __private {
         run: fn(Task) -> Result<Value, Error>,
     ) -> Result<bindings::agent::Outcome, Error> {
         let input = crate::json::parse(&task.input)?;
-        let output = run(Task {
-            input,
-            context: task.context,
-        })?;
-        Ok(bindings::agent::Outcome {
-            output: output.to_string(),
-        })
+        let output = run(Task { input, context: task.context })?;
+        Ok(bindings::agent::Outcome { output: output.to_string() })
     }
 }
 
@@ -367,10 +358,8 @@ pub mod log {
     use super::wit::log::{Level, log};
 
     fn emit(level: Level, message: &str, fields: &[(&str, &str)]) {
-        let fields: Vec<(String, String)> = fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let fields: Vec<(String, String)> =
+            fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         log(level, message, &fields);
     }
 
@@ -394,9 +383,9 @@ pub mod log {
 /// Conversations with the model the host brokers (agents only).
 pub mod model {
     pub use super::wit::model::{
-        ContentBlock, ConverseRequest, ConverseResponse, InferenceConfig, Message, Role,
-        StopReason, TokenUsage, ToolChoice, ToolConfig, ToolDefinition, ToolResult,
-        ToolResultContent, ToolResultStatus, ToolUse,
+        ContentBlock, ConverseRequest, ConverseResponse, InferenceConfig, Message, Role, StopReason,
+        TokenUsage, ToolChoice, ToolConfig, ToolDefinition, ToolResult, ToolResultContent, ToolResultStatus,
+        ToolUse,
     };
     use super::{Error, ToolSpec as SdkToolSpec, wit};
 
@@ -413,10 +402,7 @@ pub mod model {
     impl Message {
         /// A user message holding one text block.
         pub fn user_text(text: impl Into<String>) -> Self {
-            Message {
-                role: Role::User,
-                content: vec![ContentBlock::Text(text.into())],
-            }
+            Message { role: Role::User, content: vec![ContentBlock::Text(text.into())] }
         }
 
         /// The text blocks of this message, joined by newlines.
@@ -494,8 +480,7 @@ pub mod tools {
     /// `invalid-input` (schema), `approval-required`, a limit.
     pub fn invoke(name: &str, input: &Value) -> Result<Value, Error> {
         let output = wit::tools::invoke(name, &input.to_string())?;
-        crate::json::parse(&output)
-            .map_err(|e| Error::internal(format!("tool `{name}` returned {e}")))
+        crate::json::parse(&output).map_err(|e| Error::internal(format!("tool `{name}` returned {e}")))
     }
 }
 

@@ -122,11 +122,7 @@ impl ArtifactCache {
             .into_bytes();
         let path = self.path_for(digest_hex);
         // Unique per writer: hosts in one process may store the same digest at once.
-        let tmp = path.with_extension(format!(
-            "tmp{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
+        let tmp = path.with_extension(format!("tmp{}-{:016x}", std::process::id(), rand::random::<u64>()));
         {
             let mut file = fs::File::create(&tmp)?;
             file.write_all(MAGIC)?;
@@ -140,18 +136,15 @@ impl ArtifactCache {
 
 fn load_or_create_key(path: &Path) -> io::Result<[u8; 32]> {
     match fs::read(path) {
-        Ok(bytes) => bytes
-            .try_into()
-            .map_err(|_| io::Error::other(format!("{} is not a 32-byte key", path.display()))),
+        Ok(bytes) => {
+            bytes.try_into().map_err(|_| io::Error::other(format!("{} is not a 32-byte key", path.display())))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::random();
             // Written whole to a private file, then linked into place, so a
             // concurrent host never reads a half-written key.
-            let tmp = path.with_extension(format!(
-                "tmp{}-{:016x}",
-                std::process::id(),
-                rand::random::<u64>()
-            ));
+            let tmp =
+                path.with_extension(format!("tmp{}-{:016x}", std::process::id(), rand::random::<u64>()));
             let mut options = fs::OpenOptions::new();
             options.write(true).create(true).truncate(true);
             #[cfg(unix)]

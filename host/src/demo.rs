@@ -8,9 +8,7 @@ use std::time::Instant;
 use clap::Args;
 use serde_json::{Value, json};
 
-use agenthost::bindings::model::{
-    ContentBlock, Message, Role, ToolResultContent, ToolResultStatus,
-};
+use agenthost::bindings::model::{ContentBlock, Message, Role, ToolResultContent, ToolResultStatus};
 use agenthost::brokers::model::stop_reason_name;
 use agenthost::runtime::tier_name;
 use agenthost::trace::TranscriptEvent;
@@ -32,41 +30,23 @@ fn sample(path: &str) -> PathBuf {
 
 #[cfg(feature = "demo")]
 fn samples() -> (PathBuf, PathBuf) {
-    (
-        sample(agenthost_artifacts::TRIAGE),
-        sample(agenthost_artifacts::CALCULATOR),
-    )
+    (sample(agenthost_artifacts::TRIAGE), sample(agenthost_artifacts::CALCULATOR))
 }
 
 #[cfg(not(feature = "demo"))]
 fn samples() -> (PathBuf, PathBuf) {
-    (
-        PathBuf::from("triage.wasm"),
-        PathBuf::from("calculator.wasm"),
-    )
+    (PathBuf::from("triage.wasm"), PathBuf::from("calculator.wasm"))
 }
 
 pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
     let (triage_path, calculator_path) = samples();
-    let host = Host::new(HostConfig {
-        cache_dir,
-        ..HostConfig::default()
-    })?;
-    println!(
-        "agenthost demo: the triage agent answers a question on the built-in model (offline),"
-    );
-    println!(
-        "calling the calculator tool through the host. Each component runs in its own sandbox.\n"
-    );
-    println!(
-        "  engine     {:?} instance allocator, epoch deadlines, fuel metering",
-        host.allocator()
-    );
+    let host = Host::new(HostConfig { cache_dir, ..HostConfig::default() })?;
+    println!("agenthost demo: the triage agent answers a question on the built-in model (offline),");
+    println!("calling the calculator tool through the host. Each component runs in its own sandbox.\n");
+    println!("  engine     {:?} instance allocator, epoch deadlines, fuel metering", host.allocator());
 
     let started = Instant::now();
-    let calculator = host
-        .load_file(&calculator_path, LoadOptions::default())
-        .await?;
+    let calculator = host.load_file(&calculator_path, LoadOptions::default()).await?;
     print_loaded(&calculator, started);
     host.register_tool(calculator.clone())?;
     let started = Instant::now();
@@ -74,34 +54,20 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<()
     print_loaded(&triage, started);
 
     let started = Instant::now();
-    let run = host
-        .run_agent(&triage, &json!({ "question": args.question }))
-        .await?;
+    let run = host.run_agent(&triage, &json!({ "question": args.question })).await?;
     let elapsed = started.elapsed();
-    println!(
-        "  trace      trace_id={} run_id={}\n",
-        run.trace.trace_id, run.trace.run_id
-    );
+    println!("  trace      trace_id={} run_id={}\n", run.trace.trace_id, run.trace.run_id);
 
     println!("── conversation ─────────────────────────────────────────────");
     let mut model_turns = 0;
     let mut tool_calls = 0;
     for event in run.transcript.events() {
         match event {
-            TranscriptEvent::ModelCall {
-                request,
-                response,
-                error,
-                ..
-            } => {
+            TranscriptEvent::ModelCall { request, response, error, .. } => {
                 let new_messages = if model_turns == 0 {
                     &request.messages[..]
                 } else {
-                    request
-                        .messages
-                        .last()
-                        .map(std::slice::from_ref)
-                        .unwrap_or_default()
+                    request.messages.last().map(std::slice::from_ref).unwrap_or_default()
                 };
                 if model_turns == 0 {
                     for system in &request.system {
@@ -127,13 +93,7 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<()
                     (None, None) => {}
                 }
             }
-            TranscriptEvent::ToolCall {
-                tool,
-                input,
-                output,
-                error,
-                ..
-            } => {
+            TranscriptEvent::ToolCall { tool, input, output, error, .. } => {
                 tool_calls += 1;
                 match (output, error) {
                     (Some(output), _) => {
@@ -148,11 +108,7 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<()
         }
     }
     println!("── answer ───────────────────────────────────────────────────");
-    let answer = run
-        .output
-        .get("answer")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let answer = run.output.get("answer").and_then(Value::as_str).unwrap_or_default();
     println!("{answer}");
     println!(
         "\n({model_turns} model turns, {tool_calls} tool call{}, {} ms)",
@@ -187,30 +143,21 @@ fn print_message(message: &Message) {
         match block {
             ContentBlock::Text(text) => println!("{who} {text}"),
             ContentBlock::ToolUse(tool_use) => {
-                println!(
-                    "{who} tool-use {} {} (id {})",
-                    tool_use.name, tool_use.input, tool_use.id
-                );
+                println!("{who} tool-use {} {} (id {})", tool_use.name, tool_use.input, tool_use.id);
             }
             ContentBlock::ToolResult(result) => {
                 let content: Vec<&str> = result
                     .content
                     .iter()
                     .map(|c| match c {
-                        ToolResultContent::Text(text) | ToolResultContent::Json(text) => {
-                            text.as_str()
-                        }
+                        ToolResultContent::Text(text) | ToolResultContent::Json(text) => text.as_str(),
                     })
                     .collect();
                 let status = match result.status {
                     ToolResultStatus::Success => "success",
                     ToolResultStatus::Error => "error",
                 };
-                println!(
-                    "{who} tool-result {status} {} (id {})",
-                    content.join(" "),
-                    result.id
-                );
+                println!("{who} tool-result {status} {} (id {})", content.join(" "), result.id);
             }
         }
     }

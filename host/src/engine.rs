@@ -74,25 +74,14 @@ impl HostEngine {
                         error = %e,
                         "pooling allocator unavailable (its reservation failed); using on-demand allocation"
                     );
-                    (
-                        Engine::new(&base_config(&config, None))?,
-                        AllocatorKind::OnDemand,
-                    )
+                    (Engine::new(&base_config(&config, None))?, AllocatorKind::OnDemand)
                 }
             }
         } else {
-            (
-                Engine::new(&base_config(&config, None))?,
-                AllocatorKind::OnDemand,
-            )
+            (Engine::new(&base_config(&config, None))?, AllocatorKind::OnDemand)
         };
         let ticker = Ticker::start(engine.clone(), config.epoch_tick)?;
-        Ok(HostEngine {
-            engine,
-            allocator,
-            config,
-            ticker: Some(ticker),
-        })
+        Ok(HostEngine { engine, allocator, config, ticker: Some(ticker) })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -124,9 +113,7 @@ impl HostEngine {
             }
         }
         let mut hasher = ShaHasher(Sha256::new());
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
         hasher.0.update(b"wasmtime-48.0.8");
         hex::encode(&hasher.0.finalize()[..16])
     }
@@ -184,14 +171,12 @@ impl Ticker {
     fn start(engine: Engine, tick: Duration) -> wasmtime::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("agenthost-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    engine.increment_epoch();
-                }
-            })?;
+        let handle = std::thread::Builder::new().name("agenthost-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })?;
         Ok(Ticker { stop, handle })
     }
 

@@ -170,9 +170,7 @@ impl InvokeError {
             WitError::InvalidInput(m) => (ErrorKind::InvalidInput, m, None),
             WitError::LimitExceeded(m) => (ErrorKind::LimitExceeded, m, None),
             WitError::Unavailable(m) => (ErrorKind::Unavailable, m, None),
-            WitError::ApprovalRequired(p) => {
-                (ErrorKind::ApprovalRequired, p.message, Some(p.request_id))
-            }
+            WitError::ApprovalRequired(p) => (ErrorKind::ApprovalRequired, p.message, Some(p.request_id)),
             WitError::Internal(m) => (ErrorKind::Internal, m, None),
         };
         InvokeError {
@@ -209,9 +207,7 @@ impl InvokeError {
                     message,
                 })
             }
-            ErrorKind::Trap | ErrorKind::InvalidOutput | ErrorKind::Internal => {
-                WitError::Internal(message)
-            }
+            ErrorKind::Trap | ErrorKind::InvalidOutput | ErrorKind::Internal => WitError::Internal(message),
         }
     }
 

@@ -40,13 +40,7 @@ struct Cli {
     no_cache: bool,
 
     /// Log filter for stderr, e.g. `info` or `agenthost=debug,agenthost::guest=trace`
-    #[arg(
-        long,
-        global = true,
-        env = "AGENTHOST_LOG",
-        default_value = "warn",
-        value_name = "FILTER"
-    )]
+    #[arg(long, global = true, env = "AGENTHOST_LOG", default_value = "warn", value_name = "FILTER")]
     log: String,
 }
 
@@ -122,10 +116,7 @@ impl From<anyhow::Error> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -135,10 +126,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Invoke(e)) => {
-            eprintln!(
-                "{}",
-                serde_json::to_string_pretty(&e.to_json()).unwrap_or_else(|_| e.to_string())
-            );
+            eprintln!("{}", serde_json::to_string_pretty(&e.to_json()).unwrap_or_else(|_| e.to_string()));
             ExitCode::from(1)
         }
         Err(Failure::Usage(e)) => {
@@ -151,18 +139,11 @@ fn main() -> ExitCode {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
-    let cache_dir = if cli.no_cache {
-        None
-    } else {
-        Some(data_dir(cli.data_dir.as_deref()).join("cache"))
-    };
+    let cache_dir = if cli.no_cache { None } else { Some(data_dir(cli.data_dir.as_deref()).join("cache")) };
     match cli.command {
         Command::Run(args) => run(args, cache_dir).await,
         Command::Inspect { component } => inspect(&component, cache_dir).await,
@@ -184,10 +165,7 @@ fn data_dir(explicit: Option<&Path>) -> PathBuf {
 }
 
 fn host_config(limits: &LimitArgs, cache_dir: Option<PathBuf>) -> HostConfig {
-    let mut config = HostConfig {
-        cache_dir,
-        ..HostConfig::default()
-    };
+    let mut config = HostConfig { cache_dir, ..HostConfig::default() };
     if let Some(fuel) = limits.fuel {
         config.limits.fuel = fuel;
     }
@@ -208,8 +186,8 @@ fn read_input(args: &RunArgs) -> anyhow::Result<Value> {
     let (text, source) = match (&args.input, &args.input_file) {
         (Some(text), _) => (text.clone(), "--input".to_owned()),
         (None, Some(path)) if path.as_os_str() == "-" => {
-            let text = std::io::read_to_string(std::io::stdin())
-                .context("cannot read the input from stdin")?;
+            let text =
+                std::io::read_to_string(std::io::stdin()).context("cannot read the input from stdin")?;
             (text, "stdin".to_owned())
         }
         (None, Some(path)) => {
@@ -249,17 +227,11 @@ async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
             host.register_tool(tool)?;
         }
     }
-    let component = host
-        .load_file(&args.component, LoadOptions::default())
-        .await?;
+    let component = host.load_file(&args.component, LoadOptions::default()).await?;
     let printed = match component.world() {
         World::Tool => {
             let output = host.invoke_tool(&component, &input).await?;
-            if args.transcript {
-                json!({ "output": output })
-            } else {
-                output
-            }
+            if args.transcript { json!({ "output": output }) } else { output }
         }
         World::Agent => {
             let run = host.run_agent(&component, &input).await?;
@@ -274,10 +246,7 @@ async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
 }
 
 async fn inspect(path: &Path, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
-    let host = Host::new(HostConfig {
-        cache_dir,
-        ..HostConfig::default()
-    })?;
+    let host = Host::new(HostConfig { cache_dir, ..HostConfig::default() })?;
     let component = host.load_file(path, LoadOptions::default()).await?;
     print_json(&describe(&component))
 }
@@ -295,8 +264,8 @@ fn describe(component: &Arc<LoadedComponent>) -> Value {
         "limits": component.limits(),
     });
     if let Some(spec) = component.tool_spec() {
-        let schema: Value = serde_json::from_str(&spec.input_schema)
-            .unwrap_or(Value::String(spec.input_schema.clone()));
+        let schema: Value =
+            serde_json::from_str(&spec.input_schema).unwrap_or(Value::String(spec.input_schema.clone()));
         report["tool"] = json!({
             "name": spec.name,
             "version": spec.version,

@@ -109,15 +109,8 @@ pub struct LoadOptions {
 // One per loaded component, never per call: the size difference is harmless.
 #[allow(clippy::large_enum_variant)]
 enum Kind {
-    Tool {
-        pre: ToolPre<InstanceState>,
-        spec: ToolSpec,
-        schema: InputSchema,
-    },
-    Agent {
-        pre: AgentPre<InstanceState>,
-        spec: AgentSpec,
-    },
+    Tool { pre: ToolPre<InstanceState>, spec: ToolSpec, schema: InputSchema },
+    Agent { pre: AgentPre<InstanceState>, spec: AgentSpec },
 }
 
 /// A loaded, linked component, ready to be instantiated per call.
@@ -247,14 +240,9 @@ impl Host {
         let engine = HostEngine::new(config.engine.clone())
             .map_err(|e| InvokeError::internal(format!("cannot build the wasm engine: {e}")))?;
         let cache = match &config.cache_dir {
-            Some(dir) => Some(
-                ArtifactCache::open(dir, &engine.fingerprint()).map_err(|e| {
-                    InvokeError::internal(format!(
-                        "cannot open the artifact cache at {}: {e}",
-                        dir.display()
-                    ))
-                })?,
-            ),
+            Some(dir) => Some(ArtifactCache::open(dir, &engine.fingerprint()).map_err(|e| {
+                InvokeError::internal(format!("cannot open the artifact cache at {}: {e}", dir.display()))
+            })?),
             None => None,
         };
         Ok(Host {
@@ -341,10 +329,7 @@ impl Host {
         options: LoadOptions,
     ) -> Result<Arc<LoadedComponent>, InvokeError> {
         let digest_hex = hex::encode(Sha256::digest(bytes));
-        let hint = options
-            .name_hint
-            .clone()
-            .unwrap_or_else(|| "component".to_owned());
+        let hint = options.name_hint.clone().unwrap_or_else(|| "component".to_owned());
         let provisional = Arc::new(ComponentRef {
             name: hint.clone(),
             version: "unknown".to_owned(),
@@ -354,20 +339,13 @@ impl Host {
 
         check_header(bytes).map_err(&fail)?;
         let limits = options.limits.unwrap_or(self.inner.limits);
-        check_limits(&limits, self.inner.engine.config())
-            .map_err(|e| e.with_component(&provisional))?;
+        check_limits(&limits, self.inner.engine.config()).map_err(|e| e.with_component(&provisional))?;
 
         let (component, source) = self.compile(bytes, &digest_hex).await.map_err(&fail)?;
         let engine = self.engine();
         let component_type = component.component_type();
-        let imports: Vec<String> = component_type
-            .imports(engine)
-            .map(|(name, _)| name.to_owned())
-            .collect();
-        let exports: Vec<String> = component_type
-            .exports(engine)
-            .map(|(name, _)| name.to_owned())
-            .collect();
+        let imports: Vec<String> = component_type.imports(engine).map(|(name, _)| name.to_owned()).collect();
+        let exports: Vec<String> = component_type.exports(engine).map(|(name, _)| name.to_owned()).collect();
         let world = classify_world(&exports).map_err(&fail)?;
         let grant = Arc::new(options.grant.unwrap_or_else(|| Grant::world(world)));
         check_imports(world, &grant, &imports).map_err(&fail)?;
@@ -380,18 +358,12 @@ impl Host {
 
         let (id, kind) = match world {
             World::Tool => {
-                let pre = ToolPre::new(pre).map_err(|e| {
-                    fail(format!("its exports do not match the {world} world: {e:#}"))
-                })?;
-                let spec = self
-                    .describe_tool(&pre, &provisional, &grant, &limits)
-                    .await?;
+                let pre = ToolPre::new(pre)
+                    .map_err(|e| fail(format!("its exports do not match the {world} world: {e:#}")))?;
+                let spec = self.describe_tool(&pre, &provisional, &grant, &limits).await?;
                 check_name(&spec.name).map_err(&fail)?;
                 let schema = InputSchema::compile(&spec.input_schema).map_err(|e| {
-                    fail(format!(
-                        "the input schema of tool `{}` is not usable: {e}",
-                        spec.name
-                    ))
+                    fail(format!("the input schema of tool `{}` is not usable: {e}", spec.name))
                 })?;
                 let id = Arc::new(ComponentRef {
                     name: spec.name.clone(),
@@ -401,12 +373,9 @@ impl Host {
                 (id, Kind::Tool { pre, spec, schema })
             }
             World::Agent => {
-                let pre = AgentPre::new(pre).map_err(|e| {
-                    fail(format!("its exports do not match the {world} world: {e:#}"))
-                })?;
-                let spec = self
-                    .describe_agent(&pre, &provisional, &grant, &limits)
-                    .await?;
+                let pre = AgentPre::new(pre)
+                    .map_err(|e| fail(format!("its exports do not match the {world} world: {e:#}")))?;
+                let spec = self.describe_agent(&pre, &provisional, &grant, &limits).await?;
                 check_name(&spec.name).map_err(&fail)?;
                 let id = Arc::new(ComponentRef {
                     name: spec.name.clone(),
@@ -416,16 +385,7 @@ impl Host {
                 (id, Kind::Agent { pre, spec })
             }
         };
-        let loaded = LoadedComponent {
-            id,
-            world,
-            grant,
-            limits,
-            imports,
-            exports,
-            source,
-            kind,
-        };
+        let loaded = LoadedComponent { id, world, grant, limits, imports, exports, source, kind };
         tracing::debug!(component = %loaded.id, world = world.name(), source = ?loaded.source, "loaded component");
         Ok(Arc::new(loaded))
     }
@@ -439,8 +399,7 @@ impl Host {
     pub fn register_tool(&self, tool: Arc<LoadedComponent>) -> Result<(), InvokeError> {
         let Some(spec) = tool.tool_spec() else {
             return Err(
-                InvokeError::load(format!("{} is an agent, not a tool", tool.id))
-                    .with_component(&tool.id),
+                InvokeError::load(format!("{} is an agent, not a tool", tool.id)).with_component(&tool.id)
             );
         };
         let mut tools = self
@@ -473,11 +432,7 @@ impl Host {
     /// `invalid-input` (the tool does not run), a limit (`timeout`,
     /// `out-of-fuel`, `memory-limit`, `stack-overflow`, `output-too-large`),
     /// `trap`, `invalid-output`, or the tool's own error.
-    pub async fn invoke_tool(
-        &self,
-        tool: &LoadedComponent,
-        input: &Value,
-    ) -> Result<Value, InvokeError> {
+    pub async fn invoke_tool(&self, tool: &LoadedComponent, input: &Value) -> Result<Value, InvokeError> {
         self.inner.invoke_tool(tool, input, None, 0, None).await
     }
 
@@ -487,11 +442,7 @@ impl Host {
     ///
     /// As [`Host::invoke_tool`], for the agent itself; what its tool calls
     /// fail with is returned to the agent, which decides.
-    pub async fn run_agent(
-        &self,
-        agent: &LoadedComponent,
-        input: &Value,
-    ) -> Result<RunOutput, InvokeError> {
+    pub async fn run_agent(&self, agent: &LoadedComponent, input: &Value) -> Result<RunOutput, InvokeError> {
         let Kind::Agent { pre, .. } = &agent.kind else {
             return Err(InvokeError::new(
                 ErrorKind::InvalidInput,
@@ -509,40 +460,22 @@ impl Host {
             Some(transcript.clone()),
         );
         let trace = call.trace.clone();
-        let task = Task {
-            input: input.to_string(),
-            context: trace.clone(),
-        };
+        let task = Task { input: input.to_string(), context: trace.clone() };
         let mut store = self.inner.new_store(&agent.limits, call.clone());
         let outcome = tokio::time::timeout(backstop(&call), async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_run(&mut store, &task).await
         })
         .await;
-        let outcome = self
-            .inner
-            .finish(&store, &agent.id, &agent.limits, outcome)?;
+        let outcome = self.inner.finish(&store, &agent.id, &agent.limits, outcome)?;
         let outcome = outcome.map_err(|e| InvokeError::from_guest(e, &agent.id))?;
         let output = self.inner.parse_output(agent, &outcome.output)?;
-        Ok(RunOutput {
-            output,
-            trace,
-            transcript,
-        })
+        Ok(RunOutput { output, trace, transcript })
     }
 
-    async fn compile(
-        &self,
-        bytes: &[u8],
-        digest_hex: &str,
-    ) -> Result<(Component, LoadSource), String> {
+    async fn compile(&self, bytes: &[u8], digest_hex: &str) -> Result<(Component, LoadSource), String> {
         let inner = &self.inner;
-        if let Some(component) = inner
-            .compiled
-            .lock()
-            .ok()
-            .and_then(|m| m.get(digest_hex).cloned())
-        {
+        if let Some(component) = inner.compiled.lock().ok().and_then(|m| m.get(digest_hex).cloned()) {
             inner.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok((component, LoadSource::Memory));
         }
@@ -556,10 +489,7 @@ impl Host {
                 }
                 Lookup::Miss => {}
                 Lookup::Rejected(reason) => {
-                    inner
-                        .counters
-                        .cache_rejected
-                        .fetch_add(1, Ordering::Relaxed);
+                    inner.counters.cache_rejected.fetch_add(1, Ordering::Relaxed);
                     rejected = Some(reason);
                 }
             }
@@ -568,8 +498,8 @@ impl Host {
         let engine = self.engine().clone();
         let owned = bytes.to_vec();
         let (component, artifact) = tokio::task::spawn_blocking(move || {
-            let component = Component::new(&engine, &owned)
-                .map_err(|e| format!("not a valid component: {e:#}"))?;
+            let component =
+                Component::new(&engine, &owned).map_err(|e| format!("not a valid component: {e:#}"))?;
             let artifact = engine.precompile_component(&owned).ok();
             Ok::<_, String>((component, artifact))
         })
@@ -582,10 +512,7 @@ impl Host {
             tracing::warn!(error = %e, "could not write the precompiled artifact; continuing without it");
         }
         self.remember(digest_hex, &component);
-        Ok((
-            component,
-            rejected.map_or(LoadSource::Compiled, LoadSource::Recompiled),
-        ))
+        Ok((component, rejected.map_or(LoadSource::Compiled, LoadSource::Recompiled)))
     }
 
     fn remember(&self, digest_hex: &str, component: &Component) {
@@ -608,9 +535,7 @@ impl Host {
             instance.call_describe(&mut store).await
         })
         .await;
-        self.inner
-            .finish(&store, id, limits, outcome)
-            .map_err(describe_failed)
+        self.inner.finish(&store, id, limits, outcome).map_err(describe_failed)
     }
 
     async fn describe_agent(
@@ -627,9 +552,7 @@ impl Host {
             instance.call_describe(&mut store).await
         })
         .await;
-        self.inner
-            .finish(&store, id, limits, outcome)
-            .map_err(describe_failed)
+        self.inner.finish(&store, id, limits, outcome).map_err(describe_failed)
     }
 }
 
@@ -660,13 +583,9 @@ impl HostInner {
         let agent_id = format!("{}@{}", id.name, id.version);
         let own_deadline = Instant::now() + limits.timeout;
         let (trace, deadline) = match caller {
-            Some((trace, deadline)) => (
-                TraceContext {
-                    agent_id,
-                    ..trace.clone()
-                },
-                deadline.min(own_deadline),
-            ),
+            Some((trace, deadline)) => {
+                (TraceContext { agent_id, ..trace.clone() }, deadline.min(own_deadline))
+            }
             None => (trace::new_trace(&self.tenant, &agent_id), own_deadline),
         };
         Arc::new(CallContext {
@@ -681,11 +600,7 @@ impl HostInner {
 
     /// A fresh store for one call: the component's memory and table limits,
     /// its fuel budget, and the call's deadline enforced through the epoch.
-    fn new_store(
-        self: &Arc<Self>,
-        limits: &Limits,
-        call: Arc<CallContext>,
-    ) -> Store<InstanceState> {
+    fn new_store(self: &Arc<Self>, limits: &Limits, call: Arc<CallContext>) -> Store<InstanceState> {
         self.counters.instantiations.fetch_add(1, Ordering::Relaxed);
         let deadline = call.deadline;
         let state = InstanceState::new(self.clone(), call, LimitTracker::new(limits));
@@ -734,9 +649,7 @@ impl HostInner {
         limits: &Limits,
     ) -> InvokeError {
         let trap = error.downcast_ref::<Trap>().copied();
-        let mut e = if error.downcast_ref::<DeadlineExceeded>().is_some()
-            || trap == Some(Trap::Interrupt)
-        {
+        let mut e = if error.downcast_ref::<DeadlineExceeded>().is_some() || trap == Some(Trap::Interrupt) {
             timeout_error(id, limits)
         } else if let Some(asked) = state.limits.memory_refused {
             InvokeError::new(
@@ -774,14 +687,10 @@ impl HostInner {
                     )
                     .with_limit("max_wasm_stack_bytes", stack)
                 }
-                Some(trap) => {
-                    InvokeError::new(ErrorKind::Trap, format!("the guest trapped: {trap}"))
-                }
+                Some(trap) => InvokeError::new(ErrorKind::Trap, format!("the guest trapped: {trap}")),
                 None => match error.downcast_ref::<InvokeError>() {
                     Some(inner) => inner.clone(),
-                    None => {
-                        InvokeError::new(ErrorKind::Trap, format!("the call failed: {error:#}"))
-                    }
+                    None => InvokeError::new(ErrorKind::Trap, format!("the call failed: {error:#}")),
                 },
             }
         };
@@ -791,29 +700,19 @@ impl HostInner {
         e.with_component(id)
     }
 
-    fn parse_output(
-        &self,
-        component: &LoadedComponent,
-        output: &str,
-    ) -> Result<Value, InvokeError> {
+    fn parse_output(&self, component: &LoadedComponent, output: &str) -> Result<Value, InvokeError> {
         let cap = component.limits.output_bytes;
         if output.len() as u64 > cap {
             return Err(InvokeError::new(
                 ErrorKind::OutputTooLarge,
-                format!(
-                    "the output is {} bytes; the cap is {cap} bytes",
-                    output.len()
-                ),
+                format!("the output is {} bytes; the cap is {cap} bytes", output.len()),
             )
             .with_limit("output_bytes", cap)
             .with_component(&component.id));
         }
         serde_json::from_str(output).map_err(|e| {
-            InvokeError::new(
-                ErrorKind::InvalidOutput,
-                format!("the output is not JSON: {e}"),
-            )
-            .with_component(&component.id)
+            InvokeError::new(ErrorKind::InvalidOutput, format!("the output is not JSON: {e}"))
+                .with_component(&component.id)
         })
     }
 
@@ -837,25 +736,11 @@ impl HostInner {
         input: &Value,
         caller: &CallContext,
     ) -> Result<Value, InvokeError> {
-        let tool = self
-            .tools
-            .read()
-            .ok()
-            .and_then(|tools| tools.get(name).cloned());
+        let tool = self.tools.read().ok().and_then(|tools| tools.get(name).cloned());
         let Some(tool) = tool else {
-            return Err(InvokeError::new(
-                ErrorKind::NotFound,
-                format!("no tool named `{name}` is loaded"),
-            ));
+            return Err(InvokeError::new(ErrorKind::NotFound, format!("no tool named `{name}` is loaded")));
         };
-        self.invoke_tool(
-            &tool,
-            input,
-            Some(caller),
-            caller.depth + 1,
-            caller.transcript.clone(),
-        )
-        .await
+        self.invoke_tool(&tool, input, Some(caller), caller.depth + 1, caller.transcript.clone()).await
     }
 
     async fn invoke_tool(
@@ -873,18 +758,11 @@ impl HostInner {
             )
             .with_component(&tool.id));
         };
-        schema.check(input).map_err(|message| {
-            InvokeError::new(ErrorKind::InvalidInput, message).with_component(&tool.id)
-        })?;
+        schema
+            .check(input)
+            .map_err(|message| InvokeError::new(ErrorKind::InvalidInput, message).with_component(&tool.id))?;
         let caller = caller.map(|c| (&c.trace, c.deadline));
-        let call = self.call_context(
-            &tool.id,
-            &tool.grant,
-            &tool.limits,
-            caller,
-            depth,
-            transcript,
-        );
+        let call = self.call_context(&tool.id, &tool.grant, &tool.limits, caller, depth, transcript);
         let input = input.to_string();
         let mut store = self.new_store(&tool.limits, call.clone());
         let outcome = tokio::time::timeout(backstop(&call), async {
@@ -907,11 +785,7 @@ fn render_backtrace(backtrace: &WasmBacktrace) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut last: Option<(String, usize)> = None;
     let flush = |lines: &mut Vec<String>, (frame, count): (String, usize)| {
-        lines.push(if count > 1 {
-            format!("{frame} (×{count})")
-        } else {
-            frame
-        });
+        lines.push(if count > 1 { format!("{frame} (×{count})") } else { frame });
     };
     for frame in backtrace.frames() {
         let module = frame.module().name().unwrap_or("<module>");
@@ -1016,14 +890,8 @@ fn classify_world(exports: &[String]) -> Result<World, String> {
 
 /// WASI 0.2 packages the host links (with the empty context of
 /// `capabilities::wasi`).
-const WASI_PROVIDED: &[&str] = &[
-    "wasi:cli",
-    "wasi:clocks",
-    "wasi:filesystem",
-    "wasi:io",
-    "wasi:random",
-    "wasi:sockets",
-];
+const WASI_PROVIDED: &[&str] =
+    &["wasi:cli", "wasi:clocks", "wasi:filesystem", "wasi:io", "wasi:random", "wasi:sockets"];
 
 /// The first gate: every import must be one the host provides, in the
 /// component's world, and granted; the error names the import and the rule.
@@ -1043,9 +911,7 @@ fn check_imports(world: World, grant: &Grant, imports: &[String]) -> Result<(), 
                 continue;
             }
             let Some(capability) = Capability::from_interface(interface) else {
-                return Err(format!(
-                    "it imports `{import}`, which this host does not provide"
-                ));
+                return Err(format!("it imports `{import}`, which this host does not provide"));
             };
             if !world.imports().contains(&capability) {
                 return Err(format!(
@@ -1082,9 +948,7 @@ fn check_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "its name `{name}` is not of the form [a-z][a-z0-9-]* (at most 64 characters)"
-        ))
+        Err(format!("its name `{name}` is not of the form [a-z][a-z0-9-]* (at most 64 characters)"))
     }
 }
 

@@ -19,8 +19,7 @@ impl InputSchema {
     ///
     /// What is wrong with the text or the schema.
     pub(crate) fn compile(text: &str) -> Result<Self, String> {
-        let schema: Value =
-            serde_json::from_str(text).map_err(|e| format!("it is not JSON: {e}"))?;
+        let schema: Value = serde_json::from_str(text).map_err(|e| format!("it is not JSON: {e}"))?;
         let validator = jsonschema::validator_for(&schema).map_err(|e| e.to_string())?;
         Ok(InputSchema { validator })
     }
@@ -42,11 +41,7 @@ impl InputSchema {
             total += 1;
             if problems.len() < MAX_REPORTED {
                 let path = error.instance_path.to_string();
-                let at = if path.is_empty() {
-                    "the input".to_owned()
-                } else {
-                    format!("field `{path}`")
-                };
+                let at = if path.is_empty() { "the input".to_owned() } else { format!("field `{path}`") };
                 problems.push(format!("{at}: {error}"));
             }
         }
@@ -55,9 +50,6 @@ impl InputSchema {
         } else {
             String::new()
         };
-        Err(format!(
-            "the input does not match the tool's schema: {}{more}",
-            problems.join("; ")
-        ))
+        Err(format!("the input does not match the tool's schema: {}{more}", problems.join("; ")))
     }
 }

@@ -49,11 +49,8 @@ impl Host for InstanceState {
             return Ok(());
         }
         self.log.emitted += 1;
-        let fields: Vec<String> = fields
-            .iter()
-            .take(MAX_FIELDS)
-            .map(|(k, v)| format!("{}={}", clip(k), clip(v)))
-            .collect();
+        let fields: Vec<String> =
+            fields.iter().take(MAX_FIELDS).map(|(k, v)| format!("{}={}", clip(k), clip(v))).collect();
         let fields = fields.join(" ");
         let message = clip(&message);
         let component = self.call.caller();

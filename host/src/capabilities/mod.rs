@@ -66,12 +66,7 @@ impl Capability {
 
     /// The full import name, e.g. `agenthost:platform/model@0.1.0`.
     pub fn import_name(self) -> String {
-        format!(
-            "{}/{}@{}",
-            bindings::PACKAGE,
-            self.interface(),
-            bindings::VERSION
-        )
+        format!("{}/{}@{}", bindings::PACKAGE, self.interface(), bindings::VERSION)
     }
 
     pub fn from_interface(name: &str) -> Option<Self> {
@@ -112,12 +107,7 @@ impl World {
     /// The platform interfaces the world imports.
     pub fn imports(self) -> &'static [Capability] {
         match self {
-            World::Tool => &[
-                Capability::Log,
-                Capability::Memory,
-                Capability::Events,
-                Capability::Audit,
-            ],
+            World::Tool => &[Capability::Log, Capability::Memory, Capability::Events, Capability::Audit],
             World::Agent => &Capability::ALL,
         }
     }
@@ -132,13 +122,7 @@ impl World {
 
 impl fmt::Display for World {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}@{}",
-            bindings::PACKAGE,
-            self.name(),
-            bindings::VERSION
-        )
+        write!(f, "{}/{}@{}", bindings::PACKAGE, self.name(), bindings::VERSION)
     }
 }
 
@@ -179,11 +163,7 @@ impl Grant {
     pub fn world(world: World) -> Self {
         Grant {
             capabilities: world.imports().iter().copied().collect(),
-            tools: if world == World::Agent {
-                ToolGrant::All
-            } else {
-                ToolGrant::None
-            },
+            tools: if world == World::Agent { ToolGrant::All } else { ToolGrant::None },
         }
     }
 
@@ -214,10 +194,7 @@ pub(crate) fn linker(
 ) -> wasmtime::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    bindings::types::add_to_linker::<_, HasSelf<InstanceState>>(
-        &mut linker,
-        |s: &mut InstanceState| s,
-    )?;
+    bindings::types::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s: &mut InstanceState| s)?;
     for capability in world.imports() {
         if grant.has(*capability) {
             capability.link(&mut linker)?;
@@ -270,10 +247,7 @@ impl InstanceState {
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 

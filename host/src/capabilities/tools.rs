@@ -18,17 +18,10 @@ impl Host for InstanceState {
         Ok(self.host.tool_specs(&self.call.grant.tools))
     }
 
-    async fn invoke(
-        &mut self,
-        name: String,
-        input: String,
-    ) -> wasmtime::Result<Result<String, Error>> {
+    async fn invoke(&mut self, name: String, input: String) -> wasmtime::Result<Result<String, Error>> {
         let call = self.call.clone();
         if !call.grant.tools.allows(&name) {
-            return Ok(Err(Error::Denied(format!(
-                "{} may not call the tool `{name}`",
-                call.caller()
-            ))));
+            return Ok(Err(Error::Denied(format!("{} may not call the tool `{name}`", call.caller()))));
         }
         if call.depth >= MAX_DEPTH {
             return Ok(Err(Error::LimitExceeded(format!(
@@ -38,9 +31,7 @@ impl Host for InstanceState {
         let input: serde_json::Value = match serde_json::from_str(&input) {
             Ok(value) => value,
             Err(e) => {
-                return Ok(Err(Error::InvalidInput(format!(
-                    "input for `{name}` is not JSON: {e}"
-                ))));
+                return Ok(Err(Error::InvalidInput(format!("input for `{name}` is not JSON: {e}"))));
             }
         };
         let host = self.host.clone();
@@ -59,8 +50,6 @@ impl Host for InstanceState {
                 error,
             });
         }
-        Ok(result
-            .map(|output| output.to_string())
-            .map_err(|e| e.to_wit()))
+        Ok(result.map(|output| output.to_string()).map_err(|e| e.to_wit()))
     }
 }

@@ -10,9 +10,6 @@ use super::Grant;
 
 pub(crate) fn context(_grant: &Grant) -> WasiCtx {
     let mut builder = WasiCtxBuilder::new();
-    builder
-        .allow_ip_name_lookup(false)
-        .allow_tcp(false)
-        .allow_udp(false);
+    builder.allow_ip_name_lookup(false).allow_tcp(false).allow_udp(false);
     builder.build()
 }

@@ -17,16 +17,11 @@ fn host_in(dir: &std::path::Path) -> Host {
 }
 
 async fn load_calculator(host: &Host) -> std::sync::Arc<agenthost::LoadedComponent> {
-    host.load_file(artifacts::CALCULATOR.as_ref(), LoadOptions::default())
-        .await
-        .unwrap()
+    host.load_file(artifacts::CALCULATOR.as_ref(), LoadOptions::default()).await.unwrap()
 }
 
 async fn works(host: &Host, calculator: &agenthost::LoadedComponent) {
-    let output = host
-        .invoke_tool(calculator, &json!({ "expression": "40 + 2" }))
-        .await
-        .unwrap();
+    let output = host.invoke_tool(calculator, &json!({ "expression": "40 + 2" })).await.unwrap();
     assert_eq!(output["value"], 42);
 }
 
@@ -45,10 +40,7 @@ async fn the_second_load_comes_from_the_cache() {
     let calculator = load_calculator(&second).await;
     assert_eq!(calculator.source(), &LoadSource::DiskCache);
     let stats = second.stats();
-    assert_eq!(
-        (stats.compiled, stats.cache_hits, stats.cache_rejected),
-        (0, 1, 0)
-    );
+    assert_eq!((stats.compiled, stats.cache_hits, stats.cache_rejected), (0, 1, 0));
     works(&second, &calculator).await;
 }
 
@@ -72,18 +64,12 @@ async fn a_tampered_cache_file_is_rejected_and_recompiled() {
         other => panic!("expected a recompile, got {other:?}"),
     }
     let stats = second.stats();
-    assert_eq!(
-        (stats.compiled, stats.cache_hits, stats.cache_rejected),
-        (1, 0, 1)
-    );
+    assert_eq!((stats.compiled, stats.cache_hits, stats.cache_rejected), (1, 0, 1));
     works(&second, &calculator).await;
 
     // The rejected file was replaced by a good one.
     let third = host_in(dir.path());
-    assert_eq!(
-        load_calculator(&third).await.source(),
-        &LoadSource::DiskCache
-    );
+    assert_eq!(load_calculator(&third).await.source(), &LoadSource::DiskCache);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,25 +77,14 @@ async fn a_cache_file_for_another_digest_is_never_used() {
     let dir = tempfile::tempdir().unwrap();
     let first = host_in(dir.path());
     let calculator = load_calculator(&first).await;
-    let spin = first
-        .load_file(artifacts::SPIN_FOREVER.as_ref(), LoadOptions::default())
-        .await
-        .unwrap();
+    let spin = first.load_file(artifacts::SPIN_FOREVER.as_ref(), LoadOptions::default()).await.unwrap();
     // Put the spin-forever artifact where the calculator's should be.
     let calculator_path = first.cache_path(&calculator.id().digest).unwrap();
-    std::fs::copy(
-        first.cache_path(&spin.id().digest).unwrap(),
-        &calculator_path,
-    )
-    .unwrap();
+    std::fs::copy(first.cache_path(&spin.id().digest).unwrap(), &calculator_path).unwrap();
 
     let second = host_in(dir.path());
     let calculator = load_calculator(&second).await;
-    assert!(
-        matches!(calculator.source(), LoadSource::Recompiled(_)),
-        "{:?}",
-        calculator.source()
-    );
+    assert!(matches!(calculator.source(), LoadSource::Recompiled(_)), "{:?}", calculator.source());
     assert_eq!(calculator.tool_spec().unwrap().name, "calculator");
     works(&second, &calculator).await;
 }

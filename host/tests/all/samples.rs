@@ -34,15 +34,8 @@ async fn calculator_evaluates_expressions() {
         ("7 / 2", json!(3.5)),
         ("-(2 + 3) * 2", json!(-10)),
     ] {
-        let output = host
-            .invoke_tool(&calculator, &json!({ "expression": expression }))
-            .await
-            .unwrap();
-        assert_eq!(
-            output,
-            json!({ "expression": expression, "value": value }),
-            "{expression}"
-        );
+        let output = host.invoke_tool(&calculator, &json!({ "expression": expression })).await.unwrap();
+        assert_eq!(output, json!({ "expression": expression, "value": value }), "{expression}");
     }
 }
 
@@ -50,10 +43,7 @@ async fn calculator_evaluates_expressions() {
 async fn calculator_reports_its_own_errors() {
     let host = host();
     let calculator = load(&host, artifacts::CALCULATOR).await;
-    let error = host
-        .invoke_tool(&calculator, &json!({ "expression": "1 / (2 - 2)" }))
-        .await
-        .unwrap_err();
+    let error = host.invoke_tool(&calculator, &json!({ "expression": "1 / (2 - 2)" })).await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::InvalidInput);
     assert_eq!(error.origin, Origin::Guest);
     assert!(error.message.contains("division by zero"), "{error}");
@@ -63,20 +53,13 @@ async fn calculator_reports_its_own_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn triage_answers_with_the_calculator() {
     let host = host();
-    host.register_tool(load(&host, artifacts::CALCULATOR).await)
-        .unwrap();
+    host.register_tool(load(&host, artifacts::CALCULATOR).await).unwrap();
     let triage = load(&host, artifacts::TRIAGE).await;
     assert_eq!(triage.world(), World::Agent);
     assert_eq!(triage.agent_spec().unwrap().name, "triage");
 
-    let run = host
-        .run_agent(&triage, &json!({ "question": "What is 12 * (3 + 4) - 5?" }))
-        .await
-        .unwrap();
-    assert_eq!(
-        run.output["answer"],
-        "The result of 12 * (3 + 4) - 5 is 79."
-    );
+    let run = host.run_agent(&triage, &json!({ "question": "What is 12 * (3 + 4) - 5?" })).await.unwrap();
+    assert_eq!(run.output["answer"], "The result of 12 * (3 + 4) - 5 is 79.");
     assert_eq!(run.output["model_turns"], 2);
     assert_eq!(
         run.output["tool_calls"],
@@ -86,20 +69,9 @@ async fn triage_answers_with_the_calculator() {
     // The host saw the same conversation: model, tool, model.
     let events = run.transcript.events();
     assert_eq!(events.len(), 3, "{events:?}");
-    assert!(matches!(
-        &events[0],
-        TranscriptEvent::ModelCall {
-            response: Some(_),
-            ..
-        }
-    ));
+    assert!(matches!(&events[0], TranscriptEvent::ModelCall { response: Some(_), .. }));
     match &events[1] {
-        TranscriptEvent::ToolCall {
-            caller,
-            tool,
-            output,
-            ..
-        } => {
+        TranscriptEvent::ToolCall { caller, tool, output, .. } => {
             assert_eq!(caller, "triage@0.1.0");
             assert_eq!(tool, "calculator");
             assert_eq!(output.as_ref().unwrap()["value"], 79);
@@ -114,33 +86,20 @@ async fn triage_answers_with_the_calculator() {
 async fn triage_without_tools_gets_an_echo() {
     let host = host();
     let triage = load(&host, artifacts::TRIAGE).await;
-    let run = host
-        .run_agent(&triage, &json!("Tell me about the weather"))
-        .await
-        .unwrap();
+    let run = host.run_agent(&triage, &json!("Tell me about the weather")).await.unwrap();
     let answer = run.output["answer"].as_str().unwrap();
-    assert!(
-        answer.starts_with("You said: \"Tell me about the weather\""),
-        "{answer}"
-    );
+    assert!(answer.starts_with("You said: \"Tell me about the weather\""), "{answer}");
     assert_eq!(run.output["tool_calls"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn triage_sees_a_tool_failure_and_says_so() {
     let host = host();
-    host.register_tool(load(&host, artifacts::CALCULATOR).await)
-        .unwrap();
+    host.register_tool(load(&host, artifacts::CALCULATOR).await).unwrap();
     let triage = load(&host, artifacts::TRIAGE).await;
-    let run = host
-        .run_agent(&triage, &json!({ "question": "what is 1 / (3 - 3) ?" }))
-        .await
-        .unwrap();
+    let run = host.run_agent(&triage, &json!({ "question": "what is 1 / (3 - 3) ?" })).await.unwrap();
     let answer = run.output["answer"].as_str().unwrap();
-    assert!(
-        answer.starts_with("The calculator tool failed: invalid-input"),
-        "{answer}"
-    );
+    assert!(answer.starts_with("The calculator tool failed: invalid-input"), "{answer}");
     assert!(answer.contains("division by zero"), "{answer}");
 }
 
@@ -164,25 +123,9 @@ async fn interfaces_not_served_yet_answer_unavailable_naming_themselves() {
     let note = load(&host, artifacts::KV_NOTE).await;
     let spec = note.tool_spec().unwrap();
     assert_eq!(spec.risk_tier, RiskTier::WriteLow);
-    assert!(
-        note.imports()
-            .iter()
-            .any(|i| i == "agenthost:platform/memory@0.1.0"),
-        "{:?}",
-        note.imports()
-    );
-    let error = host
-        .invoke_tool(&note, &json!({ "key": "greeting", "note": "hello" }))
-        .await
-        .unwrap_err();
+    assert!(note.imports().iter().any(|i| i == "agenthost:platform/memory@0.1.0"), "{:?}", note.imports());
+    let error = host.invoke_tool(&note, &json!({ "key": "greeting", "note": "hello" })).await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::Unavailable, "{error}");
-    assert_eq!(
-        error.origin,
-        Origin::Guest,
-        "the tool passed the host's answer on"
-    );
-    assert!(
-        error.message.contains("agenthost:platform/memory@0.1.0"),
-        "{error}"
-    );
+    assert_eq!(error.origin, Origin::Guest, "the tool passed the host's answer on");
+    assert!(error.message.contains("agenthost:platform/memory@0.1.0"), "{error}");
 }

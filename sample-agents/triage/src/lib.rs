@@ -5,12 +5,10 @@
 //! `{"answer": "...", "model_turns": N, "tool_calls": [{"name", "input", "output"|"error"}]}`.
 
 use agenthost_guest_sdk::model::{
-    ContentBlock, ConverseRequest, Message, Role, StopReason, ToolChoice, ToolConfig,
-    ToolDefinition, ToolResult, ToolResultContent, ToolResultStatus,
+    ContentBlock, ConverseRequest, Message, Role, StopReason, ToolChoice, ToolConfig, ToolDefinition,
+    ToolResult, ToolResultContent, ToolResultStatus,
 };
-use agenthost_guest_sdk::{
-    Agent, AgentSpec, Error, Task, Value, export_agent, json, log, model, tools,
-};
+use agenthost_guest_sdk::{Agent, AgentSpec, Error, Task, Value, export_agent, json, log, model, tools};
 use serde_json::json;
 
 /// A run that has not ended after this many model turns is stopped.
@@ -34,16 +32,11 @@ impl Agent for Triage {
         };
         log::info("triage started", &[("run_id", &task.context.run_id)]);
 
-        let definitions: Vec<ToolDefinition> =
-            tools::list().iter().map(ToolDefinition::from).collect();
+        let definitions: Vec<ToolDefinition> = tools::list().iter().map(ToolDefinition::from).collect();
         let mut request = ConverseRequest::new(vec![Message::user_text(question)]);
-        request.system =
-            vec!["You are a triage agent. Use a tool when one fits the question.".into()];
+        request.system = vec!["You are a triage agent. Use a tool when one fits the question.".into()];
         if !definitions.is_empty() {
-            request.tool_config = Some(ToolConfig {
-                tools: definitions,
-                choice: ToolChoice::Auto,
-            });
+            request.tool_config = Some(ToolConfig { tools: definitions, choice: ToolChoice::Auto });
         }
 
         let mut calls = Vec::new();
@@ -83,14 +76,9 @@ impl Agent for Triage {
                 }));
             }
             request.messages.push(reply);
-            request.messages.push(Message {
-                role: Role::User,
-                content: results,
-            });
+            request.messages.push(Message { role: Role::User, content: results });
         }
-        Err(Error::LimitExceeded(format!(
-            "no final answer after {MAX_TURNS} model turns"
-        )))
+        Err(Error::LimitExceeded(format!("no final answer after {MAX_TURNS} model turns")))
     }
 }
 

@@ -21,8 +21,7 @@ impl Tool for BigOutput {
 
     fn invoke(input: Value) -> Result<Value, Error> {
         let bytes = input.get("bytes").and_then(Value::as_u64).unwrap_or(0);
-        let len =
-            usize::try_from(bytes).map_err(|_| Error::invalid_input("`bytes` is too large"))?;
+        let len = usize::try_from(bytes).map_err(|_| Error::invalid_input("`bytes` is too large"))?;
         Ok(json!({ "data": "x".repeat(len) }))
     }
 }

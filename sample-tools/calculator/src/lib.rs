@@ -12,9 +12,7 @@ struct Calculator;
 impl Tool for Calculator {
     fn spec() -> ToolSpec {
         ToolSpec::new("calculator", env!("CARGO_PKG_VERSION"))
-            .description(
-                "Evaluates an arithmetic expression: numbers, + - * / % ^ and parentheses.",
-            )
+            .description("Evaluates an arithmetic expression: numbers, + - * / % ^ and parentheses.")
             .input_schema(json!({
                 "type": "object",
                 "properties": {
@@ -45,27 +43,16 @@ const MAX_DEPTH: usize = 64;
 /// Whole numbers print as integers (`79`, not `79.0`) while they are exact.
 fn as_json_number(value: f64) -> Value {
     const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    if value.fract() == 0.0 && value.abs() < EXACT {
-        Value::from(value as i64)
-    } else {
-        Value::from(value)
-    }
+    if value.fract() == 0.0 && value.abs() < EXACT { Value::from(value as i64) } else { Value::from(value) }
 }
 
 /// Evaluates `text`, or says what is wrong with it and where.
 fn evaluate(text: &str) -> Result<f64, String> {
-    let mut parser = Parser {
-        bytes: text.as_bytes(),
-        pos: 0,
-        depth: 0,
-    };
+    let mut parser = Parser { bytes: text.as_bytes(), pos: 0, depth: 0 };
     let value = parser.sum()?;
     parser.skip_spaces();
     if parser.pos != parser.bytes.len() {
-        return Err(format!(
-            "unexpected `{}` at offset {}",
-            parser.bytes[parser.pos] as char, parser.pos
-        ));
+        return Err(format!("unexpected `{}` at offset {}", parser.bytes[parser.pos] as char, parser.pos));
     }
     if !value.is_finite() {
         return Err("the result is not a finite number".to_owned());
@@ -81,11 +68,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn skip_spaces(&mut self) {
-        while self
-            .bytes
-            .get(self.pos)
-            .is_some_and(u8::is_ascii_whitespace)
-        {
+        while self.bytes.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
             self.pos += 1;
         }
     }
@@ -161,17 +144,11 @@ impl Parser<'_> {
             }
             Some(c) if c.is_ascii_digit() || c == b'.' => {
                 let start = self.pos;
-                while self
-                    .bytes
-                    .get(self.pos)
-                    .is_some_and(|c| c.is_ascii_digit() || *c == b'.')
-                {
+                while self.bytes.get(self.pos).is_some_and(|c| c.is_ascii_digit() || *c == b'.') {
                     self.pos += 1;
                 }
                 let literal = std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or_default();
-                literal
-                    .parse()
-                    .map_err(|_| format!("`{literal}` at offset {start} is not a number"))
+                literal.parse().map_err(|_| format!("`{literal}` at offset {start} is not a number"))
             }
             Some(c) => Err(format!("unexpected `{}` at offset {}", c as char, self.pos)),
             None => Err("the expression ends where a number was expected".to_owned()),
@@ -181,9 +158,7 @@ impl Parser<'_> {
     fn nested(&mut self, rule: fn(&mut Self) -> Result<f64, String>) -> Result<f64, String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(format!(
-                "the expression nests deeper than {MAX_DEPTH} levels"
-            ));
+            return Err(format!("the expression nests deeper than {MAX_DEPTH} levels"));
         }
         let value = rule(self);
         self.depth -= 1;

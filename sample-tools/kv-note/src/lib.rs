@@ -34,10 +34,7 @@ impl Tool for KvNote {
         let options = PutOptions {
             expected_version: None,
             ttl_seconds: None,
-            governance: Governance {
-                classification: Classification::Internal,
-                retention_days: None,
-            },
+            governance: Governance { classification: Classification::Internal, retention_days: None },
         };
         let version = memory::put(NAMESPACE, key, note.as_bytes(), options)?;
         Ok(json!({ "key": key, "version": version }))

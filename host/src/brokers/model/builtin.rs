@@ -25,8 +25,8 @@
 use sha2::{Digest, Sha256};
 
 use crate::bindings::model::{
-    ContentBlock, ConverseRequest, ConverseResponse, Message, Role, StopReason, TokenUsage,
-    ToolChoice, ToolResult, ToolResultContent, ToolResultStatus, ToolUse,
+    ContentBlock, ConverseRequest, ConverseResponse, Message, Role, StopReason, TokenUsage, ToolChoice,
+    ToolResult, ToolResultContent, ToolResultStatus, ToolUse,
 };
 use crate::bindings::types::{Error, TraceContext};
 
@@ -84,14 +84,8 @@ pub fn answer(request: &ConverseRequest) -> Result<ConverseResponse, Error> {
         .collect();
 
     let (content, mut stop_reason) = if last.role == Role::User && !results.is_empty() {
-        let sentences: Vec<String> = results
-            .iter()
-            .map(|r| describe_result(r, &request.messages))
-            .collect();
-        (
-            vec![ContentBlock::Text(sentences.join(" "))],
-            StopReason::EndTurn,
-        )
+        let sentences: Vec<String> = results.iter().map(|r| describe_result(r, &request.messages)).collect();
+        (vec![ContentBlock::Text(sentences.join(" "))], StopReason::EndTurn)
     } else {
         let text = text_of(last);
         match (offers_calculator(request), find_expression(&text)) {
@@ -100,14 +94,8 @@ pub fn answer(request: &ConverseRequest) -> Result<ConverseResponse, Error> {
                 let input = serde_json::json!({ "expression": expression }).to_string();
                 (
                     vec![
-                        ContentBlock::Text(format!(
-                            "I will compute {expression} with the calculator."
-                        )),
-                        ContentBlock::ToolUse(ToolUse {
-                            id,
-                            name: "calculator".to_owned(),
-                            input,
-                        }),
+                        ContentBlock::Text(format!("I will compute {expression} with the calculator.")),
+                        ContentBlock::ToolUse(ToolUse { id, name: "calculator".to_owned(), input }),
                     ],
                     StopReason::ToolUse,
                 )
@@ -121,34 +109,21 @@ pub fn answer(request: &ConverseRequest) -> Result<ConverseResponse, Error> {
         && stop_reason == StopReason::EndTurn
         && let Some(inference) = &request.inference
     {
-        if let Some(cut) = inference
-            .stop_sequences
-            .iter()
-            .filter_map(|s| text.find(s.as_str()))
-            .min()
-        {
+        if let Some(cut) = inference.stop_sequences.iter().filter_map(|s| text.find(s.as_str())).min() {
             text.truncate(cut);
             stop_reason = StopReason::StopSequence;
         }
         if let Some(max) = inference.max_tokens {
             let max = usize::try_from(max).unwrap_or(usize::MAX);
             if words(text) > max {
-                *text = text
-                    .split_whitespace()
-                    .take(max)
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                *text = text.split_whitespace().take(max).collect::<Vec<_>>().join(" ");
                 stop_reason = StopReason::MaxTokens;
             }
         }
     }
 
     let input_tokens = request.system.iter().map(|s| words(s)).sum::<usize>()
-        + request
-            .messages
-            .iter()
-            .map(|m| words(&text_of(m)))
-            .sum::<usize>();
+        + request.messages.iter().map(|m| words(&text_of(m))).sum::<usize>();
     let output_tokens: usize = content
         .iter()
         .map(|block| match block {
@@ -160,10 +135,7 @@ pub fn answer(request: &ConverseRequest) -> Result<ConverseResponse, Error> {
     let input_tokens = u32::try_from(input_tokens).unwrap_or(u32::MAX);
     let output_tokens = u32::try_from(output_tokens).unwrap_or(u32::MAX);
     Ok(ConverseResponse {
-        message: Message {
-            role: Role::Assistant,
-            content,
-        },
+        message: Message { role: Role::Assistant, content },
         stop_reason,
         usage: TokenUsage {
             input_tokens,
@@ -216,9 +188,7 @@ fn echo(text: &str) -> String {
 }
 
 fn tool_use_id(expression: &str, turn: usize) -> String {
-    let digest = Sha256::new_with_prefix(expression.as_bytes())
-        .chain_update(turn.to_le_bytes())
-        .finalize();
+    let digest = Sha256::new_with_prefix(expression.as_bytes()).chain_update(turn.to_le_bytes()).finalize();
     format!("tooluse-{}", hex::encode(&digest[..6]))
 }
 
@@ -245,11 +215,7 @@ pub fn find_expression(text: &str) -> Option<String> {
 }
 
 fn clean_expression(run: &str) -> Option<String> {
-    let mut s = run
-        .trim()
-        .trim_end_matches(['+', '-', '*', '/', '%', '^', '.', ' '])
-        .trim()
-        .to_owned();
+    let mut s = run.trim().trim_end_matches(['+', '-', '*', '/', '%', '^', '.', ' ']).trim().to_owned();
     // Drop parentheses that have no partner at the ends of the run.
     loop {
         let open = s.matches('(').count();
@@ -281,23 +247,22 @@ fn clean_expression(run: &str) -> Option<String> {
         .split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .filter(|n| n.chars().any(|c| c.is_ascii_digit()))
         .count();
-    let has_binary_operator = s.char_indices().any(|(i, c)| {
-        "+-*/%^".contains(c) && s[..i].chars().any(|p| p.is_ascii_digit() || p == ')')
-    });
+    let has_binary_operator = s
+        .char_indices()
+        .any(|(i, c)| "+-*/%^".contains(c) && s[..i].chars().any(|p| p.is_ascii_digit() || p == ')'));
     (numbers >= 2 && has_binary_operator).then_some(s)
 }
 
 /// One sentence about a tool result, naming the tool and, for the
 /// calculator, the expression from the matching tool-use.
 fn describe_result(result: &ToolResult, history: &[Message]) -> String {
-    let tool_use = history
-        .iter()
-        .filter(|m| m.role == Role::Assistant)
-        .flat_map(|m| m.content.iter())
-        .find_map(|block| match block {
-            ContentBlock::ToolUse(tool_use) if tool_use.id == result.id => Some(tool_use),
-            _ => None,
-        });
+    let tool_use =
+        history.iter().filter(|m| m.role == Role::Assistant).flat_map(|m| m.content.iter()).find_map(
+            |block| match block {
+                ContentBlock::ToolUse(tool_use) if tool_use.id == result.id => Some(tool_use),
+                _ => None,
+            },
+        );
     let tool = tool_use.map_or("unknown", |t| t.name.as_str());
     let content: Vec<String> = result
         .content
@@ -343,14 +308,8 @@ mod tests {
 
     #[test]
     fn finds_expressions_in_prose() {
-        assert_eq!(
-            find_expression("What is 12 * (3 + 4) - 5?").as_deref(),
-            Some("12 * (3 + 4) - 5")
-        );
-        assert_eq!(
-            find_expression("compute (2+3)*4 please").as_deref(),
-            Some("(2+3)*4")
-        );
+        assert_eq!(find_expression("What is 12 * (3 + 4) - 5?").as_deref(), Some("12 * (3 + 4) - 5"));
+        assert_eq!(find_expression("compute (2+3)*4 please").as_deref(), Some("(2+3)*4"));
         assert_eq!(find_expression("a well-known fact: 42"), None);
         assert_eq!(find_expression("in 2024 we had -3 degrees"), None);
         assert_eq!(find_expression("(1 + 2"), Some("1 + 2".to_owned()));
