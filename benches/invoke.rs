@@ -2,9 +2,10 @@
 //! `invoke`: what agenthost adds to a tool call, against plain wasmtime.
 //!
 //! * `invoke/plain-wasmtime`: the calculator's `invoke` through plain
-//!   wasmtime with the same engine (component model, epoch interruption,
+//!   wasmtime on the host's own engine (component model, epoch interruption,
 //!   fuel, pooling allocator with resident pages), an `InstancePre` and a
-//!   bare WASI context: new store, instantiate, call, drop.
+//!   bare WASI context: new store, fuel, epoch deadline, instantiate, call,
+//!   drop.
 //! * `invoke/agenthost`: the same call through `Host::invoke_tool`, which
 //!   adds the input-schema check, the trace context, the limits (resource
 //!   limiter, fuel, deadline callback, backstop timer), output checks and
@@ -20,8 +21,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use agenthost::bindings::ToolPre;
-use agenthost::engine::HostEngine;
-use agenthost::{EngineConfig, Host, HostConfig, Limits, LoadOptions};
+use agenthost::{Host, HostConfig, Limits, LoadOptions};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -50,14 +50,14 @@ fn invoke(c: &mut Criterion) {
     let bytes = std::fs::read(agenthost_artifacts::CALCULATOR).expect("calculator.wasm");
     let limits = Limits::default();
 
-    // Plain wasmtime on an engine built with agenthost's settings.
-    let engine = HostEngine::new(EngineConfig::default()).expect("engine");
-    let component = Component::new(engine.engine(), &bytes).expect("compile");
-    let mut linker: Linker<Plain> = Linker::new(engine.engine());
+    let host = Host::new(HostConfig::default()).expect("host");
+    // Plain wasmtime on the host's own engine: same settings, same pool.
+    let engine = host.engine();
+    let component = Component::new(engine, &bytes).expect("compile");
+    let mut linker: Linker<Plain> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
     let pre = ToolPre::new(linker.instantiate_pre(&component).expect("link")).expect("tool exports");
 
-    let host = Host::new(HostConfig::default()).expect("host");
     let calculator = rt.block_on(host.load(&bytes, LoadOptions::default())).expect("load");
     let input = json!({ "expression": "12 * (3 + 4) - 5" });
     let input_text = INPUT.to_owned();
@@ -67,7 +67,7 @@ fn invoke(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let mut store = Store::new(
-                    engine.engine(),
+                    engine,
                     Plain { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() },
                 );
                 store.set_fuel(limits.fuel).expect("fuel");
