@@ -30,9 +30,10 @@ fn main() {
     }
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
 
-    // A target directory of its own: the outer cargo holds the lock on the
-    // workspace's, and guests keep their build cache across host profiles.
-    let target_dir = root.join("target").join("guests");
+    // A target directory of its own (the outer cargo holds the lock on its
+    // own), inside the outer one so that CARGO_TARGET_DIR moves both, and
+    // shared by every host profile.
+    let target_dir = outer_target_dir().unwrap_or_else(|| root.join("target")).join("guests");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
@@ -97,6 +98,13 @@ fn main() {
     if let Err(e) = std::fs::write(&dest, generated) {
         fail(&format!("could not write {}: {e}", dest.display()));
     }
+}
+
+/// The outer build's target directory: the nearest ancestor of OUT_DIR that
+/// cargo marked with CACHEDIR.TAG.
+fn outer_target_dir() -> Option<PathBuf> {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR")?);
+    out_dir.ancestors().find(|dir| dir.join("CACHEDIR.TAG").is_file()).map(Path::to_path_buf)
 }
 
 fn fail(message: &str) -> ! {

@@ -16,6 +16,18 @@ use agenthost::{Host, HostConfig, LoadOptions, LoadedComponent};
 
 use crate::Failure;
 
+/// `println!` into the demo's output buffer (written to stdout at the end,
+/// so a closed pipe is an error, not a panic).
+macro_rules! say {
+    ($out:expr) => {{
+        $out.push('\n');
+    }};
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 #[derive(Args)]
 pub(crate) struct DemoArgs {
     /// The question for the triage agent
@@ -40,25 +52,26 @@ fn samples() -> (PathBuf, PathBuf) {
 
 pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
     let (triage_path, calculator_path) = samples();
+    let mut out = String::new();
     let host = Host::new(HostConfig { cache_dir, ..HostConfig::default() })?;
-    println!("agenthost demo: the triage agent answers a question on the built-in model (offline),");
-    println!("calling the calculator tool through the host. Each component runs in its own sandbox.\n");
-    println!("  engine     {:?} instance allocator, epoch deadlines, fuel metering", host.allocator());
+    say!(out, "agenthost demo: the triage agent answers a question on the built-in model (offline),");
+    say!(out, "calling the calculator tool through the host. Each component runs in its own sandbox.\n");
+    say!(out, "  engine     {:?} instance allocator, epoch deadlines, fuel metering", host.allocator());
 
     let started = Instant::now();
     let calculator = host.load_file(&calculator_path, LoadOptions::default()).await?;
-    print_loaded(&calculator, started);
+    print_loaded(&mut out, &calculator, started);
     host.register_tool(calculator.clone())?;
     let started = Instant::now();
     let triage = host.load_file(&triage_path, LoadOptions::default()).await?;
-    print_loaded(&triage, started);
+    print_loaded(&mut out, &triage, started);
 
     let started = Instant::now();
     let run = host.run_agent(&triage, &json!({ "question": args.question })).await?;
     let elapsed = started.elapsed();
-    println!("  trace      trace_id={} run_id={}\n", run.trace.trace_id, run.trace.run_id);
+    say!(out, "  trace      trace_id={} run_id={}\n", run.trace.trace_id, run.trace.run_id);
 
-    println!("── conversation ─────────────────────────────────────────────");
+    say!(out, "── conversation ─────────────────────────────────────────────");
     let mut model_turns = 0;
     let mut tool_calls = 0;
     for event in run.transcript.events() {
@@ -71,17 +84,18 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<()
                 };
                 if model_turns == 0 {
                     for system in &request.system {
-                        println!("[system]    {system}");
+                        say!(out, "[system]    {system}");
                     }
                 }
                 for message in new_messages {
-                    print_message(message);
+                    print_message(&mut out, message);
                 }
                 model_turns += 1;
                 match (response, error) {
                     (Some(response), _) => {
-                        print_message(&response.message);
-                        println!(
+                        print_message(&mut out, &response.message);
+                        say!(
+                            out,
                             "            ({} · stop: {} · tokens in {} out {})",
                             response.model_id,
                             stop_reason_name(response.stop_reason),
@@ -89,7 +103,7 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<()
                             response.usage.output_tokens
                         );
                     }
-                    (None, Some(error)) => println!("[model]     error: {error}"),
+                    (None, Some(error)) => say!(out, "[model]     error: {error}"),
                     (None, None) => {}
                 }
             }
@@ -97,34 +111,36 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<()
                 tool_calls += 1;
                 match (output, error) {
                     (Some(output), _) => {
-                        println!("[host]      ran tool {tool} {input} -> {output}")
+                        say!(out, "[host]      ran tool {tool} {input} -> {output}")
                     }
                     (None, Some(error)) => {
-                        println!("[host]      ran tool {tool} {input} -> {error}")
+                        say!(out, "[host]      ran tool {tool} {input} -> {error}")
                     }
                     (None, None) => {}
                 }
             }
         }
     }
-    println!("── answer ───────────────────────────────────────────────────");
+    say!(out, "── answer ───────────────────────────────────────────────────");
     let answer = run.output.get("answer").and_then(Value::as_str).unwrap_or_default();
-    println!("{answer}");
-    println!(
+    say!(out, "{answer}");
+    say!(
+        out,
         "\n({model_turns} model turns, {tool_calls} tool call{}, {} ms)",
         if tool_calls == 1 { "" } else { "s" },
         elapsed.as_millis()
     );
-    Ok(())
+    crate::write_stdout(&out)
 }
 
-fn print_loaded(component: &LoadedComponent, started: Instant) {
+fn print_loaded(out: &mut String, component: &LoadedComponent, started: Instant) {
     let id = component.id();
     let role = match component.tool_spec() {
         Some(spec) => format!("tool, risk tier {}", tier_name(spec.risk_tier)),
         None => "agent".to_owned(),
     };
-    println!(
+    say!(
+        out,
         "  loaded     {}@{} ({role}) {} from {:?} in {} ms",
         id.name,
         id.version,
@@ -134,16 +150,16 @@ fn print_loaded(component: &LoadedComponent, started: Instant) {
     );
 }
 
-fn print_message(message: &Message) {
+fn print_message(out: &mut String, message: &Message) {
     let who = match message.role {
         Role::User => "[user]     ",
         Role::Assistant => "[assistant]",
     };
     for block in &message.content {
         match block {
-            ContentBlock::Text(text) => println!("{who} {text}"),
+            ContentBlock::Text(text) => say!(out, "{who} {text}"),
             ContentBlock::ToolUse(tool_use) => {
-                println!("{who} tool-use {} {} (id {})", tool_use.name, tool_use.input, tool_use.id);
+                say!(out, "{who} tool-use {} {} (id {})", tool_use.name, tool_use.input, tool_use.id);
             }
             ContentBlock::ToolResult(result) => {
                 let content: Vec<&str> = result
@@ -157,7 +173,7 @@ fn print_message(message: &Message) {
                     ToolResultStatus::Success => "success",
                     ToolResultStatus::Error => "error",
                 };
-                println!("{who} tool-result {status} {} (id {})", content.join(" "), result.id);
+                say!(out, "{who} tool-result {status} {} (id {})", content.join(" "), result.id);
             }
         }
     }

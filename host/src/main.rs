@@ -119,18 +119,18 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            write_stderr(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(2);
         }
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Invoke(e)) => {
-            eprintln!("{}", serde_json::to_string_pretty(&e.to_json()).unwrap_or_else(|_| e.to_string()));
+            write_stderr(&serde_json::to_string_pretty(&e.to_json()).unwrap_or_else(|_| e.to_string()));
             ExitCode::from(1)
         }
         Err(Failure::Usage(e)) => {
-            eprintln!("error: {e:#}");
+            write_stderr(&format!("error: {e:#}"));
             ExitCode::from(2)
         }
     }
@@ -282,7 +282,21 @@ fn describe(component: &Arc<LoadedComponent>) -> Value {
 }
 
 fn print_json(value: &Value) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).context("cannot render the output")?;
-    println!("{text}");
+    let mut text = serde_json::to_string_pretty(value).context("cannot render the output")?;
+    text.push('\n');
+    write_stdout(&text)
+}
+
+/// Writes a line to stderr, best effort: there is nowhere else to report.
+fn write_stderr(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Writes to stdout; a closed pipe or a full disk is an error, not a panic.
+fn write_stdout(text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("cannot write to stdout")?;
     Ok(())
 }
