@@ -87,13 +87,6 @@ fn main() {
             path.display().to_string()
         );
     }
-    let all: Vec<String> =
-        GUESTS.iter().map(|(name, package, _)| format!("(\"{package}\", {name})")).collect();
-    let _ = writeln!(
-        generated,
-        "/// Every sample component as (package, path).\npub const ALL: &[(&str, &str)] = &[{}];",
-        all.join(", ")
-    );
     let dest = Path::new(&env::var_os("OUT_DIR").unwrap_or_default()).join("artifacts.rs");
     if let Err(e) = std::fs::write(&dest, generated) {
         fail(&format!("could not write {}: {e}", dest.display()));

@@ -3,12 +3,3 @@
 //! benches or demo are built.
 
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
-
-/// Reads a sample component's bytes.
-///
-/// # Errors
-///
-/// The I/O error of reading `path`.
-pub fn read(path: &str) -> std::io::Result<Vec<u8>> {
-    std::fs::read(path)
-}
