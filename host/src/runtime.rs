@@ -209,6 +209,14 @@ pub(crate) struct HostInner {
     counters: Counters,
 }
 
+/// Where a call sits.
+enum Parent<'a> {
+    /// A top-level call: a trace of its own; an agent run also keeps a transcript.
+    Root(Option<Arc<Transcript>>),
+    /// A `tools.invoke` from inside another call.
+    Caller(&'a CallContext),
+}
+
 /// The error the epoch callback raises when a call's deadline has passed.
 #[derive(Debug)]
 struct DeadlineExceeded;
@@ -433,7 +441,7 @@ impl Host {
     /// `out-of-fuel`, `memory-limit`, `stack-overflow`, `output-too-large`),
     /// `trap`, `invalid-output`, or the tool's own error.
     pub async fn invoke_tool(&self, tool: &LoadedComponent, input: &Value) -> Result<Value, InvokeError> {
-        self.inner.invoke_tool(tool, input, None, 0, None).await
+        self.inner.invoke_tool(tool, input, Parent::Root(None)).await
     }
 
     /// Runs an agent on a JSON input under the agent's limits.
@@ -455,9 +463,7 @@ impl Host {
             &agent.id,
             &agent.grant,
             &agent.limits,
-            None,
-            0,
-            Some(transcript.clone()),
+            Parent::Root(Some(transcript.clone())),
         );
         let trace = call.trace.clone();
         let task = Task { input: input.to_string(), context: trace.clone() };
@@ -528,7 +534,7 @@ impl Host {
         grant: &Arc<Grant>,
         limits: &Limits,
     ) -> Result<ToolSpec, InvokeError> {
-        let call = self.inner.call_context(id, grant, limits, None, 0, None);
+        let call = self.inner.call_context(id, grant, limits, Parent::Root(None));
         let mut store = self.inner.new_store(limits, call.clone());
         let outcome = tokio::time::timeout(backstop(&call), async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -545,7 +551,7 @@ impl Host {
         grant: &Arc<Grant>,
         limits: &Limits,
     ) -> Result<AgentSpec, InvokeError> {
-        let call = self.inner.call_context(id, grant, limits, None, 0, None);
+        let call = self.inner.call_context(id, grant, limits, Parent::Root(None));
         let mut store = self.inner.new_store(limits, call.clone());
         let outcome = tokio::time::timeout(backstop(&call), async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -569,24 +575,28 @@ fn backstop(call: &CallContext) -> Duration {
 }
 
 impl HostInner {
-    /// The context of one call of component `id`, with its own trace unless
-    /// it is part of a caller's.
+    /// The context of one call of component `id`: a trace of its own at the
+    /// top, or the caller's trace, run, transcript and (at most) deadline
+    /// one hop deeper.
     fn call_context(
         &self,
         id: &Arc<ComponentRef>,
         grant: &Arc<Grant>,
         limits: &Limits,
-        caller: Option<(&TraceContext, Instant)>,
-        depth: u32,
-        transcript: Option<Arc<Transcript>>,
+        parent: Parent<'_>,
     ) -> Arc<CallContext> {
         let agent_id = format!("{}@{}", id.name, id.version);
         let own_deadline = Instant::now() + limits.timeout;
-        let (trace, deadline) = match caller {
-            Some((trace, deadline)) => {
-                (TraceContext { agent_id, ..trace.clone() }, deadline.min(own_deadline))
+        let (trace, deadline, depth, transcript) = match parent {
+            Parent::Root(transcript) => {
+                (trace::new_trace(&self.tenant, &agent_id), own_deadline, 0, transcript)
             }
-            None => (trace::new_trace(&self.tenant, &agent_id), own_deadline),
+            Parent::Caller(caller) => (
+                TraceContext { agent_id, ..caller.trace.clone() },
+                caller.deadline.min(own_deadline),
+                caller.depth + 1,
+                caller.transcript.clone(),
+            ),
         };
         Arc::new(CallContext {
             trace,
@@ -740,16 +750,14 @@ impl HostInner {
         let Some(tool) = tool else {
             return Err(InvokeError::new(ErrorKind::NotFound, format!("no tool named `{name}` is loaded")));
         };
-        self.invoke_tool(&tool, input, Some(caller), caller.depth + 1, caller.transcript.clone()).await
+        self.invoke_tool(&tool, input, Parent::Caller(caller)).await
     }
 
     async fn invoke_tool(
         self: &Arc<Self>,
         tool: &LoadedComponent,
         input: &Value,
-        caller: Option<&CallContext>,
-        depth: u32,
-        transcript: Option<Arc<Transcript>>,
+        parent: Parent<'_>,
     ) -> Result<Value, InvokeError> {
         let Kind::Tool { pre, schema, .. } = &tool.kind else {
             return Err(InvokeError::new(
@@ -761,8 +769,7 @@ impl HostInner {
         schema
             .check(input)
             .map_err(|message| InvokeError::new(ErrorKind::InvalidInput, message).with_component(&tool.id))?;
-        let caller = caller.map(|c| (&c.trace, c.deadline));
-        let call = self.call_context(&tool.id, &tool.grant, &tool.limits, caller, depth, transcript);
+        let call = self.call_context(&tool.id, &tool.grant, &tool.limits, parent);
         let input = input.to_string();
         let mut store = self.new_store(&tool.limits, call.clone());
         let outcome = tokio::time::timeout(backstop(&call), async {
