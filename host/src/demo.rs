@@ -107,6 +107,10 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<()
                     (None, None) => {}
                 }
             }
+            TranscriptEvent::Decision { action, resource, allowed, policies, .. } => {
+                let verdict = if allowed { "allow" } else { "deny" };
+                say!(out, "[policy]    {action} {resource}: {verdict} ({})", policies.join(", "));
+            }
             TranscriptEvent::ToolCall { tool, input, output, error, .. } => {
                 tool_calls += 1;
                 match (output, error) {

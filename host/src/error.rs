@@ -122,11 +122,14 @@ pub struct InvokeError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<LimitHit>,
     /// Guest frames, innermost first, when the failure was a trap.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub backtrace: Vec<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub backtrace: Box<[String]>,
     /// For `approval-required`: the pending request's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_request: Option<String>,
+    /// For a policy denial: the ids of the policies that decided it.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub policies: Box<[String]>,
 }
 
 impl InvokeError {
@@ -137,9 +140,14 @@ impl InvokeError {
             component: None,
             message: message.into(),
             limit: None,
-            backtrace: Vec::new(),
+            backtrace: Box::default(),
             approval_request: None,
+            policies: Box::default(),
         }
+    }
+
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Denied, message)
     }
 
     pub fn load(message: impl Into<String>) -> Self {

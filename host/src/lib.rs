@@ -25,13 +25,17 @@ mod cache;
 pub mod capabilities;
 pub mod engine;
 pub mod error;
+pub mod governance;
 pub mod limits;
 pub mod runtime;
 mod schema;
 pub mod trace;
 
-pub use capabilities::{Capability, Grant, ToolGrant, World};
+pub use capabilities::{Capability, Grant, Mount, World};
 pub use engine::{AllocatorKind, EngineConfig};
 pub use error::{ComponentRef, ErrorKind, InvokeError, LimitHit, Origin};
+pub use governance::{Governance, Tier};
 pub use limits::Limits;
-pub use runtime::{Host, HostConfig, LoadOptions, LoadSource, LoadedComponent, RunOutput, Stats};
+pub use runtime::{
+    CallOptions, Host, HostConfig, LoadOptions, LoadSource, LoadedComponent, RunOutput, Stats,
+};

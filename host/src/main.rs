@@ -9,10 +9,12 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
+use agenthost::governance::{ApprovalToken, Governance};
 use agenthost::runtime::tier_name;
-use agenthost::{Host, HostConfig, InvokeError, LoadOptions, LoadedComponent, World};
+use agenthost::{CallOptions, Host, HostConfig, InvokeError, LoadOptions, LoadedComponent, World};
 
 mod demo;
+mod governance_cli;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +41,15 @@ struct Cli {
     #[arg(long, global = true)]
     no_cache: bool,
 
+    /// Governance configuration: `host.toml` and `tenants/<id>.toml` [default: one
+    /// development tenant that grants every interface but no files, env or network]
+    #[arg(long, global = true, env = "AGENTHOST_CONFIG", value_name = "DIR")]
+    config: Option<PathBuf>,
+
+    /// Serve only this tenant and refuse every other (account isolation)
+    #[arg(long, global = true, env = "AGENTHOST_TENANT_SCOPE", value_name = "ID")]
+    tenant_scope: Option<String>,
+
     /// Log filter for stderr, e.g. `info` or `agenthost=debug,agenthost::guest=trace`
     #[arg(long, global = true, env = "AGENTHOST_LOG", default_value = "warn", value_name = "FILTER")]
     log: String,
@@ -55,6 +66,20 @@ enum Command {
     },
     /// Run the triage agent with the calculator tool on the built-in model
     Demo(demo::DemoArgs),
+    /// Write or sign a component manifest
+    #[command(subcommand)]
+    Manifest(governance_cli::ManifestCommand),
+    /// List, show, approve or deny pending approval requests
+    #[command(subcommand)]
+    Approvals(governance_cli::ApprovalsCommand),
+    /// Resolve layered policy packs into a signed manifest, or run their test cases
+    #[command(subcommand)]
+    Policy(governance_cli::PolicyCommand),
+    /// Make an ed25519 key pair: <STEM>.key (PKCS#8 PEM, private) and <STEM>.pub
+    Keygen {
+        #[arg(value_name = "STEM")]
+        stem: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -89,12 +114,24 @@ struct RunArgs {
     /// Print the run's trace ids and transcript (model turns, tool calls) with the output
     #[arg(long)]
     transcript: bool,
+    /// The tenant to run for [default: host.toml's default_tenant, or the first tenant]
+    #[arg(long, value_name = "ID")]
+    tenant: Option<String>,
+    /// Who is calling (the requester of any approval) [default: anonymous]
+    #[arg(long = "as", value_name = "NAME")]
+    principal: Option<String>,
+    /// Re-submit the call of an approved request (same input): runs in its run with its tokens
+    #[arg(long, value_name = "REQUEST_ID")]
+    approval: Option<String>,
+    /// An approval token (JSON file from `approvals approve`) to present (repeatable)
+    #[arg(long = "token", value_name = "FILE")]
+    tokens: Vec<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
 }
 
 /// A failure, already reported, that decides the exit status.
-enum Failure {
+pub(crate) enum Failure {
     /// The component failed: the structured error goes to stderr.
     Invoke(InvokeError),
     /// The command was used wrongly or the host could not start.
@@ -143,11 +180,18 @@ fn init_logging(filter: &str) {
 }
 
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
-    let cache_dir = if cli.no_cache { None } else { Some(data_dir(cli.data_dir.as_deref()).join("cache")) };
+    let data = data_dir(cli.data_dir.as_deref());
+    let cache_dir = if cli.no_cache { None } else { Some(data.join("cache")) };
+    let governance =
+        || governance_cli::load_governance(cli.config.as_deref(), cli.tenant_scope.as_deref(), &data);
     match cli.command {
-        Command::Run(args) => run(args, cache_dir).await,
-        Command::Inspect { component } => inspect(&component, cache_dir).await,
+        Command::Run(args) => run(args, cache_dir, governance()?).await,
+        Command::Inspect { component } => inspect(&component, cache_dir, governance()?).await,
         Command::Demo(args) => demo::run(args, cache_dir).await,
+        Command::Manifest(command) => governance_cli::manifest(command, cache_dir).await,
+        Command::Approvals(command) => governance_cli::approvals(command, &*governance()?),
+        Command::Policy(command) => governance_cli::policy(command),
+        Command::Keygen { stem } => governance_cli::keygen(&stem),
     }
 }
 
@@ -218,23 +262,37 @@ fn tool_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
-async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
+async fn run(args: RunArgs, cache_dir: Option<PathBuf>, governance: Arc<Governance>) -> Result<(), Failure> {
     let input = read_input(&args)?;
-    let host = Host::new(host_config(&args.limits, cache_dir))?;
+    let mut config = host_config(&args.limits, cache_dir);
+    config.governance = Some(governance);
+    let host = Host::new(config)?;
+    let load = || LoadOptions { tenant: args.tenant.clone(), ..LoadOptions::default() };
     for path in &args.tools {
         for file in tool_files(path)? {
-            let tool = host.load_file(&file, LoadOptions::default()).await?;
+            let tool = host.load_file(&file, load()).await?;
             host.register_tool(tool)?;
         }
     }
-    let component = host.load_file(&args.component, LoadOptions::default()).await?;
+    let mut approvals: Vec<ApprovalToken> = Vec::new();
+    for path in &args.tokens {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the approval token {}", path.display()))?;
+        let token = serde_json::from_str(&text).with_context(|| {
+            format!("{} is not an approval token (JSON from `approvals approve`)", path.display())
+        })?;
+        approvals.push(token);
+    }
+    let options =
+        CallOptions { principal: args.principal.clone(), approvals, approval_request: args.approval.clone() };
+    let component = host.load_file(&args.component, load()).await?;
     let printed = match component.world() {
         World::Tool => {
-            let output = host.invoke_tool(&component, &input).await?;
+            let output = host.invoke_tool_with(&component, &input, &options).await?;
             if args.transcript { json!({ "output": output }) } else { output }
         }
         World::Agent => {
-            let run = host.run_agent(&component, &input).await?;
+            let run = host.run_agent_with(&component, &input, &options).await?;
             if args.transcript {
                 json!({ "output": run.output, "trace": run.trace, "transcript": run.transcript.events() })
             } else {
@@ -245,8 +303,12 @@ async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
     print_json(&printed)
 }
 
-async fn inspect(path: &Path, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
-    let host = Host::new(HostConfig { cache_dir, ..HostConfig::default() })?;
+async fn inspect(
+    path: &Path,
+    cache_dir: Option<PathBuf>,
+    governance: Arc<Governance>,
+) -> Result<(), Failure> {
+    let host = Host::new(HostConfig { cache_dir, governance: Some(governance), ..HostConfig::default() })?;
     let component = host.load_file(path, LoadOptions::default()).await?;
     print_json(&describe(&component))
 }
@@ -262,6 +324,9 @@ fn describe(component: &Arc<LoadedComponent>) -> Value {
         "imports": component.imports(),
         "exports": component.exports(),
         "limits": component.limits(),
+        "tenant": component.tenant(),
+        "policy": component.policy_source(),
+        "effective_tier": governance_cli::tier_of(component.world(), component.tier()),
     });
     if let Some(spec) = component.tool_spec() {
         let schema: Value =
@@ -281,14 +346,14 @@ fn describe(component: &Arc<LoadedComponent>) -> Value {
     report
 }
 
-fn print_json(value: &Value) -> Result<(), Failure> {
+pub(crate) fn print_json(value: &Value) -> Result<(), Failure> {
     let mut text = serde_json::to_string_pretty(value).context("cannot render the output")?;
     text.push('\n');
     write_stdout(&text)
 }
 
 /// Writes a line to stderr, best effort: there is nowhere else to report.
-fn write_stderr(text: &str) {
+pub(crate) fn write_stderr(text: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }

@@ -22,9 +22,15 @@ use crate::bindings::types::{RiskTier, ToolSpec, TraceContext};
 use crate::bindings::{AgentPre, AgentSpec, Task, ToolPre};
 use crate::brokers::model::{BuiltinModel, ModelBackend};
 use crate::cache::{ArtifactCache, Lookup};
-use crate::capabilities::{self, CallContext, Capability, Grant, InstanceState, ToolGrant, World};
+use crate::capabilities::{self, CallContext, Capability, Grant, InstanceState, World};
 use crate::engine::{AllocatorKind, EngineConfig, HostEngine};
 use crate::error::{ComponentRef, ErrorKind, InvokeError};
+use crate::governance::approvals::{self, ApprovalRequest, CallBinding, Status};
+use crate::governance::keys::{canonical_json, digest};
+use crate::governance::policy::{Action, EntityRef, Query, Value as PolicyValue, tier_rank};
+use crate::governance::{
+    self, ApprovalToken, ComponentManifest, Governance, LoadedPolicy, Names, PolicyEngine, Tenant, Tier,
+};
 use crate::limits::{LimitTracker, Limits};
 use crate::schema::InputSchema;
 use crate::trace::{self, Transcript};
@@ -37,8 +43,11 @@ pub struct HostConfig {
     pub limits: Limits,
     /// Where precompiled artifacts are kept; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
-    /// The tenant top-level calls run for.
+    /// The development tenant's name, when `governance` is `None`.
     pub tenant: String,
+    /// Tenants, grants, approvals and policy; `None` runs one development
+    /// tenant (see [`Governance::development`]).
+    pub governance: Option<Arc<Governance>>,
     pub model: Arc<dyn ModelBackend>,
 }
 
@@ -49,6 +58,7 @@ impl Default for HostConfig {
             limits: Limits::default(),
             cache_dir: None,
             tenant: "default".to_owned(),
+            governance: None,
             model: Arc::new(BuiltinModel),
         }
     }
@@ -104,6 +114,35 @@ pub struct LoadOptions {
     /// A name for errors raised before the component has described itself
     /// (usually the file name).
     pub name_hint: Option<String>,
+    /// The tenant it is loaded for; `None` takes the host's default tenant.
+    pub tenant: Option<String>,
+    /// Its manifest ([`Host::load_file`] reads `<stem>.manifest.toml`).
+    pub manifest: Option<ComponentManifest>,
+    /// The verified policy manifest its manifest names.
+    pub policy: Option<Arc<LoadedPolicy>>,
+}
+
+/// Who makes a top-level call and what they present.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// The caller, a person or service of the tenant (`User::"<tenant>/<name>"`
+    /// to policies; the requester of any approval). Default `anonymous`.
+    pub principal: Option<String>,
+    /// Approval tokens presented with the call.
+    pub approvals: Vec<ApprovalToken>,
+    /// Re-submits the call of a pending approval request: the call runs in
+    /// that request's run, with the tokens its approvers signed.
+    pub approval_request: Option<String>,
+}
+
+/// The governed identity of a component: what every call of it carries.
+#[derive(Clone)]
+pub(crate) struct Subject {
+    id: Arc<ComponentRef>,
+    grant: Arc<Grant>,
+    tenant: Arc<Tenant>,
+    policy: Arc<PolicyEngine>,
+    prompts: Arc<[String]>,
 }
 
 // One per loaded component, never per call: the size difference is harmless.
@@ -115,9 +154,11 @@ enum Kind {
 
 /// A loaded, linked component, ready to be instantiated per call.
 pub struct LoadedComponent {
-    id: Arc<ComponentRef>,
+    subject: Subject,
     world: World,
-    grant: Arc<Grant>,
+    /// A tool's effective tier: its manifest's, or the higher one its
+    /// `describe()` declares.
+    tier: Option<Tier>,
     limits: Limits,
     imports: Vec<String>,
     exports: Vec<String>,
@@ -128,9 +169,11 @@ pub struct LoadedComponent {
 impl std::fmt::Debug for LoadedComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedComponent")
-            .field("id", &self.id)
+            .field("id", &self.subject.id)
+            .field("tenant", &self.subject.tenant.id())
             .field("world", &self.world)
-            .field("grant", &self.grant)
+            .field("tier", &self.tier)
+            .field("grant", &self.subject.grant)
             .field("limits", &self.limits)
             .field("source", &self.source)
             .finish_non_exhaustive()
@@ -139,7 +182,27 @@ impl std::fmt::Debug for LoadedComponent {
 
 impl LoadedComponent {
     pub fn id(&self) -> &ComponentRef {
-        &self.id
+        &self.subject.id
+    }
+
+    /// The tenant it was loaded for.
+    pub fn tenant(&self) -> &str {
+        self.subject.tenant.id()
+    }
+
+    /// A tool's effective risk tier.
+    pub fn tier(&self) -> Option<Tier> {
+        self.tier
+    }
+
+    /// Where its policy comes from.
+    pub fn policy_source(&self) -> &str {
+        self.subject.policy.source()
+    }
+
+    /// The system-prompt layers its policy packs put before every model call.
+    pub fn prompt_layers(&self) -> &[String] {
+        &self.subject.prompts
     }
 
     pub fn world(&self) -> World {
@@ -147,7 +210,7 @@ impl LoadedComponent {
     }
 
     pub fn grant(&self) -> &Grant {
-        &self.grant
+        &self.subject.grant
     }
 
     pub fn limits(&self) -> &Limits {
@@ -202,17 +265,20 @@ pub(crate) struct HostInner {
     engine: HostEngine,
     cache: Option<ArtifactCache>,
     compiled: Mutex<HashMap<String, Component>>,
-    tools: RwLock<BTreeMap<String, Arc<LoadedComponent>>>,
+    /// Registered tools by (tenant, name).
+    tools: RwLock<BTreeMap<(String, String), Arc<LoadedComponent>>>,
     pub(crate) model: Arc<dyn ModelBackend>,
+    pub(crate) memory: crate::brokers::memory::InProcessMemory,
     limits: Limits,
-    tenant: String,
+    governance: Arc<Governance>,
     counters: Counters,
 }
 
 /// Where a call sits.
 enum Parent<'a> {
-    /// A top-level call: a trace of its own; an agent run also keeps a transcript.
-    Root(Option<Arc<Transcript>>),
+    /// A top-level call: a trace of its own (or the run of the approval
+    /// request it re-submits); an agent run also keeps a transcript.
+    Root(Option<Arc<Transcript>>, &'a Root),
     /// A `tools.invoke` from inside another call.
     Caller(&'a CallContext),
 }
@@ -235,6 +301,26 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Grace given to the deadline backstop beyond the epoch-based deadline.
 const BACKSTOP_GRACE: Duration = Duration::from_millis(50);
 
+/// A top-level call's caller, run and tokens, resolved from [`CallOptions`].
+pub(crate) struct Root {
+    principal: String,
+    requested_by: String,
+    run_id: Option<String>,
+    approvals: Arc<[ApprovalToken]>,
+}
+
+impl Root {
+    /// `describe` calls at load time.
+    fn host() -> Self {
+        Root {
+            principal: "agenthost".into(),
+            requested_by: "agenthost".into(),
+            run_id: None,
+            approvals: Arc::from([]),
+        }
+    }
+}
+
 impl Host {
     /// Builds a host: the engine (pooling if possible), its epoch ticker and
     /// the precompiled cache.
@@ -253,6 +339,10 @@ impl Host {
             })?),
             None => None,
         };
+        let governance = match config.governance {
+            Some(governance) => governance,
+            None => Arc::new(Governance::development(&config.tenant, None).map_err(InvokeError::internal)?),
+        };
         Ok(Host {
             inner: Arc::new(HostInner {
                 engine,
@@ -260,11 +350,16 @@ impl Host {
                 compiled: Mutex::new(HashMap::new()),
                 tools: RwLock::new(BTreeMap::new()),
                 model: config.model,
+                memory: crate::brokers::memory::InProcessMemory::default(),
                 limits: config.limits,
-                tenant: config.tenant,
+                governance,
                 counters: Counters::default(),
             }),
         })
+    }
+
+    pub fn governance(&self) -> &Arc<Governance> {
+        &self.inner.governance
     }
 
     pub fn allocator(&self) -> AllocatorKind {
@@ -318,6 +413,24 @@ impl Host {
         if options.name_hint.is_none() {
             options.name_hint = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }
+        if options.manifest.is_none() && options.grant.is_none() {
+            let manifest_path = ComponentManifest::path_for(path);
+            if manifest_path.exists() {
+                let (manifest, policy) =
+                    self.inner.governance.read_manifest(&manifest_path).map_err(InvokeError::load)?;
+                options.manifest = Some(manifest);
+                if options.policy.is_none() {
+                    options.policy = policy;
+                }
+            } else if self.inner.governance.is_configured() {
+                return Err(InvokeError::load(format!(
+                    "{} has no manifest ({} is missing); write one with `agenthost manifest init {}` and review it",
+                    path.display(),
+                    manifest_path.display(),
+                    path.display()
+                )));
+            }
+        }
         self.load(&bytes, options).await
     }
 
@@ -344,9 +457,23 @@ impl Host {
             digest: format!("sha256:{digest_hex}"),
         });
         let fail = |message: String| InvokeError::load(message).with_component(&provisional);
+        let governance = &self.inner.governance;
+        let tenant_id = options.tenant.as_deref().unwrap_or(governance.default_tenant());
+        let tenant = governance.tenant(tenant_id).map_err(&fail)?.clone();
 
         check_header(bytes).map_err(&fail)?;
-        let limits = options.limits.unwrap_or(self.inner.limits);
+        let manifest = options.manifest.as_ref();
+        if let Some(manifest) = manifest
+            && manifest.digest != provisional.digest
+        {
+            return Err(fail(format!(
+                "its manifest is for {} but this file is {}: the component changed since the manifest was written",
+                manifest.digest, provisional.digest
+            )));
+        }
+        let (policy, loaded_policy) = governance.policy_for(&tenant, options.policy.as_ref());
+        let mut limits = options.limits.unwrap_or(self.inner.limits);
+        apply_quotas(&mut limits, &tenant, loaded_policy.as_deref());
         check_limits(&limits, self.inner.engine.config()).map_err(|e| e.with_component(&provisional))?;
 
         let (component, source) = self.compile(bytes, &digest_hex).await.map_err(&fail)?;
@@ -355,7 +482,28 @@ impl Host {
         let imports: Vec<String> = component_type.imports(engine).map(|(name, _)| name.to_owned()).collect();
         let exports: Vec<String> = component_type.exports(engine).map(|(name, _)| name.to_owned()).collect();
         let world = classify_world(&exports).map_err(&fail)?;
-        let grant = Arc::new(options.grant.unwrap_or_else(|| Grant::world(world)));
+        if let Some(manifest) = manifest
+            && manifest.world() != world
+        {
+            return Err(fail(format!(
+                "its manifest says world `{}` but it implements the {world} world",
+                manifest.world
+            )));
+        }
+        let manifest_tier = manifest.and_then(|m| m.risk_tier);
+        let grant = match options.grant {
+            Some(grant) => grant,
+            None => governance::effective_grant(
+                &tenant,
+                manifest,
+                world,
+                manifest_tier,
+                loaded_policy.as_deref(),
+                governance.config_dir(),
+            )
+            .map_err(&fail)?,
+        };
+        let grant = Arc::new(grant);
         check_imports(world, &grant, &imports).map_err(&fail)?;
 
         let linker = capabilities::linker(engine, world, &grant)
@@ -363,38 +511,70 @@ impl Host {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| fail(format!("cannot link the component: {e:#}")))?;
+        let prompts: Arc<[String]> =
+            loaded_policy.as_ref().map_or_else(|| Arc::from([]), |p| p.prompts().into());
+        let mut subject = Subject { id: provisional.clone(), grant, tenant, policy, prompts };
 
-        let (id, kind) = match world {
+        let (kind, tier) = match world {
             World::Tool => {
                 let pre = ToolPre::new(pre)
                     .map_err(|e| fail(format!("its exports do not match the {world} world: {e:#}")))?;
-                let spec = self.describe_tool(&pre, &provisional, &grant, &limits).await?;
+                let spec = self.describe_tool(&pre, &subject, &limits).await?;
                 check_name(&spec.name).map_err(&fail)?;
-                let schema = InputSchema::compile(&spec.input_schema).map_err(|e| {
+                if let Some(manifest) = manifest
+                    && (manifest.name != spec.name || manifest.version != spec.version)
+                {
+                    return Err(fail(format!(
+                        "it describes itself as {}@{} but its manifest is for {}@{}",
+                        spec.name, spec.version, manifest.name, manifest.version
+                    )));
+                }
+                let declared = Tier::from(spec.risk_tier);
+                let tier = match manifest_tier {
+                    Some(signed) if declared < signed => {
+                        return Err(fail(format!(
+                            "it declares risk tier {declared} in describe(), lower than the {signed} of its manifest; a tool may raise its tier, never lower it"
+                        )));
+                    }
+                    Some(signed) => signed.max(declared),
+                    None => declared,
+                };
+                if let Some(max) = loaded_policy.as_ref().and_then(|p| p.manifest.constraints.max_tier)
+                    && tier > max
+                {
+                    return Err(fail(format!(
+                        "its risk tier {tier} is above the policy pack's max_tier {max} ({})",
+                        subject.policy.source()
+                    )));
+                }
+                let schema_text = manifest
+                    .and_then(|m| m.input_schema.clone())
+                    .unwrap_or_else(|| spec.input_schema.clone());
+                let schema = InputSchema::compile(&schema_text).map_err(|e| {
                     fail(format!("the input schema of tool `{}` is not usable: {e}", spec.name))
                 })?;
-                let id = Arc::new(ComponentRef {
+                subject.id = Arc::new(ComponentRef {
                     name: spec.name.clone(),
                     version: spec.version.clone(),
                     digest: provisional.digest.clone(),
                 });
-                (id, Kind::Tool { pre, spec, schema })
+                (Kind::Tool { pre, spec, schema }, Some(tier))
             }
             World::Agent => {
                 let pre = AgentPre::new(pre)
                     .map_err(|e| fail(format!("its exports do not match the {world} world: {e:#}")))?;
-                let spec = self.describe_agent(&pre, &provisional, &grant, &limits).await?;
+                let spec = self.describe_agent(&pre, &subject, &limits).await?;
                 check_name(&spec.name).map_err(&fail)?;
-                let id = Arc::new(ComponentRef {
+                subject.id = Arc::new(ComponentRef {
                     name: spec.name.clone(),
                     version: spec.version.clone(),
                     digest: provisional.digest.clone(),
                 });
-                (id, Kind::Agent { pre, spec })
+                (Kind::Agent { pre, spec }, None)
             }
         };
-        let loaded = LoadedComponent { id, world, grant, limits, imports, exports, source, kind };
-        tracing::debug!(component = %loaded.id, world = world.name(), source = ?loaded.source, "loaded component");
+        let loaded = LoadedComponent { subject, world, tier, limits, imports, exports, source, kind };
+        tracing::debug!(component = %loaded.id(), tenant = loaded.tenant(), world = world.name(), source = ?loaded.source, "loaded component");
         Ok(Arc::new(loaded))
     }
 
@@ -407,7 +587,7 @@ impl Host {
     pub fn register_tool(&self, tool: Arc<LoadedComponent>) -> Result<(), InvokeError> {
         let Some(spec) = tool.tool_spec() else {
             return Err(
-                InvokeError::load(format!("{} is an agent, not a tool", tool.id)).with_component(&tool.id)
+                InvokeError::load(format!("{} is an agent, not a tool", tool.id())).with_component(tool.id())
             );
         };
         let mut tools = self
@@ -415,55 +595,102 @@ impl Host {
             .tools
             .write()
             .map_err(|_| InvokeError::internal("the tool registry lock is poisoned"))?;
-        if let Some(existing) = tools.get(&spec.name)
-            && existing.id.digest != tool.id.digest
+        let key = (tool.tenant().to_owned(), spec.name.clone());
+        if let Some(existing) = tools.get(&key)
+            && existing.id().digest != tool.id().digest
         {
             return Err(InvokeError::load(format!(
-                "a tool named `{}` is already registered ({})",
-                spec.name, existing.id
+                "tenant `{}` already has a tool named `{}` ({})",
+                key.0,
+                spec.name,
+                existing.id()
             ))
-            .with_component(&tool.id));
+            .with_component(tool.id()));
         }
-        tools.insert(spec.name.clone(), tool);
+        tools.insert(key, tool);
         Ok(())
     }
 
-    /// The registered tool of that name.
+    /// The registered tool of that name in the host's default tenant.
     pub fn tool(&self, name: &str) -> Option<Arc<LoadedComponent>> {
-        self.inner.tools.read().ok()?.get(name).cloned()
+        self.tenant_tool(self.inner.governance.default_tenant(), name)
     }
 
-    /// Invokes a tool with a JSON input under the tool's limits.
+    /// The registered tool of that name in a tenant.
+    pub fn tenant_tool(&self, tenant: &str, name: &str) -> Option<Arc<LoadedComponent>> {
+        self.inner.tools.read().ok()?.get(&(tenant.to_owned(), name.to_owned())).cloned()
+    }
+
+    /// Invokes a tool with a JSON input under the tool's limits, as an
+    /// anonymous caller presenting no approval.
     ///
     /// # Errors
     ///
-    /// `invalid-input` (the tool does not run), a limit (`timeout`,
-    /// `out-of-fuel`, `memory-limit`, `stack-overflow`, `output-too-large`),
-    /// `trap`, `invalid-output`, or the tool's own error.
+    /// As [`Host::invoke_tool_with`].
     pub async fn invoke_tool(&self, tool: &LoadedComponent, input: &Value) -> Result<Value, InvokeError> {
-        self.inner.invoke_tool(tool, input, Parent::Root(None)).await
+        self.invoke_tool_with(tool, input, &CallOptions::default()).await
     }
 
-    /// Runs an agent on a JSON input under the agent's limits.
+    /// Invokes a tool with a JSON input, governed: the policy decides, the
+    /// tier's obligations are met (write quota, approvals), the tenant's
+    /// quotas are charged, then it runs under its limits.
     ///
     /// # Errors
     ///
-    /// As [`Host::invoke_tool`], for the agent itself; what its tool calls
-    /// fail with is returned to the agent, which decides.
+    /// `denied` (policy, tier, tenant scope, a bad approval token),
+    /// `approval-required` (with the pending request's id),
+    /// `limit-exceeded` (a tenant quota), `invalid-input` (the tool does not
+    /// run), a limit (`timeout`, `out-of-fuel`, `memory-limit`,
+    /// `stack-overflow`, `output-too-large`), `trap`, `invalid-output`, or
+    /// the tool's own error.
+    pub async fn invoke_tool_with(
+        &self,
+        tool: &LoadedComponent,
+        input: &Value,
+        options: &CallOptions,
+    ) -> Result<Value, InvokeError> {
+        let root = self.inner.root(tool, options)?;
+        let _permit = self.inner.admit(tool)?;
+        self.inner.invoke_tool(tool, input, Parent::Root(None, &root)).await
+    }
+
+    /// Runs an agent on a JSON input, as an anonymous caller.
+    ///
+    /// # Errors
+    ///
+    /// As [`Host::run_agent_with`].
     pub async fn run_agent(&self, agent: &LoadedComponent, input: &Value) -> Result<RunOutput, InvokeError> {
+        self.run_agent_with(agent, input, &CallOptions::default()).await
+    }
+
+    /// Runs an agent on a JSON input under the agent's limits. Its tool
+    /// calls are governed like top-level ones, in the same run, with the
+    /// approval tokens presented here.
+    ///
+    /// # Errors
+    ///
+    /// As [`Host::invoke_tool_with`], for the agent itself; what its tool
+    /// calls fail with is returned to the agent, which decides.
+    pub async fn run_agent_with(
+        &self,
+        agent: &LoadedComponent,
+        input: &Value,
+        options: &CallOptions,
+    ) -> Result<RunOutput, InvokeError> {
         let Kind::Agent { pre, .. } = &agent.kind else {
             return Err(InvokeError::new(
                 ErrorKind::InvalidInput,
-                format!("{} is a tool, not an agent", agent.id),
+                format!("{} is a tool, not an agent", agent.id()),
             )
-            .with_component(&agent.id));
+            .with_component(agent.id()));
         };
+        let root = self.inner.root(agent, options)?;
+        let _permit = self.inner.admit(agent)?;
         let transcript = Arc::new(Transcript::default());
         let call = self.inner.call_context(
-            &agent.id,
-            &agent.grant,
+            &agent.subject,
             &agent.limits,
-            Parent::Root(Some(transcript.clone())),
+            Parent::Root(Some(transcript.clone()), &root),
         );
         let trace = call.trace.clone();
         let task = Task { input: input.to_string(), context: trace.clone() };
@@ -473,8 +700,9 @@ impl Host {
             instance.call_run(&mut store, &task).await
         })
         .await;
-        let outcome = self.inner.finish(&store, &agent.id, &agent.limits, outcome)?;
-        let outcome = outcome.map_err(|e| InvokeError::from_guest(e, &agent.id))?;
+        self.inner.charge_fuel(&store, &agent.subject.tenant, &agent.limits);
+        let outcome = self.inner.finish(&store, agent.id(), &agent.limits, outcome)?;
+        let outcome = outcome.map_err(|e| InvokeError::from_guest(e, agent.id()))?;
         let output = self.inner.parse_output(agent, &outcome.output)?;
         Ok(RunOutput { output, trace, transcript })
     }
@@ -530,35 +758,35 @@ impl Host {
     async fn describe_tool(
         &self,
         pre: &ToolPre<InstanceState>,
-        id: &Arc<ComponentRef>,
-        grant: &Arc<Grant>,
+        subject: &Subject,
         limits: &Limits,
     ) -> Result<ToolSpec, InvokeError> {
-        let call = self.inner.call_context(id, grant, limits, Parent::Root(None));
+        let root = Root::host();
+        let call = self.inner.call_context(subject, limits, Parent::Root(None, &root));
         let mut store = self.inner.new_store(limits, call.clone());
         let outcome = tokio::time::timeout(backstop(&call), async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
         })
         .await;
-        self.inner.finish(&store, id, limits, outcome).map_err(describe_failed)
+        self.inner.finish(&store, &subject.id, limits, outcome).map_err(describe_failed)
     }
 
     async fn describe_agent(
         &self,
         pre: &AgentPre<InstanceState>,
-        id: &Arc<ComponentRef>,
-        grant: &Arc<Grant>,
+        subject: &Subject,
         limits: &Limits,
     ) -> Result<AgentSpec, InvokeError> {
-        let call = self.inner.call_context(id, grant, limits, Parent::Root(None));
+        let root = Root::host();
+        let call = self.inner.call_context(subject, limits, Parent::Root(None, &root));
         let mut store = self.inner.new_store(limits, call.clone());
         let outcome = tokio::time::timeout(backstop(&call), async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
         })
         .await;
-        self.inner.finish(&store, id, limits, outcome).map_err(describe_failed)
+        self.inner.finish(&store, &subject.id, limits, outcome).map_err(describe_failed)
     }
 }
 
@@ -578,34 +806,121 @@ impl HostInner {
     /// The context of one call of component `id`: a trace of its own at the
     /// top, or the caller's trace, run, transcript and (at most) deadline
     /// one hop deeper.
-    fn call_context(
-        &self,
-        id: &Arc<ComponentRef>,
-        grant: &Arc<Grant>,
-        limits: &Limits,
-        parent: Parent<'_>,
-    ) -> Arc<CallContext> {
+    fn call_context(&self, subject: &Subject, limits: &Limits, parent: Parent<'_>) -> Arc<CallContext> {
+        let id = &subject.id;
         let agent_id = format!("{}@{}", id.name, id.version);
         let own_deadline = Instant::now() + limits.timeout;
-        let (trace, deadline, depth, transcript) = match parent {
-            Parent::Root(transcript) => {
-                (trace::new_trace(&self.tenant, &agent_id), own_deadline, 0, transcript)
+        let (trace, deadline, depth, transcript, requested_by, approvals) = match parent {
+            Parent::Root(transcript, root) => {
+                let mut trace = trace::new_trace(subject.tenant.id(), &agent_id);
+                if let Some(run_id) = &root.run_id {
+                    trace.run_id.clone_from(run_id);
+                }
+                (trace, own_deadline, 0, transcript, root.requested_by.clone(), root.approvals.clone())
             }
             Parent::Caller(caller) => (
                 TraceContext { agent_id, ..caller.trace.clone() },
                 caller.deadline.min(own_deadline),
                 caller.depth + 1,
                 caller.transcript.clone(),
+                caller.requested_by.clone(),
+                caller.approvals.clone(),
             ),
         };
         Arc::new(CallContext {
             trace,
             component: Arc::clone(id),
-            grant: Arc::clone(grant),
+            grant: Arc::clone(&subject.grant),
+            tenant: Arc::clone(&subject.tenant),
+            policy: Arc::clone(&subject.policy),
+            prompts: Arc::clone(&subject.prompts),
+            requested_by,
+            approvals,
             deadline,
             depth,
             transcript,
         })
+    }
+
+    /// Resolves a top-level call's options: the caller, and for a
+    /// re-submission the pending request's run and tokens.
+    fn root(&self, component: &LoadedComponent, options: &CallOptions) -> Result<Root, InvokeError> {
+        let tenant = component.tenant();
+        self.governance.tenant(tenant).map_err(|e| InvokeError::denied(e).with_component(component.id()))?;
+        let principal = options.principal.clone().unwrap_or_else(|| "anonymous".to_owned());
+        let mut root = Root {
+            requested_by: principal.clone(),
+            principal,
+            run_id: None,
+            approvals: options.approvals.clone().into(),
+        };
+        if let Some(id) = &options.approval_request {
+            let store = self.governance.approvals().ok_or_else(|| {
+                InvokeError::internal("this host has no approvals store (it runs without a data directory)")
+            })?;
+            let request = store.get(id).map_err(|e| InvokeError::new(ErrorKind::NotFound, e))?;
+            if request.tenant != tenant {
+                return Err(InvokeError::denied(format!(
+                    "approval request `{id}` belongs to tenant `{}`, not `{tenant}`",
+                    request.tenant
+                )));
+            }
+            if request.status == Status::Denied {
+                let who: Vec<&str> =
+                    request.decisions.iter().filter(|d| !d.approved).map(|d| d.approver.as_str()).collect();
+                return Err(InvokeError::denied(format!(
+                    "approval request `{id}` was denied by {}",
+                    who.join(", ")
+                )));
+            }
+            let mut tokens: Vec<ApprovalToken> = root.approvals.to_vec();
+            tokens.extend(request.tokens.iter().cloned());
+            root.approvals = tokens.into();
+            root.run_id = Some(request.run_id.clone());
+            root.requested_by = request.requested_by.clone();
+        }
+        Ok(root)
+    }
+
+    /// Admits a top-level call under its tenant's concurrency and fuel
+    /// quotas; the permit is held until the call ends.
+    fn admit(
+        &self,
+        component: &LoadedComponent,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, InvokeError> {
+        let tenant = &component.subject.tenant;
+        if let Err(limit) = tenant.fuel.check() {
+            return Err(InvokeError::new(
+                ErrorKind::LimitExceeded,
+                format!("tenant `{}` used its fuel budget of {limit} units for this minute (quota fuel_per_minute)", tenant.id()),
+            )
+            .with_limit("fuel_per_minute", limit)
+            .with_component(component.id()));
+        }
+        let Some(semaphore) = &tenant.concurrency else { return Ok(None) };
+        match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) => {
+                let limit = u64::from(tenant.config.quotas.concurrent_invocations.unwrap_or(0));
+                Err(InvokeError::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "tenant `{}` already runs {limit} invocations (quota concurrent_invocations)",
+                        tenant.id()
+                    ),
+                )
+                .with_limit("concurrent_invocations", limit)
+                .with_component(component.id()))
+            }
+        }
+    }
+
+    /// Counts the fuel a call burnt against its tenant's per-minute budget.
+    fn charge_fuel(&self, store: &Store<InstanceState>, tenant: &Tenant, limits: &Limits) {
+        if tenant.fuel.limit().is_some() {
+            let left = store.get_fuel().unwrap_or(0);
+            tenant.fuel.record(limits.fuel.saturating_sub(left));
+        }
     }
 
     /// A fresh store for one call: the component's memory and table limits,
@@ -705,7 +1020,7 @@ impl HostInner {
             }
         };
         if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
-            e.backtrace = render_backtrace(backtrace);
+            e.backtrace = render_backtrace(backtrace).into();
         }
         e.with_component(id)
     }
@@ -718,37 +1033,41 @@ impl HostInner {
                 format!("the output is {} bytes; the cap is {cap} bytes", output.len()),
             )
             .with_limit("output_bytes", cap)
-            .with_component(&component.id));
+            .with_component(component.id()));
         }
         serde_json::from_str(output).map_err(|e| {
             InvokeError::new(ErrorKind::InvalidOutput, format!("the output is not JSON: {e}"))
-                .with_component(&component.id)
+                .with_component(component.id())
         })
     }
 
-    /// The specs of the registered tools `grant` allows.
-    pub(crate) fn tool_specs(&self, grant: &ToolGrant) -> Vec<ToolSpec> {
+    /// The specs of the tenant's registered tools that `grant` allows.
+    pub(crate) fn tool_specs(&self, tenant: &str, grant: &Names) -> Vec<ToolSpec> {
         let Ok(tools) = self.tools.read() else {
             return Vec::new();
         };
         tools
             .iter()
-            .filter(|(name, _)| grant.allows(name))
+            .filter(|((owner, name), _)| owner == tenant && grant.allows(name))
             .filter_map(|(_, tool)| tool.tool_spec().cloned())
             .collect()
     }
 
-    /// `tools.invoke` from a guest: the named tool, within the caller's
-    /// deadline, in the caller's trace and run.
+    /// `tools.invoke` from a guest: the named tool of the caller's tenant,
+    /// within the caller's deadline, in the caller's trace and run.
     pub(crate) async fn invoke_tool_from_guest(
         self: Arc<Self>,
         name: &str,
         input: &Value,
         caller: &CallContext,
     ) -> Result<Value, InvokeError> {
-        let tool = self.tools.read().ok().and_then(|tools| tools.get(name).cloned());
+        let key = (caller.tenant.id().to_owned(), name.to_owned());
+        let tool = self.tools.read().ok().and_then(|tools| tools.get(&key).cloned());
         let Some(tool) = tool else {
-            return Err(InvokeError::new(ErrorKind::NotFound, format!("no tool named `{name}` is loaded")));
+            return Err(InvokeError::new(
+                ErrorKind::NotFound,
+                format!("tenant `{}` has no tool named `{name}`", caller.tenant.id()),
+            ));
         };
         self.invoke_tool(&tool, input, Parent::Caller(caller)).await
     }
@@ -762,14 +1081,19 @@ impl HostInner {
         let Kind::Tool { pre, schema, .. } = &tool.kind else {
             return Err(InvokeError::new(
                 ErrorKind::InvalidInput,
-                format!("{} is an agent, not a tool", tool.id),
+                format!("{} is an agent, not a tool", tool.id()),
             )
-            .with_component(&tool.id));
+            .with_component(tool.id()));
         };
-        schema
-            .check(input)
-            .map_err(|message| InvokeError::new(ErrorKind::InvalidInput, message).with_component(&tool.id))?;
-        let call = self.call_context(&tool.id, &tool.grant, &tool.limits, parent);
+        schema.check(input).map_err(|message| {
+            InvokeError::new(ErrorKind::InvalidInput, message).with_component(tool.id())
+        })?;
+        let principal = match &parent {
+            Parent::Root(_, root) => EntityRef::new("User", format!("{}/{}", tool.tenant(), root.principal)),
+            Parent::Caller(caller) => caller.principal(),
+        };
+        let call = self.call_context(&tool.subject, &tool.limits, parent);
+        self.govern(tool, input, &call, principal)?;
         let input = input.to_string();
         let mut store = self.new_store(&tool.limits, call.clone());
         let outcome = tokio::time::timeout(backstop(&call), async {
@@ -777,9 +1101,198 @@ impl HostInner {
             instance.call_invoke(&mut store, &input).await
         })
         .await;
-        let result = self.finish(&store, &tool.id, &tool.limits, outcome)?;
-        let output = result.map_err(|e| InvokeError::from_guest(e, &tool.id))?;
+        self.charge_fuel(&store, &tool.subject.tenant, &tool.limits);
+        let result = self.finish(&store, tool.id(), &tool.limits, outcome)?;
+        let output = result.map_err(|e| {
+            let mut e = InvokeError::from_guest(e, tool.id());
+            let denials = store.data().egress_denials();
+            if !denials.is_empty() {
+                e.message = format!("{} (host: {})", e.message, denials.join("; "));
+            }
+            e
+        })?;
         self.parse_output(tool, &output)
+    }
+
+    /// The per-call gate of a tool invocation: policy, then the obligations
+    /// of its tier.
+    fn govern(
+        &self,
+        tool: &LoadedComponent,
+        input: &Value,
+        call: &CallContext,
+        principal: EntityRef,
+    ) -> Result<(), InvokeError> {
+        let tier = tool.tier.unwrap_or(Tier::Critical);
+        let tenant = &tool.subject.tenant;
+        let name = &tool.id().name;
+        let fail = |e: InvokeError| e.with_component(tool.id());
+        let input_digest = digest(canonical_json(input).as_bytes());
+        let query = Query {
+            principal,
+            action: Action::InvokeTool,
+            resource: EntityRef::new("Tool", format!("{}/{name}", tenant.id())),
+            context: [
+                ("tenant", PolicyValue::String(tenant.id().to_owned())),
+                ("tier", PolicyValue::String(tier.as_str().to_owned())),
+                ("tier_rank", PolicyValue::Long(tier_rank(tier))),
+                ("depth", PolicyValue::Long(i64::from(call.depth))),
+                ("input_digest", PolicyValue::String(input_digest.clone())),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        };
+        let decision = call
+            .policy
+            .decide(&query)
+            .map_err(|e| fail(InvokeError::internal(format!("the policy check failed: {e}"))))?;
+        capabilities::record_decision(call, &query, &decision);
+        if !decision.permits() {
+            let mut e = InvokeError::denied(decision.explain(&query));
+            e.policies = decision.policies.clone().into();
+            return Err(fail(e));
+        }
+        match tier {
+            Tier::Read => Ok(()),
+            Tier::WriteLow => tenant.write_low.take(1).map_err(|limit| {
+                fail(
+                    InvokeError::new(
+                        ErrorKind::LimitExceeded,
+                        format!(
+                            "tenant `{}` made {limit} write-low calls this minute (quota write_low_per_minute)",
+                            tenant.id()
+                        ),
+                    )
+                    .with_limit("write_low_per_minute", limit),
+                )
+            }),
+            Tier::WriteHigh | Tier::Critical => {
+                if tier == Tier::Critical && !tenant.config.grants.enable_critical.iter().any(|t| t == name) {
+                    return Err(fail(InvokeError::denied(format!(
+                        "`{name}` is a critical tool and tenant `{}` has not enabled it (grants.enable_critical); critical tools are denied by default",
+                        tenant.id()
+                    ))));
+                }
+                self.check_approvals(tool, tier, input, &input_digest, call).map_err(fail)
+            }
+        }
+    }
+
+    /// Approval tokens for a write-high (one) or critical (two distinct
+    /// approvers) call; none presented records a pending request.
+    fn check_approvals(
+        &self,
+        tool: &LoadedComponent,
+        tier: Tier,
+        input: &Value,
+        input_digest: &str,
+        call: &CallContext,
+    ) -> Result<(), InvokeError> {
+        let tenant = &tool.subject.tenant;
+        let tool_ref = format!("{}@{}", tool.id().name, tool.id().version);
+        let binding =
+            CallBinding { tenant: tenant.id(), tool: &tool_ref, input_digest, run_id: &call.trace.run_id };
+        let needed = tier.approvals_needed();
+        let mut problems = Vec::new();
+        let mut valid: Vec<&ApprovalToken> = Vec::new();
+        for token in
+            call.approvals.iter().filter(|t| t.claims.tool.split('@').next() == Some(tool.id().name.as_str()))
+        {
+            let check = approvals::check_binding(token, &binding, &call.requested_by).and_then(|()| {
+                let key = tenant.approvers.get(&token.claims.approver).ok_or_else(|| {
+                    format!("`{}` is not an approver of tenant `{}`", token.claims.approver, tenant.id())
+                })?;
+                token.verify_signature(key)
+            });
+            match check {
+                Ok(()) => valid.push(token),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        let store = self.governance.approvals();
+        let mut approvers: Vec<&str> = valid.iter().map(|t| t.claims.approver.as_str()).collect();
+        approvers.sort_unstable();
+        approvers.dedup();
+        if approvers.len() >= needed {
+            let store = store.ok_or_else(|| {
+                InvokeError::internal("this host has no approvals store to record token use")
+            })?;
+            let mut used = Vec::new();
+            for approver in approvers.iter().take(needed) {
+                if let Some(token) = valid.iter().find(|t| t.claims.approver == *approver) {
+                    store.consume(token).map_err(InvokeError::denied)?;
+                    used.push(format!("{approver} ({})", token.claims.request_id));
+                }
+            }
+            tracing::info!(target: "agenthost::decision", tenant = tenant.id(), tool = %tool_ref, tier = tier.as_str(), approvals = ?used, "approved call runs");
+            return Ok(());
+        }
+        if valid.len() > approvers.len() || (!valid.is_empty() && needed > 1) {
+            return Err(InvokeError::denied(format!(
+                "{tool_ref} is {tier} and needs approvals from {needed} distinct approvers; the valid tokens presented come from {} ({})",
+                approvers.len(),
+                approvers.join(", ")
+            )));
+        }
+        if let Some(problem) = problems.first() {
+            return Err(InvokeError::denied(format!(
+                "{tool_ref} needs approval and the token presented is refused: {problem}"
+            )));
+        }
+        let store = store.ok_or_else(|| {
+            InvokeError::denied(format!("{tool_ref} is {tier} and needs approval, but this host has no approvals store (no data directory)"))
+        })?;
+        let now = approvals::now_secs();
+        let request = store
+            .create(ApprovalRequest {
+                id: String::new(),
+                tenant: tenant.id().to_owned(),
+                tool: tool_ref.clone(),
+                tool_digest: tool.id().digest.clone(),
+                tier,
+                input_digest: input_digest.to_owned(),
+                preview: approvals::redact(input),
+                requested_by: call.requested_by.clone(),
+                trace_id: call.trace.trace_id.clone(),
+                run_id: call.trace.run_id.clone(),
+                created_at: now,
+                expires_at: now + approvals::REQUEST_TTL_SECS,
+                approvals_needed: needed,
+                status: Status::Pending,
+                decisions: Vec::new(),
+                tokens: Vec::new(),
+            })
+            .map_err(InvokeError::internal)?;
+        let mut e = InvokeError::new(
+            ErrorKind::ApprovalRequired,
+            format!(
+                "{tool_ref} is {tier}: it runs once {needed} approver(s) approve request {} (agenthost approvals approve {}), then re-submit with --approval {}",
+                request.id, request.id, request.id
+            ),
+        );
+        e.approval_request = Some(request.id);
+        Err(e)
+    }
+}
+
+/// Caps a component's limits by its tenant's quotas and its policy pack's
+/// tool defaults.
+fn apply_quotas(limits: &mut Limits, tenant: &Tenant, policy: Option<&LoadedPolicy>) {
+    let quotas = &tenant.config.quotas;
+    if let Some(fuel) = quotas.fuel_per_call {
+        limits.fuel = limits.fuel.min(fuel);
+    }
+    if let Some(memory) = quotas.memory_per_instance {
+        limits.memory_bytes = limits.memory_bytes.min(memory);
+    }
+    if let Some(defaults) = policy.map(|p| &p.manifest.constraints.tool_defaults) {
+        if let Some(fuel) = defaults.fuel {
+            limits.fuel = limits.fuel.min(fuel);
+        }
+        if let Some(ms) = defaults.timeout_ms {
+            limits.timeout = limits.timeout.min(Duration::from_millis(ms));
+        }
     }
 }
 

@@ -37,6 +37,15 @@ fn random_hex<const N: usize>() -> String {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum TranscriptEvent {
+    /// A policy decision taken during the run.
+    Decision {
+        principal: String,
+        action: String,
+        resource: String,
+        allowed: bool,
+        enforced: bool,
+        policies: Vec<String>,
+    },
     /// A `model.converse` call and its answer (or error).
     ModelCall {
         caller: String,

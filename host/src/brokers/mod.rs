@@ -1,5 +1,7 @@
-//! Backends behind the host interfaces. Today: the model broker with its
-//! built-in deterministic backend. Memory, events and audit backends arrive
+//! Backends behind the host interfaces: the model broker with its built-in
+//! deterministic backend, and an in-process memory store. Persistent and
+//! AWS backends (embedded store, DynamoDB, SQS/EventBridge, audit) arrive
 //! with the brokers issue.
 
+pub mod memory;
 pub mod model;

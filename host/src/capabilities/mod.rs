@@ -9,26 +9,34 @@
 //! that removed it), and every host call re-checks its detail (which tools,
 //! which models) at call time.
 
+pub mod http;
 pub mod log;
+pub mod memory;
 pub mod model;
 pub mod tools;
 pub mod unavailable;
 pub mod wasi;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{self, types::TraceContext};
 use crate::error::ComponentRef;
+use crate::governance::packs::Classification;
+use crate::governance::policy::{Action, EntityRef, Query, Value as PolicyValue};
+use crate::governance::{ApprovalToken, Decision, PolicyEngine, Tenant};
+use crate::governance::{EgressPolicy, Names};
 use crate::limits::LimitTracker;
 use crate::runtime::HostInner;
-use crate::trace::Transcript;
+use crate::trace::{Transcript, TranscriptEvent};
 
 /// A host interface of the `agenthost:platform` package that can be granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -126,50 +134,85 @@ impl fmt::Display for World {
     }
 }
 
-/// Which tools a component may call through `tools`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum ToolGrant {
-    /// None.
-    #[default]
-    None,
-    /// Every tool loaded into the host.
-    All,
-    /// Only these, by name.
-    Named(BTreeSet<String>),
+/// A host directory a component sees at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Canonical host path.
+    pub host: PathBuf,
+    pub guest: String,
+    pub writable: bool,
 }
 
-impl ToolGrant {
-    pub fn allows(&self, name: &str) -> bool {
-        match self {
-            ToolGrant::None => false,
-            ToolGrant::All => true,
-            ToolGrant::Named(names) => names.contains(name),
-        }
+/// What a component is granted. [`Grant::nothing`] grants nothing: no
+/// platform interface, no name, and (through [`wasi`]) no preopened
+/// directory, no environment variable, no socket, no network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub capabilities: BTreeSet<Capability>,
+    /// Why each interface of the world that is not granted was removed,
+    /// for the load error of a component that imports it.
+    pub removed: BTreeMap<Capability, String>,
+    /// Tools (of the same tenant) it may call through `tools.invoke`.
+    pub tools: Names,
+    pub memory_namespaces: Names,
+    /// Whether it may put/delete memory (a `read` tool may not).
+    pub memory_write: bool,
+    /// The most sensitive classification it may write, if capped.
+    pub max_classification: Option<Classification>,
+    pub topics: Names,
+    pub models: Names,
+    /// Environment variables it sees, with their values.
+    pub env: BTreeMap<String, String>,
+    pub mounts: Vec<Mount>,
+    pub egress: EgressPolicy,
+}
+
+impl Default for Grant {
+    fn default() -> Self {
+        Grant::nothing()
     }
 }
 
-/// What a component is granted. [`Grant::default`] grants nothing: no
-/// platform interface, no tool, and (through [`wasi`]) no preopened
-/// directory, no environment variable, no socket, no network.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Grant {
-    pub capabilities: BTreeSet<Capability>,
-    pub tools: ToolGrant,
-}
-
 impl Grant {
-    /// Every platform interface of the component's world and every loaded
-    /// tool: what `agenthost run` gives a component it was told to run.
+    /// Nothing at all.
+    pub fn nothing() -> Self {
+        Grant {
+            capabilities: BTreeSet::new(),
+            removed: BTreeMap::new(),
+            tools: Names::none("its grant (no tools)"),
+            memory_namespaces: Names::none("its grant (no memory namespaces)"),
+            memory_write: false,
+            max_classification: None,
+            topics: Names::none("its grant (no topics)"),
+            models: Names::none("its grant (no models)"),
+            env: BTreeMap::new(),
+            mounts: Vec::new(),
+            egress: EgressPolicy::none(),
+        }
+    }
+
+    /// Every platform interface of the component's world and every name
+    /// (but no files, env or network): the development default.
     pub fn world(world: World) -> Self {
         Grant {
             capabilities: world.imports().iter().copied().collect(),
-            tools: if world == World::Agent { ToolGrant::All } else { ToolGrant::None },
+            tools: if world == World::Agent {
+                Names::all()
+            } else {
+                Names::none("the tool world (no tools)")
+            },
+            memory_namespaces: Names::all(),
+            memory_write: true,
+            topics: Names::all(),
+            models: Names::all(),
+            ..Grant::nothing()
         }
     }
 
     #[must_use]
     pub fn with(mut self, capability: Capability) -> Self {
         self.capabilities.insert(capability);
+        self.removed.remove(&capability);
         self
     }
 
@@ -194,6 +237,9 @@ pub(crate) fn linker(
 ) -> wasmtime::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    if grant.egress.any_http() {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    }
     bindings::types::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s: &mut InstanceState| s)?;
     for capability in world.imports() {
         if grant.has(*capability) {
@@ -208,6 +254,14 @@ pub struct CallContext {
     pub trace: TraceContext,
     pub component: Arc<ComponentRef>,
     pub grant: Arc<Grant>,
+    pub tenant: Arc<Tenant>,
+    pub policy: Arc<PolicyEngine>,
+    /// System-prompt layers of the component's policy packs, base first.
+    pub prompts: Arc<[String]>,
+    /// Who started the run (a person or service), for approvals.
+    pub requested_by: String,
+    /// Approval tokens presented for this run.
+    pub approvals: Arc<[ApprovalToken]>,
     /// The wall-clock deadline of this call (and of every call it makes).
     pub deadline: Instant,
     /// How many `tools.invoke` hops led here (0 for a top-level call).
@@ -220,12 +274,79 @@ impl CallContext {
     pub fn caller(&self) -> String {
         format!("{}@{}", self.component.name, self.component.version)
     }
+
+    /// The component as a policy principal: `Agent::"<tenant>/<name>"`.
+    pub fn principal(&self) -> EntityRef {
+        EntityRef::new("Agent", format!("{}/{}", self.tenant.id(), self.component.name))
+    }
+
+    /// Puts a question to the policy engine, records the decision, and
+    /// turns a denial into the WIT `denied` error.
+    pub(crate) fn decide(
+        &self,
+        action: Action,
+        resource: EntityRef,
+        context: Vec<(&str, PolicyValue)>,
+    ) -> Result<(), bindings::types::Error> {
+        let mut query = Query { principal: self.principal(), action, resource, context: Default::default() };
+        query.context.insert("tenant".to_owned(), PolicyValue::String(self.tenant.id().to_owned()));
+        for (k, v) in context {
+            query.context.insert(k.to_owned(), v);
+        }
+        match self.policy.decide(&query) {
+            Ok(decision) => {
+                let permits = decision.permits();
+                let reason = (!decision.allowed).then(|| decision.explain(&query));
+                record_decision(self, &query, &decision);
+                match reason {
+                    Some(reason) if !permits => Err(bindings::types::Error::Denied(reason)),
+                    _ => Ok(()),
+                }
+            }
+            Err(e) => Err(bindings::types::Error::Internal(format!("the policy check failed: {e}"))),
+        }
+    }
+
+    /// Charges one host call against the tenant's rate quota.
+    pub(crate) fn charge(&self) -> Result<(), bindings::types::Error> {
+        self.tenant.charge_host_call().map_err(bindings::types::Error::LimitExceeded)
+    }
+}
+
+/// Logs a decision (the audit trail records it once it lands) and adds it
+/// to the run's transcript.
+pub(crate) fn record_decision(call: &CallContext, query: &Query, decision: &Decision) {
+    tracing::info!(
+        target: "agenthost::decision",
+        tenant = call.tenant.id(),
+        trace_id = %call.trace.trace_id,
+        run_id = %call.trace.run_id,
+        principal = %query.principal,
+        action = query.action.as_str(),
+        resource = %query.resource,
+        allowed = decision.allowed,
+        enforced = decision.enforced,
+        policies = ?decision.policies,
+        "policy decision"
+    );
+    if let Some(transcript) = &call.transcript {
+        transcript.push(TranscriptEvent::Decision {
+            principal: query.principal.to_string(),
+            action: query.action.as_str().to_owned(),
+            resource: query.resource.to_string(),
+            allowed: decision.allowed,
+            enforced: decision.enforced,
+            policies: decision.policies.clone(),
+        });
+    }
 }
 
 /// The state of one component instance: the `T` of its `Store`.
 pub struct InstanceState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) hooks: http::EgressHooks,
     pub(crate) limits: LimitTracker,
     pub(crate) call: Arc<CallContext>,
     pub(crate) host: Arc<HostInner>,
@@ -234,20 +355,34 @@ pub struct InstanceState {
 
 impl InstanceState {
     pub(crate) fn new(host: Arc<HostInner>, call: Arc<CallContext>, limits: LimitTracker) -> Self {
+        let hooks = http::EgressHooks { call: call.clone(), denials: Arc::default() };
         InstanceState {
             wasi: wasi::context(&call.grant),
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks,
             limits,
             call,
             host,
             log: log::LogState::default(),
         }
     }
+
+    /// Egress refusals during this call, for its error.
+    pub(crate) fn egress_denials(&self) -> Vec<String> {
+        self.hooks.denials.lock().map(|d| d.clone()).unwrap_or_default()
+    }
 }
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 

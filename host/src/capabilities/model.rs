@@ -1,9 +1,14 @@
 //! `agenthost:platform/model`: the guest's `converse` goes to the host's
-//! model backend (see [`crate::brokers::model`]). The call is recorded in
-//! the run's transcript.
+//! model backend (see [`crate::brokers::model`]), after the model id is
+//! checked against the grant and the policy (`CallModel`), and the
+//! tenant's token budget. The system-prompt layers of the agent's policy
+//! packs go first, in order; the guest's own system text can only follow
+//! them. Tokens used (from the response) are charged to the tenant. The
+//! call is recorded in the run's transcript.
 
 use crate::bindings::model::{ConverseRequest, ConverseResponse, Host};
 use crate::bindings::types::Error;
+use crate::governance::policy::{Action, EntityRef};
 use crate::trace::TranscriptEvent;
 
 use super::InstanceState;
@@ -11,10 +16,39 @@ use super::InstanceState;
 impl Host for InstanceState {
     async fn converse(
         &mut self,
-        request: ConverseRequest,
+        mut request: ConverseRequest,
     ) -> wasmtime::Result<Result<ConverseResponse, Error>> {
+        let call = self.call.clone();
+        if let Err(e) = call.charge() {
+            return Ok(Err(e));
+        }
+        let model_id = request.model_id.clone().unwrap_or_else(|| self.host.model.default_model().to_owned());
+        if let Some(denial) = call.grant.models.denial("model", &model_id) {
+            return Ok(Err(Error::Denied(format!("{} may not call it: {denial}", call.caller()))));
+        }
+        if let Err(e) = call.decide(Action::CallModel, EntityRef::new("Model", model_id.clone()), Vec::new())
+        {
+            return Ok(Err(e));
+        }
+        if let Err(limit) = call.tenant.tokens.check() {
+            return Ok(Err(Error::LimitExceeded(format!(
+                "tenant `{}` used its {limit} model tokens for this minute (quota model_tokens_per_minute)",
+                call.tenant.id()
+            ))));
+        }
+        request.model_id = Some(model_id);
+        if !call.prompts.is_empty() {
+            let mut system: Vec<String> = call.prompts.to_vec();
+            system.append(&mut request.system);
+            request.system = system;
+        }
         let backend = self.host.model.clone();
         let result = backend.converse(&request, &self.call.trace).await;
+        if let Ok(response) = &result {
+            call.tenant
+                .tokens
+                .record(u64::from(response.usage.input_tokens) + u64::from(response.usage.output_tokens));
+        }
         if let Some(transcript) = &self.call.transcript {
             let (response, error) = match &result {
                 Ok(response) => (Some(response.clone()), None),

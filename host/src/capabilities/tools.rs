@@ -15,13 +15,19 @@ pub const MAX_DEPTH: u32 = 4;
 
 impl Host for InstanceState {
     async fn list(&mut self) -> wasmtime::Result<Vec<ToolSpec>> {
-        Ok(self.host.tool_specs(&self.call.grant.tools))
+        if self.call.charge().is_err() {
+            return Ok(Vec::new());
+        }
+        Ok(self.host.tool_specs(self.call.tenant.id(), &self.call.grant.tools))
     }
 
     async fn invoke(&mut self, name: String, input: String) -> wasmtime::Result<Result<String, Error>> {
         let call = self.call.clone();
-        if !call.grant.tools.allows(&name) {
-            return Ok(Err(Error::Denied(format!("{} may not call the tool `{name}`", call.caller()))));
+        if let Err(e) = call.charge() {
+            return Ok(Err(e));
+        }
+        if let Some(denial) = call.grant.tools.denial("tool", &name) {
+            return Ok(Err(Error::Denied(format!("{} may not call it: {denial}", call.caller()))));
         }
         if call.depth >= MAX_DEPTH {
             return Ok(Err(Error::LimitExceeded(format!(

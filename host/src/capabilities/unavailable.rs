@@ -1,9 +1,11 @@
-//! `memory`, `events` and `audit`: linked (so components that import them
-//! load) but not yet served. Every call answers `unavailable` naming the
-//! interface, until the brokers issue lands their backends.
+//! `events` and `audit`: linked (so components that import them load) but
+//! not yet served. An event publish is still governed (quota, topic grant,
+//! policy) before it answers `unavailable` naming the interface, until the
+//! brokers issue lands the backends.
 
 use crate::bindings::types::Error;
-use crate::bindings::{audit, events, memory};
+use crate::bindings::{audit, events};
+use crate::governance::policy::{Action, EntityRef};
 
 use super::{Capability, InstanceState};
 
@@ -14,52 +16,24 @@ fn unavailable<T>(capability: Capability) -> wasmtime::Result<Result<T, Error>> 
     ))))
 }
 
-impl memory::Host for InstanceState {
-    async fn get(
-        &mut self,
-        _ns: String,
-        _key: String,
-    ) -> wasmtime::Result<Result<Option<memory::Entry>, Error>> {
-        unavailable(Capability::Memory)
-    }
-
-    async fn put(
-        &mut self,
-        _ns: String,
-        _key: String,
-        _value: Vec<u8>,
-        _options: memory::PutOptions,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        unavailable(Capability::Memory)
-    }
-
-    async fn delete(
-        &mut self,
-        _ns: String,
-        _key: String,
-        _expected_version: Option<u64>,
-    ) -> wasmtime::Result<Result<bool, Error>> {
-        unavailable(Capability::Memory)
-    }
-
-    async fn list(
-        &mut self,
-        _ns: String,
-        _prefix: String,
-        _cursor: Option<String>,
-        _limit: u32,
-    ) -> wasmtime::Result<Result<memory::ListPage, Error>> {
-        unavailable(Capability::Memory)
-    }
-}
-
 impl events::Host for InstanceState {
     async fn publish(
         &mut self,
-        _topic: String,
+        topic: String,
         _payload: Vec<u8>,
         _attributes: Vec<(String, String)>,
     ) -> wasmtime::Result<Result<String, Error>> {
+        let call = &self.call;
+        if let Err(e) = call.charge() {
+            return Ok(Err(e));
+        }
+        if let Some(denial) = call.grant.topics.denial("topic", &topic) {
+            return Ok(Err(Error::Denied(format!("{}: {denial}", call.caller()))));
+        }
+        let resource = EntityRef::new("Topic", format!("{}/{topic}", call.tenant.id()));
+        if let Err(e) = call.decide(Action::PublishEvent, resource, Vec::new()) {
+            return Ok(Err(e));
+        }
         unavailable(Capability::Events)
     }
 }

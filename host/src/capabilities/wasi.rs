@@ -1,15 +1,43 @@
-//! The WASI context of a component. It starts from `WasiCtxBuilder::new()`,
-//! which grants nothing: no preopened directory, no environment variable,
-//! no argument, stdio connected to nothing, every socket address denied and
-//! name lookup denied. Grants that add to it (mounts, env, egress) come
-//! with tenant configuration.
+//! The WASI context of a component, built from its grant. It starts from
+//! `WasiCtxBuilder::new()`, which grants nothing (no preopened directory,
+//! no environment variable, no argument, stdio connected to nothing, name
+//! lookup denied), and adds exactly:
+//!
+//! - the granted mounts, as preopens (cap-std: a path cannot climb out of
+//!   its directory, through `..`, an absolute path or a symlink), read-only
+//!   unless the tenant made them writable and the tier allows writes;
+//! - the granted environment variables;
+//! - sockets and name lookup only when the tenant grants them, every
+//!   address checked by the same egress rules as outgoing HTTP.
 
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+use std::sync::Arc;
+
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use super::Grant;
 
-pub(crate) fn context(_grant: &Grant) -> WasiCtx {
+pub(crate) fn context(grant: &Grant) -> WasiCtx {
     let mut builder = WasiCtxBuilder::new();
-    builder.allow_ip_name_lookup(false).allow_tcp(false).allow_udp(false);
+    for (key, value) in &grant.env {
+        builder.env(key, value);
+    }
+    for mount in &grant.mounts {
+        let perms = if mount.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        if let Err(e) = builder.preopened_dir(&mount.host, &mount.guest, perms) {
+            // The directory was checked at load; if it vanished since, the
+            // guest simply does not get it.
+            tracing::warn!(host = %mount.host.display(), guest = %mount.guest, error = %e, "mount unavailable");
+        }
+    }
+    let egress = &grant.egress;
+    builder.allow_ip_name_lookup(egress.dns).allow_tcp(egress.sockets).allow_udp(egress.sockets);
+    if egress.sockets {
+        let policy = Arc::new(egress.clone());
+        builder.socket_addr_check(move |addr, _use: SocketAddrUse| {
+            let policy = policy.clone();
+            Box::pin(async move { policy.check_addr(&addr.ip().to_string(), addr.ip()).is_ok() })
+        });
+    }
     builder.build()
 }

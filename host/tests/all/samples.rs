@@ -66,8 +66,34 @@ async fn triage_answers_with_the_calculator() {
         json!([{ "name": "calculator", "input": { "expression": "12 * (3 + 4) - 5" }, "output": { "expression": "12 * (3 + 4) - 5", "value": 79 } }])
     );
 
+    // Each governed step was decided by the (default) policy.
+    let decisions: Vec<String> = run
+        .transcript
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            TranscriptEvent::Decision { action, resource, allowed: true, policies, .. } => {
+                Some(format!("{action} {resource} {}", policies.join(",")))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            "CallModel Model::\"agenthost.builtin-v1\" agenthost/default-permit",
+            "InvokeTool Tool::\"default/calculator\" agenthost/default-permit",
+            "CallModel Model::\"agenthost.builtin-v1\" agenthost/default-permit",
+        ]
+    );
+
     // The host saw the same conversation: model, tool, model.
-    let events = run.transcript.events();
+    let events: Vec<TranscriptEvent> = run
+        .transcript
+        .events()
+        .into_iter()
+        .filter(|e| !matches!(e, TranscriptEvent::Decision { .. }))
+        .collect();
     assert_eq!(events.len(), 3, "{events:?}");
     assert!(matches!(&events[0], TranscriptEvent::ModelCall { response: Some(_), .. }));
     match &events[1] {
@@ -118,14 +144,14 @@ async fn hostile_samples_describe_themselves() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn interfaces_not_served_yet_answer_unavailable_naming_themselves() {
+async fn kv_note_writes_versions_into_tenant_memory() {
     let host = host();
     let note = load(&host, artifacts::KV_NOTE).await;
     let spec = note.tool_spec().unwrap();
     assert_eq!(spec.risk_tier, RiskTier::WriteLow);
     assert!(note.imports().iter().any(|i| i == "agenthost:platform/memory@0.1.0"), "{:?}", note.imports());
-    let error = host.invoke_tool(&note, &json!({ "key": "greeting", "note": "hello" })).await.unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Unavailable, "{error}");
-    assert_eq!(error.origin, Origin::Guest, "the tool passed the host's answer on");
-    assert!(error.message.contains("agenthost:platform/memory@0.1.0"), "{error}");
+    let first = host.invoke_tool(&note, &json!({ "key": "greeting", "note": "hello" })).await.unwrap();
+    assert_eq!(first, json!({ "key": "greeting", "version": 1 }));
+    let second = host.invoke_tool(&note, &json!({ "key": "greeting", "note": "hello again" })).await.unwrap();
+    assert_eq!(second["version"], 2);
 }

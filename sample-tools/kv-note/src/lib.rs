@@ -1,8 +1,7 @@
 //! `kv-note` (risk tier: write-low): stores a short note in the tenant's
-//! `notes` memory namespace and returns the record's new version.
-//!
-//! Until the host serves the memory interface, the call fails with the
-//! host's `unavailable` error, which this tool passes on unchanged.
+//! `notes` memory namespace and returns the record's new version. Whatever
+//! the host answers (a denial, a quota, a backend that is down) is passed
+//! on unchanged.
 
 use agenthost_guest_sdk::memory::{self, Classification, Governance, PutOptions};
 use agenthost_guest_sdk::{Error, RiskTier, Tool, ToolSpec, Value, export_tool, json};

@@ -19,6 +19,11 @@ pub trait ModelBackend: Send + Sync {
     /// A short name for logs and errors.
     fn name(&self) -> &str;
 
+    /// The model a request without `model-id` goes to.
+    fn default_model(&self) -> &str {
+        BUILTIN_MODEL_ID
+    }
+
     /// Answers one turn. Errors use the WIT error cases (`not-found` for an
     /// unknown model, `unavailable` for a backend that is down, ...).
     fn converse<'a>(

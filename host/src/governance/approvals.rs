@@ -1,0 +1,381 @@
+//! Approvals for `write-high` and `critical` calls.
+//!
+//! A call that needs approval does not run: the host records a pending
+//! [`ApprovalRequest`] and answers `approval-required` with its id. An
+//! approver signs an [`ApprovalToken`] (ed25519, with their own key) bound
+//! to the tenant, the tool (name@version), the digest of the exact input,
+//! the run and an expiry; re-submitting the call in that run with the
+//! token(s) runs it once: each token is consumed atomically (an exclusive
+//! create of a marker file), so a second use is refused even by another
+//! process sharing the data directory.
+//!
+//! Layout under `<data-dir>/approvals/`: `requests/<id>.json` and
+//! `consumed/<token-nonce>`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::keys::{KeyPair, PublicKey};
+use super::tier::Tier;
+
+/// How long a pending request stays approvable.
+pub const REQUEST_TTL_SECS: u64 = 24 * 60 * 60;
+/// Default validity of a token from the moment it is signed.
+pub const TOKEN_TTL_SECS: u64 = 60 * 60;
+
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Pending,
+    Approved,
+    Denied,
+}
+
+/// A call waiting for approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    pub id: String,
+    pub tenant: String,
+    /// `name@version` of the tool.
+    pub tool: String,
+    pub tool_digest: String,
+    pub tier: Tier,
+    /// `sha256:<hex>` of the canonical JSON input.
+    pub input_digest: String,
+    /// The input with string values longer than a few characters masked.
+    pub preview: Value,
+    pub requested_by: String,
+    pub trace_id: String,
+    pub run_id: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub approvals_needed: usize,
+    pub status: Status,
+    #[serde(default)]
+    pub decisions: Vec<ApproverDecision>,
+    #[serde(default)]
+    pub tokens: Vec<ApprovalToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproverDecision {
+    pub approver: String,
+    pub approved: bool,
+    pub at: u64,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// What a token is bound to. Signed as canonical JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenClaims {
+    pub request_id: String,
+    pub tenant: String,
+    pub tool: String,
+    pub input_digest: String,
+    pub run_id: String,
+    pub expires_at: u64,
+    pub approver: String,
+    pub key_id: String,
+    /// Random; names the token's single use.
+    pub nonce: String,
+}
+
+/// A signed approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalToken {
+    pub claims: TokenClaims,
+    pub signature: String,
+}
+
+impl ApprovalToken {
+    /// Signs `claims` (filling in `key_id`).
+    ///
+    /// # Errors
+    ///
+    /// When the claims cannot be encoded.
+    pub fn sign(mut claims: TokenClaims, key: &KeyPair) -> Result<Self, String> {
+        claims.key_id = key.id();
+        let value = serde_json::to_value(&claims).map_err(|e| e.to_string())?;
+        Ok(ApprovalToken { signature: key.sign_json(&value), claims })
+    }
+
+    /// Checks the signature with the approver's key.
+    ///
+    /// # Errors
+    ///
+    /// A wrong key or an altered token.
+    pub fn verify_signature(&self, key: &PublicKey) -> Result<(), String> {
+        if key.id() != self.claims.key_id {
+            return Err(format!(
+                "the token of approver `{}` is signed by {}, not by their registered key {}",
+                self.claims.approver,
+                self.claims.key_id,
+                key.id()
+            ));
+        }
+        let value = serde_json::to_value(&self.claims).map_err(|e| e.to_string())?;
+        key.verify_json(&value, &self.signature)
+            .map_err(|e| format!("the token of approver `{}` is not valid: {e}", self.claims.approver))
+    }
+}
+
+/// What a call presents its tokens against.
+#[derive(Debug, Clone)]
+pub struct CallBinding<'a> {
+    pub tenant: &'a str,
+    pub tool: &'a str,
+    pub input_digest: &'a str,
+    pub run_id: &'a str,
+}
+
+/// The store of requests and consumed tokens.
+#[derive(Debug)]
+pub struct ApprovalStore {
+    dir: PathBuf,
+    /// Serialises read-modify-write of request files in this process.
+    write: Mutex<()>,
+}
+
+impl ApprovalStore {
+    /// Opens (creating) the store under `dir`.
+    ///
+    /// # Errors
+    ///
+    /// When the directories cannot be created.
+    pub fn open(dir: &Path) -> Result<Self, String> {
+        for sub in ["requests", "consumed"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .map_err(|e| format!("cannot create the approvals store at {}: {e}", dir.display()))?;
+        }
+        Ok(ApprovalStore { dir: dir.to_owned(), write: Mutex::new(()) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn request_path(&self, id: &str) -> Result<PathBuf, String> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(format!("`{id}` is not an approval request id"));
+        }
+        Ok(self.dir.join("requests").join(format!("{id}.json")))
+    }
+
+    /// Records a new pending request and returns it.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be written.
+    pub fn create(&self, mut request: ApprovalRequest) -> Result<ApprovalRequest, String> {
+        request.id = format!("apr-{}", hex::encode(rand::random::<[u8; 8]>()));
+        self.save(&request)?;
+        Ok(request)
+    }
+
+    fn save(&self, request: &ApprovalRequest) -> Result<(), String> {
+        let path = self.request_path(&request.id)?;
+        let text = serde_json::to_string_pretty(request).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension(format!("tmp-{}", hex::encode(rand::random::<[u8; 4]>())));
+        std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// One request.
+    ///
+    /// # Errors
+    ///
+    /// `no approval request` for an unknown id, or an unreadable file.
+    pub fn get(&self, id: &str) -> Result<ApprovalRequest, String> {
+        let path = self.request_path(id)?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!("no approval request `{id}`"));
+            }
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        serde_json::from_str(&text).map_err(|e| format!("{} is corrupt: {e}", path.display()))
+    }
+
+    /// Every request, newest first, optionally of one tenant.
+    ///
+    /// # Errors
+    ///
+    /// When the directory cannot be read.
+    pub fn list(&self, tenant: Option<&str>) -> Result<Vec<ApprovalRequest>, String> {
+        let dir = self.dir.join("requests");
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let mut requests = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(id) = path.file_stem().and_then(|s| s.to_str())
+                && let Ok(request) = self.get(id)
+                && tenant.is_none_or(|t| t == request.tenant)
+            {
+                requests.push(request);
+            }
+        }
+        requests.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(requests)
+    }
+
+    /// Records an approver's decision. On approval, signs and stores a token
+    /// bound to the request and returns it.
+    ///
+    /// # Errors
+    ///
+    /// The request is unknown, expired or decided; the approver made the
+    /// request or already decided it.
+    pub fn decide(
+        &self,
+        id: &str,
+        approver: &str,
+        key: Option<&KeyPair>,
+        approved: bool,
+        reason: &str,
+        token_ttl_secs: u64,
+    ) -> Result<(ApprovalRequest, Option<ApprovalToken>), String> {
+        let _guard = self.write.lock().map_err(|_| "the approvals lock is poisoned".to_owned())?;
+        let mut request = self.get(id)?;
+        let now = now_secs();
+        if request.status == Status::Denied {
+            return Err(format!("approval request `{id}` was denied; it cannot be decided again"));
+        }
+        if now >= request.expires_at {
+            return Err(format!("approval request `{id}` expired at {}", request.expires_at));
+        }
+        if approver == request.requested_by {
+            return Err(format!(
+                "`{approver}` made request `{id}` and cannot approve or deny it: another approver must"
+            ));
+        }
+        if request.decisions.iter().any(|d| d.approver == approver) {
+            return Err(format!("`{approver}` has already decided request `{id}`"));
+        }
+        request.decisions.push(ApproverDecision {
+            approver: approver.to_owned(),
+            approved,
+            at: now,
+            reason: reason.to_owned(),
+        });
+        let mut token = None;
+        if approved {
+            let key = key.ok_or_else(|| "approving needs the approver's signing key (--key)".to_owned())?;
+            let claims = TokenClaims {
+                request_id: request.id.clone(),
+                tenant: request.tenant.clone(),
+                tool: request.tool.clone(),
+                input_digest: request.input_digest.clone(),
+                run_id: request.run_id.clone(),
+                expires_at: (now + token_ttl_secs).min(request.expires_at),
+                approver: approver.to_owned(),
+                key_id: String::new(),
+                nonce: hex::encode(rand::random::<[u8; 16]>()),
+            };
+            let signed = ApprovalToken::sign(claims, key)?;
+            request.tokens.push(signed.clone());
+            if request.tokens.len() >= request.approvals_needed {
+                request.status = Status::Approved;
+            }
+            token = Some(signed);
+        } else {
+            request.status = Status::Denied;
+        }
+        self.save(&request)?;
+        Ok((request, token))
+    }
+
+    /// Consumes a token's single use.
+    ///
+    /// # Errors
+    ///
+    /// `already used` when it was consumed before.
+    pub fn consume(&self, token: &ApprovalToken) -> Result<(), String> {
+        let nonce = &token.claims.nonce;
+        if nonce.is_empty() || !nonce.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err("the token's nonce is malformed".to_owned());
+        }
+        let path = self.dir.join("consumed").join(nonce);
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(format!(
+                "the approval token of `{}` for request `{}` was already used; a token is good for one call",
+                token.claims.approver, token.claims.request_id
+            )),
+            Err(e) => Err(format!("cannot record the token's use at {}: {e}", path.display())),
+        }
+    }
+
+    pub fn is_consumed(&self, token: &ApprovalToken) -> bool {
+        self.dir.join("consumed").join(&token.claims.nonce).exists()
+    }
+}
+
+/// Checks a token against a call, without consuming it.
+///
+/// # Errors
+///
+/// What does not match: expired, another tenant/tool/input/run, or the
+/// approver is the requester.
+pub fn check_binding(
+    token: &ApprovalToken,
+    call: &CallBinding<'_>,
+    requested_by: &str,
+) -> Result<(), String> {
+    let c = &token.claims;
+    let who = &c.approver;
+    if now_secs() >= c.expires_at {
+        return Err(format!("the approval token of `{who}` expired at {}", c.expires_at));
+    }
+    if c.tenant != call.tenant {
+        return Err(format!(
+            "the approval token of `{who}` is for tenant `{}`, not `{}`",
+            c.tenant, call.tenant
+        ));
+    }
+    if c.tool != call.tool {
+        return Err(format!("the approval token of `{who}` is for {}, not {}", c.tool, call.tool));
+    }
+    if c.input_digest != call.input_digest {
+        return Err(format!(
+            "the approval token of `{who}` was given for other input ({}), not this call's ({})",
+            short(&c.input_digest),
+            short(call.input_digest)
+        ));
+    }
+    if c.run_id != call.run_id {
+        return Err(format!("the approval token of `{who}` is for run {}, not {}", c.run_id, call.run_id));
+    }
+    if c.approver == requested_by {
+        return Err(format!("`{who}` cannot approve their own request"));
+    }
+    Ok(())
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+/// The input with every string value longer than 4 characters masked after
+/// its first 2, so approvers see the shape and amounts but not secrets.
+pub fn redact(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.chars().count() > 4 => {
+            let head: String = s.chars().take(2).collect();
+            Value::String(format!("{head}…({} chars)", s.chars().count()))
+        }
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), redact(v))).collect()),
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,430 @@
+//! Governance: tenants, component manifests, effective grants, risk tiers,
+//! approvals and policy.
+//!
+//! What a component gets is the intersection of four things, computed once
+//! at load ([`effective_grant`]) and re-checked on every call:
+//!
+//! 1. its tenant's grants (`<config>/tenants/<id>.toml`);
+//! 2. what its manifest requests (`<stem>.manifest.toml`);
+//! 3. the ceiling of its risk tier (a `read` tool cannot publish events or
+//!    write memory);
+//! 4. the constraints of its policy pack stack (allowed models, egress
+//!    ceiling, highest tier).
+//!
+//! Without `--config` the host runs one development tenant that grants
+//! every interface and name (but still no files, env or network), and a
+//! component needs no manifest.
+
+pub mod approvals;
+pub mod egress;
+pub mod keys;
+pub mod manifest;
+pub mod names;
+pub mod packs;
+pub mod policy;
+pub mod tenant;
+pub mod tier;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+pub use approvals::{ApprovalRequest, ApprovalStore, ApprovalToken};
+pub use egress::EgressPolicy;
+pub use keys::{KeyPair, PublicKey};
+pub use manifest::ComponentManifest;
+pub use names::{Names, Patterns};
+pub use packs::LoadedPolicy;
+pub use policy::{Decision, PolicyEngine};
+pub use tenant::{Isolation, TenantConfig};
+pub use tier::Tier;
+
+use crate::capabilities::{Capability, Grant, Mount, World};
+use tenant::RateWindow;
+
+/// `<config>/host.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSettings {
+    /// Public keys (SPKI PEM, relative to the config dir) whose signatures
+    /// on policy manifests and component manifests this host accepts.
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+    /// Refuse components whose manifest is not signed by a trusted key.
+    #[serde(default)]
+    pub require_signed_manifests: bool,
+    /// The tenant a call runs for when none is named.
+    #[serde(default)]
+    pub default_tenant: Option<String>,
+}
+
+/// A tenant as the host runs it: its configuration, approvers' keys,
+/// policy, and the live state of its quotas.
+#[derive(Debug)]
+pub struct Tenant {
+    pub config: TenantConfig,
+    pub approvers: BTreeMap<String, PublicKey>,
+    pub policy: Option<Arc<LoadedPolicy>>,
+    /// Top-level invocations running at once.
+    pub concurrency: Option<Arc<Semaphore>>,
+    pub fuel: RateWindow,
+    pub tokens: RateWindow,
+    pub write_low: RateWindow,
+    pub host_calls: RateWindow,
+    /// Where this tenant's data lives (its own under `namespace` isolation).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Tenant {
+    fn new(
+        config: TenantConfig,
+        approvers: BTreeMap<String, PublicKey>,
+        policy: Option<Arc<LoadedPolicy>>,
+        data_dir: Option<PathBuf>,
+    ) -> Self {
+        let q = &config.quotas;
+        Tenant {
+            concurrency: q.concurrent_invocations.map(|n| Arc::new(Semaphore::new(n as usize))),
+            fuel: RateWindow::new(q.fuel_per_minute),
+            tokens: RateWindow::new(q.model_tokens_per_minute),
+            write_low: RateWindow::new(q.write_low_per_minute),
+            host_calls: RateWindow::new(q.host_calls_per_minute),
+            config,
+            approvers,
+            policy,
+            data_dir,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// Charges one host call against `host_calls_per_minute`.
+    ///
+    /// # Errors
+    ///
+    /// A `limit-exceeded` message naming the quota.
+    pub fn charge_host_call(&self) -> Result<(), String> {
+        self.host_calls.take(1).map_err(|limit| {
+            format!(
+                "tenant `{}` made more than {limit} host calls this minute (quota host_calls_per_minute)",
+                self.config.id
+            )
+        })
+    }
+}
+
+/// Everything governance needs at run time.
+#[derive(Debug)]
+pub struct Governance {
+    configured: bool,
+    config_dir: Option<PathBuf>,
+    settings: HostSettings,
+    trusted_keys: Vec<PublicKey>,
+    tenants: BTreeMap<String, Arc<Tenant>>,
+    scope: Option<String>,
+    default_tenant: String,
+    approvals: Option<ApprovalStore>,
+    default_policy: Arc<PolicyEngine>,
+}
+
+impl Governance {
+    /// No configuration: one development tenant named `tenant`.
+    ///
+    /// # Errors
+    ///
+    /// When the approvals store cannot be opened under `data_dir`.
+    pub fn development(tenant: &str, data_dir: Option<&Path>) -> Result<Self, String> {
+        let config = TenantConfig::development(tenant);
+        let tenants =
+            BTreeMap::from([(tenant.to_owned(), Arc::new(Tenant::new(config, BTreeMap::new(), None, None)))]);
+        Ok(Governance {
+            configured: false,
+            config_dir: None,
+            settings: HostSettings::default(),
+            trusted_keys: Vec::new(),
+            tenants,
+            scope: None,
+            default_tenant: tenant.to_owned(),
+            approvals: data_dir.map(|d| ApprovalStore::open(&d.join("approvals"))).transpose()?,
+            default_policy: PolicyEngine::permissive()?,
+        })
+    }
+
+    /// Loads `<config>/host.toml` (optional) and `<config>/tenants/*.toml`.
+    /// With `scope`, the host serves that tenant only.
+    ///
+    /// # Errors
+    ///
+    /// Names the file and field that is wrong; an unknown scope tenant; a
+    /// policy manifest that fails verification.
+    pub fn load(config_dir: &Path, scope: Option<&str>, data_dir: Option<&Path>) -> Result<Self, String> {
+        let settings: HostSettings = match std::fs::read_to_string(config_dir.join("host.toml")) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| format!("{}: {e}", config_dir.join("host.toml").display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HostSettings::default(),
+            Err(e) => return Err(format!("cannot read {}: {e}", config_dir.join("host.toml").display())),
+        };
+        let trusted_keys = settings
+            .trusted_keys
+            .iter()
+            .map(|p| PublicKey::read(&config_dir.join(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let configs = tenant::load_dir(&config_dir.join("tenants"))?;
+        if configs.is_empty() {
+            return Err(format!("{} has no tenant files (*.toml)", config_dir.join("tenants").display()));
+        }
+        if let Some(scope) = scope
+            && !configs.iter().any(|c| c.id == scope)
+        {
+            return Err(format!(
+                "--tenant-scope `{scope}`: no such tenant in {}",
+                config_dir.join("tenants").display()
+            ));
+        }
+        let mut tenants = BTreeMap::new();
+        for config in configs {
+            let mut approvers = BTreeMap::new();
+            for (name, path) in &config.approvers {
+                approvers.insert(
+                    name.clone(),
+                    PublicKey::read(&config_dir.join(path))
+                        .map_err(|e| format!("tenant `{}`: approver `{name}`: {e}", config.id))?,
+                );
+            }
+            let policy = match &config.policy {
+                Some(path) => Some(Arc::new(
+                    LoadedPolicy::read(&config_dir.join(path), &trusted_keys)
+                        .map_err(|e| format!("tenant `{}`: {e}", config.id))?,
+                )),
+                None => None,
+            };
+            let tenant_dir = match (config.isolation, data_dir) {
+                (Isolation::Namespace, Some(dir)) => {
+                    let own = dir.join("tenants").join(&config.id);
+                    std::fs::create_dir_all(&own)
+                        .map_err(|e| format!("cannot create {}: {e}", own.display()))?;
+                    Some(own)
+                }
+                (_, dir) => dir.map(Path::to_owned),
+            };
+            tenants.insert(config.id.clone(), Arc::new(Tenant::new(config, approvers, policy, tenant_dir)));
+        }
+        let default_tenant = scope
+            .map(str::to_owned)
+            .or_else(|| settings.default_tenant.clone())
+            .or_else(|| tenants.keys().next().cloned())
+            .unwrap_or_default();
+        Ok(Governance {
+            configured: true,
+            config_dir: Some(config_dir.to_owned()),
+            settings,
+            trusted_keys,
+            tenants,
+            scope: scope.map(str::to_owned),
+            default_tenant,
+            approvals: data_dir.map(|d| ApprovalStore::open(&d.join("approvals"))).transpose()?,
+            default_policy: PolicyEngine::permissive()?,
+        })
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.configured
+    }
+
+    pub fn default_tenant(&self) -> &str {
+        &self.default_tenant
+    }
+
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    pub fn trusted_keys(&self) -> &[PublicKey] {
+        &self.trusted_keys
+    }
+
+    pub fn require_signed_manifests(&self) -> bool {
+        self.settings.require_signed_manifests
+    }
+
+    pub fn approvals(&self) -> Option<&ApprovalStore> {
+        self.approvals.as_ref()
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.tenants.values()
+    }
+
+    /// The tenant a call may run for on this host.
+    ///
+    /// # Errors
+    ///
+    /// An unknown tenant; another tenant than `--tenant-scope`; an
+    /// `account`-isolated tenant on a host not scoped to it.
+    pub fn tenant(&self, id: &str) -> Result<&Arc<Tenant>, String> {
+        if let Some(scope) = &self.scope
+            && scope != id
+        {
+            return Err(format!(
+                "this host is scoped to tenant `{scope}` (--tenant-scope) and refuses tenant `{id}`"
+            ));
+        }
+        let tenant = self.tenants.get(id).ok_or_else(|| {
+            let known: Vec<&str> = self.tenants.keys().map(String::as_str).collect();
+            format!("no tenant `{id}` is configured (tenants: {})", known.join(", "))
+        })?;
+        if tenant.config.isolation == Isolation::Account && self.scope.is_none() {
+            return Err(format!(
+                "tenant `{id}` has account isolation: it is served only by its own host, started with --tenant-scope {id}"
+            ));
+        }
+        Ok(tenant)
+    }
+
+    /// The policy engine for a component: its own manifest's policy, else
+    /// its tenant's, else the built-in permissive one.
+    pub fn policy_for(
+        &self,
+        tenant: &Tenant,
+        own: Option<&Arc<LoadedPolicy>>,
+    ) -> (Arc<PolicyEngine>, Option<Arc<LoadedPolicy>>) {
+        match own.or(tenant.policy.as_ref()) {
+            Some(loaded) => (loaded.engine.clone(), Some(loaded.clone())),
+            None => (self.default_policy.clone(), None),
+        }
+    }
+
+    /// Reads a component's manifest, verifying its signature and (if it
+    /// names one) its policy manifest.
+    ///
+    /// # Errors
+    ///
+    /// As [`ComponentManifest::read`], [`ComponentManifest::verify`] and
+    /// [`LoadedPolicy::read`].
+    pub fn read_manifest(
+        &self,
+        path: &Path,
+    ) -> Result<(ComponentManifest, Option<Arc<LoadedPolicy>>), String> {
+        let manifest = ComponentManifest::read(path)?;
+        manifest.verify(&self.trusted_keys, self.settings.require_signed_manifests)?;
+        let policy = match &manifest.policy {
+            Some(p) => Some(Arc::new(LoadedPolicy::read(p, &self.trusted_keys)?)),
+            None => None,
+        };
+        Ok((manifest, policy))
+    }
+
+    pub fn config_dir(&self) -> Option<&Path> {
+        self.config_dir.as_deref()
+    }
+}
+
+/// Computes what a component is granted. See the module docs.
+///
+/// # Errors
+///
+/// A requested mount the tenant does not offer (or whose host directory
+/// is missing), a tool tier above the pack's `max_tier`.
+pub fn effective_grant(
+    tenant: &Tenant,
+    manifest: Option<&ComponentManifest>,
+    world: World,
+    tier: Option<Tier>,
+    policy: Option<&LoadedPolicy>,
+    config_dir: Option<&Path>,
+) -> Result<Grant, String> {
+    let id = tenant.id();
+    let config = &tenant.config;
+    let constraints = policy.map(|p| &p.manifest.constraints);
+    if let (Some(tier), Some(max)) = (tier, constraints.and_then(|c| c.max_tier))
+        && tier > max
+    {
+        return Err(format!(
+            "its risk tier {tier} is above the policy pack's max_tier {max} ({})",
+            policy.map_or("", |p| p.engine.source())
+        ));
+    }
+    let mut grant = Grant::nothing();
+    for capability in world.imports() {
+        let reason = if !config.interfaces().any(|c| c == *capability) {
+            Some(format!("tenant `{id}` does not grant it (grants.interfaces)"))
+        } else if manifest.is_some_and(|m| !m.interfaces().any(|c| c == *capability)) {
+            Some("its manifest does not request it (requests.interfaces)".to_owned())
+        } else if tier == Some(Tier::Read) && *capability == Capability::Events {
+            Some("a read-tier tool may not publish events (tier ceiling)".to_owned())
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => {
+                grant.removed.insert(*capability, reason);
+            }
+            None => {
+                grant.capabilities.insert(*capability);
+            }
+        }
+    }
+    let requests = manifest.map(|m| &m.requests);
+    let names = |tenant_patterns: &Patterns, field: &str, requested: Option<&Patterns>| {
+        let mut names = Names::all().and(format!("tenant `{id}` (grants.{field})"), tenant_patterns.clone());
+        if let Some(requested) = requested {
+            names = names.and(format!("the component's manifest (requests.{field})"), requested.clone());
+        }
+        names
+    };
+    grant.tools = names(&config.grants.tools, "tools", requests.map(|r| &r.tools));
+    grant.memory_namespaces =
+        names(&config.grants.memory_namespaces, "memory_namespaces", requests.map(|r| &r.memory_namespaces));
+    grant.topics = names(&config.grants.topics, "topics", requests.map(|r| &r.topics));
+    grant.models = names(&config.grants.models, "models", requests.map(|r| &r.models));
+    if let Some(models) = constraints.and_then(|c| c.allowed_models.as_ref()) {
+        grant.models = grant.models.and("the policy pack (constraints.allowed_models)", models.clone());
+    }
+    grant.memory_write = tier != Some(Tier::Read);
+    grant.max_classification = constraints.and_then(|c| c.max_classification);
+    if let Some(requests) = requests {
+        for key in &requests.env {
+            if let Some(value) = config.grants.env.get(key) {
+                grant.env.insert(key.clone(), value.clone());
+            }
+        }
+        for guest in &requests.mounts {
+            let Some(offer) = config.grants.mounts.iter().find(|m| &m.guest == guest) else {
+                return Err(format!(
+                    "its manifest requests the mount `{guest}`, which tenant `{id}` does not grant (grants.mounts)"
+                ));
+            };
+            let host = match config_dir {
+                Some(dir) if offer.host.is_relative() => dir.join(&offer.host),
+                _ => offer.host.clone(),
+            };
+            let host = host.canonicalize().map_err(|e| {
+                format!(
+                    "tenant `{id}` mounts {} at `{guest}`, but that directory cannot be opened: {e}",
+                    host.display()
+                )
+            })?;
+            grant.mounts.push(Mount {
+                host,
+                guest: guest.clone(),
+                writable: offer.writable && tier != Some(Tier::Read),
+            });
+        }
+    }
+    let mut egress = EgressPolicy::from_tenant(&format!("tenant `{id}`"), &config.grants.network)?;
+    match requests {
+        Some(r) => egress = egress.and("the component's manifest (requests.egress)", &r.egress)?,
+        None if config.grants.network.allow.is_empty() => egress = EgressPolicy::none(),
+        None => {}
+    }
+    if let Some(ceiling) = constraints.and_then(|c| c.egress_ceiling.as_ref()) {
+        egress = egress.and("the policy pack (constraints.egress_ceiling)", ceiling)?;
+    }
+    grant.egress = egress;
+    Ok(grant)
+}

@@ -1,0 +1,372 @@
+//! Tenant configuration: one TOML file per tenant under `<config>/tenants/`,
+//! declaring the isolation model, quotas, and what the tenant's components
+//! may be granted. See the README's "Governance" section for a full file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::names::Patterns;
+use crate::capabilities::Capability;
+
+/// How a tenant is separated from the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// Per-tenant stores, quotas and grants in one shared process.
+    #[default]
+    Shared,
+    /// Its own worker pool, concurrency, memory budget and data directory.
+    Namespace,
+    /// Its own host: served only by a host started with `--tenant-scope <id>`.
+    Account,
+}
+
+impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Shared => "shared",
+            Isolation::Namespace => "namespace",
+            Isolation::Account => "account",
+        }
+    }
+}
+
+/// A tenant file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub isolation: Isolation,
+    #[serde(default)]
+    pub quotas: Quotas,
+    #[serde(default)]
+    pub grants: TenantGrants,
+    /// Names that may approve this tenant's calls, with their public keys
+    /// (SPKI PEM files, relative to the config directory).
+    #[serde(default)]
+    pub approvers: BTreeMap<String, PathBuf>,
+    /// A signed policy manifest (from `agenthost policy resolve`) for the
+    /// tenant's components that name none of their own.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+}
+
+/// Per-tenant quotas. Each is optional; an absent one is unlimited (for
+/// rates) or the host default (for per-call limits).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    /// Top-level invocations running at once.
+    pub concurrent_invocations: Option<u32>,
+    /// Fuel for one call (caps the component's own).
+    pub fuel_per_call: Option<u64>,
+    /// Fuel all the tenant's calls may burn in a minute.
+    pub fuel_per_minute: Option<u64>,
+    /// Linear memory of one instance, in bytes (caps the component's own).
+    pub memory_per_instance: Option<u64>,
+    /// Model tokens (input + output, counted from responses) per minute.
+    pub model_tokens_per_minute: Option<u64>,
+    /// Calls of `write-low` tools per minute.
+    pub write_low_per_minute: Option<u64>,
+    /// Host calls (memory, events, tools, model, audit) per minute.
+    pub host_calls_per_minute: Option<u64>,
+}
+
+/// What a tenant's components may be granted at most.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantGrants {
+    /// Platform interfaces: log, model, memory, events, tools, audit.
+    #[serde(default = "all_interfaces")]
+    pub interfaces: Vec<String>,
+    #[serde(default)]
+    pub memory_namespaces: Patterns,
+    #[serde(default)]
+    pub topics: Patterns,
+    /// Tools (of this tenant) an agent may call.
+    #[serde(default)]
+    pub tools: Patterns,
+    #[serde(default)]
+    pub models: Patterns,
+    /// Critical tools this tenant explicitly enables (still two approvals each).
+    #[serde(default)]
+    pub enable_critical: Vec<String>,
+    /// Environment variables a component may request, with their values.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub mounts: Vec<MountGrant>,
+    #[serde(default)]
+    pub network: NetworkGrant,
+}
+
+fn all_interfaces() -> Vec<String> {
+    Capability::ALL.iter().map(|c| c.interface().to_owned()).collect()
+}
+
+impl Default for TenantGrants {
+    fn default() -> Self {
+        TenantGrants {
+            interfaces: all_interfaces(),
+            memory_namespaces: Patterns::default(),
+            topics: Patterns::default(),
+            tools: Patterns::default(),
+            models: Patterns::default(),
+            enable_critical: Vec::new(),
+            env: BTreeMap::new(),
+            mounts: Vec::new(),
+            network: NetworkGrant::default(),
+        }
+    }
+}
+
+/// A host directory offered to the tenant's components at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountGrant {
+    /// Host directory; relative paths are under the config directory.
+    pub host: PathBuf,
+    /// Absolute path the guest sees, e.g. `/docs`.
+    pub guest: String,
+    /// Read-only unless set.
+    #[serde(default)]
+    pub writable: bool,
+}
+
+/// Outbound network the tenant's components may use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkGrant {
+    /// Outgoing HTTP allow-list: `scheme://host[:port]`, where host may be
+    /// `*.example.com` and port `*`; no port means the scheme's default.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Address ranges (CIDR) that may be reached even though they are
+    /// loopback, private or link-local. Empty: none of those, ever.
+    #[serde(default)]
+    pub allow_addresses: Vec<String>,
+    /// Name lookups through `wasi:sockets/ip-name-lookup`.
+    #[serde(default)]
+    pub dns: bool,
+    /// Raw TCP/UDP through `wasi:sockets` (to allowed addresses only).
+    #[serde(default)]
+    pub sockets: bool,
+}
+
+impl TenantConfig {
+    /// The development tenant used when no `--config` is given: every
+    /// interface, every name, no mounts, no env, no network.
+    pub fn development(id: &str) -> Self {
+        TenantConfig {
+            id: id.to_owned(),
+            description: "development default (no --config)".to_owned(),
+            isolation: Isolation::Shared,
+            quotas: Quotas::default(),
+            grants: TenantGrants {
+                memory_namespaces: Patterns::everything(),
+                topics: Patterns::everything(),
+                tools: Patterns::everything(),
+                models: Patterns::everything(),
+                ..TenantGrants::default()
+            },
+            approvers: BTreeMap::new(),
+            policy: None,
+        }
+    }
+
+    /// Parses and checks one tenant file.
+    ///
+    /// # Errors
+    ///
+    /// Names the file and the field that is wrong.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, String> {
+        let config: TenantConfig =
+            toml::from_str(text).map_err(|e| format!("tenant file {}: {e}", path.display()))?;
+        config.check().map_err(|e| format!("tenant file {}: {e}", path.display()))?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        if stem != config.id {
+            return Err(format!(
+                "tenant file {}: its id is `{}` but the file is named `{stem}.toml`; name it `{}.toml`",
+                path.display(),
+                config.id,
+                config.id
+            ));
+        }
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !valid_id(&self.id) {
+            return Err(format!(
+                "id `{}` is not of the form [a-z0-9][a-z0-9-]* (at most 63 characters)",
+                self.id
+            ));
+        }
+        for name in &self.grants.interfaces {
+            if Capability::from_interface(name).is_none() {
+                return Err(format!(
+                    "grants.interfaces: `{name}` is not a platform interface (log, model, memory, events, tools, audit)"
+                ));
+            }
+        }
+        for mount in &self.grants.mounts {
+            check_guest_path(&mount.guest).map_err(|e| format!("grants.mounts: {e}"))?;
+        }
+        for pattern in &self.grants.network.allow {
+            super::egress::EgressRule::parse(pattern).map_err(|e| format!("grants.network.allow: {e}"))?;
+        }
+        for cidr in &self.grants.network.allow_addresses {
+            cidr.parse::<ipnet::IpNet>().map_err(|_| {
+                format!("grants.network.allow_addresses: `{cidr}` is not a CIDR range such as 127.0.0.0/8")
+            })?;
+        }
+        if let Some(0) = self.quotas.concurrent_invocations {
+            return Err("quotas.concurrent_invocations must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+
+    pub fn interfaces(&self) -> impl Iterator<Item = Capability> + '_ {
+        self.grants.interfaces.iter().filter_map(|name| Capability::from_interface(name))
+    }
+}
+
+pub(crate) fn valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && id.len() <= 63
+}
+
+/// A guest mount point: absolute, normalised, not `/`.
+pub(crate) fn check_guest_path(path: &str) -> Result<(), String> {
+    let ok = path.starts_with('/')
+        && path.len() > 1
+        && !path.ends_with('/')
+        && path.split('/').skip(1).all(|part| !part.is_empty() && part != "." && part != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("guest path `{path}` must be absolute, normalised and not `/` (e.g. `/docs`)"))
+    }
+}
+
+/// Reads every `*.toml` in `dir`.
+///
+/// # Errors
+///
+/// The first file that cannot be read or parsed, or two files with one id.
+pub fn load_dir(dir: &Path) -> Result<Vec<TenantConfig>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read the tenants directory {}: {e}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    let mut tenants = Vec::with_capacity(paths.len());
+    for path in paths {
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        tenants.push(TenantConfig::parse(&path, &text)?);
+    }
+    Ok(tenants)
+}
+
+/// A fixed one-minute window counter for a per-minute quota.
+#[derive(Debug)]
+pub struct RateWindow {
+    limit: Option<u64>,
+    state: Mutex<(Instant, u64)>,
+}
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+impl RateWindow {
+    pub fn new(limit: Option<u64>) -> Self {
+        RateWindow { limit, state: Mutex::new((Instant::now(), 0)) }
+    }
+
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    /// Takes `amount` if the window has room for it.
+    ///
+    /// # Errors
+    ///
+    /// The limit, when the window is full.
+    pub fn take(&self, amount: u64) -> Result<(), u64> {
+        let Some(limit) = self.limit else { return Ok(()) };
+        let Ok(mut state) = self.state.lock() else { return Err(limit) };
+        let now = Instant::now();
+        if now.duration_since(state.0) >= WINDOW {
+            *state = (now, 0);
+        }
+        if state.1.saturating_add(amount) > limit {
+            return Err(limit);
+        }
+        state.1 += amount;
+        Ok(())
+    }
+
+    /// Whether anything is left in the window (for budgets counted after use).
+    ///
+    /// # Errors
+    ///
+    /// The limit, when the window is spent.
+    pub fn check(&self) -> Result<(), u64> {
+        let Some(limit) = self.limit else { return Ok(()) };
+        let Ok(mut state) = self.state.lock() else { return Err(limit) };
+        let now = Instant::now();
+        if now.duration_since(state.0) >= WINDOW {
+            *state = (now, 0);
+        }
+        if state.1 >= limit { Err(limit) } else { Ok(()) }
+    }
+
+    /// Counts what was used, even past the limit (the next check refuses).
+    pub fn record(&self, amount: u64) {
+        if self.limit.is_none() {
+            return;
+        }
+        if let Ok(mut state) = self.state.lock() {
+            state.1 = state.1.saturating_add(amount);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_file_with_a_typo_names_the_field() {
+        let err = TenantConfig::parse(Path::new("acme.toml"), "id = \"acme\"\n[quotas]\nfuel_per_cal = 5\n")
+            .unwrap_err();
+        assert!(err.contains("fuel_per_cal"), "{err}");
+        let err =
+            TenantConfig::parse(Path::new("acme.toml"), "id = \"acme\"\n[grants]\ninterfaces = [\"disk\"]\n")
+                .unwrap_err();
+        assert!(err.contains("`disk` is not a platform interface"), "{err}");
+        let err = TenantConfig::parse(Path::new("other.toml"), "id = \"acme\"\n").unwrap_err();
+        assert!(err.contains("name it `acme.toml`"), "{err}");
+    }
+
+    #[test]
+    fn a_window_refuses_past_its_limit() {
+        let window = RateWindow::new(Some(3));
+        assert_eq!(window.take(2), Ok(()));
+        assert_eq!(window.take(1), Ok(()));
+        assert_eq!(window.take(1), Err(3));
+        assert_eq!(RateWindow::new(None).take(u64::MAX), Ok(()));
+    }
+}
