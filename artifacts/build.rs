@@ -18,6 +18,10 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("GREEDY_IMPORT", "greedy-import", "greedy_import.wasm"),
     ("CLI_COMMAND", "cli-command", "cli-command.wasm"),
     ("TRIAGE", "triage", "triage.wasm"),
+    ("REFUND", "refund", "refund.wasm"),
+    ("WIPE_TENANT_DATA", "wipe-tenant-data", "wipe_tenant_data.wasm"),
+    ("HTTP_FETCH", "http-fetch", "http_fetch.wasm"),
+    ("HOSTILE_PROBE", "hostile-probe", "hostile_probe.wasm"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

@@ -491,34 +491,40 @@ impl Host {
             )));
         }
         let manifest_tier = manifest.and_then(|m| m.risk_tier);
-        let grant = match options.grant {
-            Some(grant) => grant,
-            None => governance::effective_grant(
+        let explicit_grant = options.grant.is_some();
+        let grant_for = |tier: Option<Tier>| {
+            governance::effective_grant(
                 &tenant,
                 manifest,
                 world,
-                manifest_tier,
+                tier,
                 loaded_policy.as_deref(),
                 governance.config_dir(),
             )
-            .map_err(&fail)?,
+        };
+        let link = |grant: &Grant| {
+            check_imports(world, grant, &imports)?;
+            let linker = capabilities::linker(engine, world, grant)
+                .map_err(|e| format!("cannot build the linker: {e}"))?;
+            linker.instantiate_pre(&component).map_err(|e| format!("cannot link the component: {e:#}"))
+        };
+        let grant = match options.grant {
+            Some(grant) => grant,
+            None => grant_for(manifest_tier).map_err(&fail)?,
         };
         let grant = Arc::new(grant);
-        check_imports(world, &grant, &imports).map_err(&fail)?;
-
-        let linker = capabilities::linker(engine, world, &grant)
-            .map_err(|e| fail(format!("cannot build the linker: {e}")))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| fail(format!("cannot link the component: {e:#}")))?;
+        let pre = link(&grant).map_err(&fail)?;
         let prompts: Arc<[String]> =
             loaded_policy.as_ref().map_or_else(|| Arc::from([]), |p| p.prompts().into());
-        let mut subject = Subject { id: provisional.clone(), grant, tenant, policy, prompts };
+        let mut subject = Subject { id: provisional.clone(), grant, tenant: tenant.clone(), policy, prompts };
 
         let (kind, tier) = match world {
             World::Tool => {
-                let pre = ToolPre::new(pre)
-                    .map_err(|e| fail(format!("its exports do not match the {world} world: {e:#}")))?;
+                let tool_pre = |pre| {
+                    ToolPre::new(pre)
+                        .map_err(|e| fail(format!("its exports do not match the {world} world: {e:#}")))
+                };
+                let mut pre = tool_pre(pre)?;
                 let spec = self.describe_tool(&pre, &subject, &limits).await?;
                 check_name(&spec.name).map_err(&fail)?;
                 if let Some(manifest) = manifest
@@ -546,6 +552,13 @@ impl Host {
                         "its risk tier {tier} is above the policy pack's max_tier {max} ({})",
                         subject.policy.source()
                     )));
+                }
+                // Its own describe() raised the tier: grant (and link) by
+                // the tier it runs at.
+                if !explicit_grant && Some(tier) != manifest_tier {
+                    let grant = Arc::new(grant_for(Some(tier)).map_err(&fail)?);
+                    pre = tool_pre(link(&grant).map_err(&fail)?)?;
+                    subject.grant = grant;
                 }
                 let schema_text = manifest
                     .and_then(|m| m.input_schema.clone())
@@ -1441,13 +1454,23 @@ fn check_imports(world: World, grant: &Grant, imports: &[String]) -> Result<(), 
             }
             if !grant.has(capability) {
                 let granted: Vec<&str> = grant.capabilities.iter().map(|c| c.interface()).collect();
+                let rule = grant.removed.get(&capability).map_or_else(String::new, |why| format!(": {why}"));
                 return Err(format!(
-                    "it imports `{import}`, which is not granted to it (granted: [{}])",
+                    "it imports `{import}`, which is not granted to it{rule} (granted: [{}])",
                     granted.join(", ")
                 ));
             }
         } else {
             let package = import.split('/').next().unwrap_or(import);
+            if package == "wasi:http" {
+                if grant.egress.any_http() {
+                    continue;
+                }
+                return Err(format!(
+                    "it imports `{import}`, but no outgoing HTTP is granted to it: {}",
+                    grant.egress.why_none()
+                ));
+            }
             if !WASI_PROVIDED.contains(&package) {
                 return Err(format!(
                     "it imports `{import}`, which this host does not provide (it provides {} and {})",

@@ -128,6 +128,15 @@ impl EgressPolicy {
         !self.layers.is_empty() && self.layers.iter().all(|(_, rules)| !rules.is_empty())
     }
 
+    /// Which layer leaves no HTTP egress, for a load error.
+    pub fn why_none(&self) -> String {
+        match self.layers.iter().find(|(_, rules)| rules.is_empty()) {
+            Some((source, _)) => format!("{source} allows no destination"),
+            None if self.layers.is_empty() => "no network is granted (the development default)".to_owned(),
+            None => "no destination is allowed".to_owned(),
+        }
+    }
+
     /// Checks a request's scheme, host and port against every layer.
     ///
     /// # Errors

@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod common;
 mod engine;
+mod governance;
 mod limits;
 mod loading;
 mod samples;
