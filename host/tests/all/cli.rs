@@ -110,3 +110,156 @@ fn demo_shows_the_tool_call_and_the_answer() {
     assert!(text.contains("── answer"), "{text}");
     assert!(text.trim_end().contains("The result of 12 * (3 + 4) - 5 is 79.\n"), "{text}");
 }
+
+/// `agenthost` with a config and data directory of the test's own.
+fn governed(config: &std::path::Path, data: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run agenthost")
+}
+
+#[test]
+fn an_approval_round_trip_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data, work) = (dir.path().join("config"), dir.path().join("data"), dir.path().join("work"));
+    for d in [&config.join("keys"), &config.join("tenants"), &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for who in ["alice", "carol"] {
+        let out = agenthost(&["keygen", config.join("keys").join(who).to_str().unwrap()]);
+        assert!(stdout_json(&out)["key_id"].as_str().unwrap().starts_with("ed25519:"));
+    }
+    std::fs::write(
+        config.join("tenants/acme.toml"),
+        "id = \"acme\"\n[grants]\nmemory_namespaces = [\"refunds\"]\n[approvers]\nalice = \"keys/alice.pub\"\ncarol = \"keys/carol.pub\"\n",
+    )
+    .unwrap();
+    let wasm = work.join("refund.wasm");
+    std::fs::copy(artifacts::REFUND, &wasm).unwrap();
+    let wasm = wasm.to_str().unwrap();
+
+    // Without a manifest, a configured host refuses the component.
+    let input = r#"{"order_id":"ORD-7","amount_cents":1250,"currency":"EUR"}"#;
+    let err = stderr_error(&governed(&config, &data, &["run", wasm, "--input", input]));
+    assert!(err["message"].as_str().unwrap().contains("agenthost manifest init"), "{err}");
+
+    // A starter manifest, then the namespace it needs.
+    let out = stdout_json(&governed(&config, &data, &["manifest", "init", wasm]));
+    assert_eq!(out["risk_tier"], "write-high");
+    let manifest_path = work.join("refund.manifest.toml");
+    let text = std::fs::read_to_string(&manifest_path).unwrap();
+    assert!(text.contains("risk_tier = \"write-high\"") && text.contains("interfaces = ["), "{text}");
+    std::fs::write(
+        &manifest_path,
+        text.replace("memory_namespaces = []", "memory_namespaces = [\"refunds\"]"),
+    )
+    .unwrap();
+
+    // The call waits for approval.
+    let run = ["run", wasm, "--tenant", "acme", "--as", "carol", "--input", input];
+    let err = stderr_error(&governed(&config, &data, &run));
+    assert_eq!(err["kind"], "approval-required", "{err}");
+    let id = err["approval_request"].as_str().unwrap().to_owned();
+
+    let listed = stdout_json(&governed(&config, &data, &["approvals", "list"]));
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["tool"], "refund@0.1.0");
+    assert_eq!(listed[0]["approvals"], "0/1");
+
+    // The requester cannot approve; alice can.
+    let carol_key = config.join("keys/carol.key");
+    let out = governed(
+        &config,
+        &data,
+        &["approvals", "approve", &id, "--as", "carol", "--key", carol_key.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot approve or deny it"));
+    let alice_key = config.join("keys/alice.key");
+    let out = governed(
+        &config,
+        &data,
+        &["approvals", "approve", &id, "--as", "alice", "--key", alice_key.to_str().unwrap()],
+    );
+    let approved = stdout_json(&out);
+    assert_eq!(approved["status"], "approved");
+
+    // Re-submitted with the request id, it runs once.
+    let mut resubmit = run.to_vec();
+    resubmit.extend(["--approval", &id]);
+    let out = stdout_json(&governed(&config, &data, &resubmit));
+    assert_eq!(out["refunded"]["order_id"], "ORD-7");
+    let err = stderr_error(&governed(&config, &data, &resubmit));
+    assert_eq!(err["kind"], "denied");
+    assert!(err["message"].as_str().unwrap().contains("already used"), "{err}");
+
+    // A scoped host refuses every other tenant.
+    std::fs::write(config.join("tenants/globex.toml"), "id = \"globex\"\n").unwrap();
+    let mut scoped = vec!["--tenant-scope", "globex"];
+    scoped.extend(run);
+    let err = stderr_error(&governed(&config, &data, &scoped));
+    assert!(err["message"].as_str().unwrap().contains("scoped to tenant `globex`"), "{err}");
+}
+
+#[test]
+fn policy_test_and_resolve_on_the_sample_packs() {
+    let packs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let (base, domain, intent) =
+        (packs.join("base"), packs.join("domain-support"), packs.join("intent-refunds"));
+    let out = agenthost(&[
+        "policy",
+        "test",
+        base.to_str().unwrap(),
+        domain.to_str().unwrap(),
+        intent.to_str().unwrap(),
+    ]);
+    let summary = stdout_json(&out);
+    assert_eq!(summary["failed"], 0);
+    assert!(summary["passed"].as_u64().unwrap() >= 12);
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("security");
+    stdout_json(&agenthost(&["keygen", key.to_str().unwrap()]));
+    let manifest = dir.path().join("manifest.json");
+    let out = agenthost(&[
+        "policy",
+        "resolve",
+        "--base",
+        base.to_str().unwrap(),
+        "--domain",
+        domain.to_str().unwrap(),
+        "--intent",
+        intent.to_str().unwrap(),
+        "--sign-key",
+        dir.path().join("security.key").to_str().unwrap(),
+        "--mode",
+        "log-only",
+        "-o",
+        manifest.to_str().unwrap(),
+    ]);
+    let report = stdout_json(&out);
+    assert_eq!(report["mode"], "log-only");
+    assert_eq!(report["layers"].as_array().unwrap().len(), 3);
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(written["prompts"][0]["layer"], "base");
+    assert!(written["signature"]["value"].as_str().unwrap().len() == 128);
+
+    // Packs given in the wrong slot are refused.
+    let out = agenthost(&[
+        "policy",
+        "resolve",
+        "--base",
+        domain.to_str().unwrap(),
+        "--sign-key",
+        dir.path().join("security.key").to_str().unwrap(),
+        "-o",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a domain pack, given as --base"));
+}
