@@ -6,6 +6,8 @@
 //! deadline from a guest that never returns, the output cap from a guest
 //! that answers with more than a caller can hold.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -55,6 +57,10 @@ pub struct LimitTracker {
     memory_in_use: usize,
     /// The size a refused memory growth asked for.
     pub memory_refused: Option<usize>,
+    /// The tenant's shared memory pool, if it has one.
+    pool: Option<Arc<MemoryPool>>,
+    /// Set when a growth was refused because the pool was spent.
+    pub pool_refused: Option<u64>,
     pub table_refused: Option<usize>,
 }
 
@@ -66,7 +72,16 @@ impl LimitTracker {
             memory_in_use: 0,
             memory_refused: None,
             table_refused: None,
+            pool: None,
+            pool_refused: None,
         }
+    }
+
+    /// Draws this instance's memory from a tenant's pool as well.
+    #[must_use]
+    pub fn with_pool(mut self, pool: Option<Arc<MemoryPool>>) -> Self {
+        self.pool = pool;
+        self
     }
 
     /// Peak linear memory of the instance, in bytes.
@@ -92,6 +107,12 @@ impl ResourceLimiter for LimitTracker {
         let total = self.memory_in_use.saturating_add(growth);
         if total > self.memory_limit || maximum.is_some_and(|max| desired > max) {
             self.memory_refused = Some(total);
+            return Ok(false);
+        }
+        if let Some(pool) = &self.pool
+            && !pool.take(growth as u64)
+        {
+            self.pool_refused = Some(pool.limit);
             return Ok(false);
         }
         self.memory_in_use = total;
@@ -121,5 +142,48 @@ impl ResourceLimiter for LimitTracker {
 
     fn memories(&self) -> usize {
         MAX_MEMORIES
+    }
+}
+
+impl Drop for LimitTracker {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.give_back(self.memory_in_use as u64);
+        }
+    }
+}
+
+/// Linear memory shared by every live instance of one tenant
+/// (`quotas.memory_pool_bytes`): an instance's growth is refused once the
+/// tenant's instances together hold the pool, and given back when the
+/// instance is dropped.
+#[derive(Debug)]
+pub struct MemoryPool {
+    pub limit: u64,
+    used: AtomicU64,
+}
+
+impl MemoryPool {
+    pub fn new(limit: u64) -> Self {
+        MemoryPool { limit, used: AtomicU64::new(0) }
+    }
+
+    /// Bytes held by live instances.
+    pub fn in_use(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn take(&self, bytes: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| Some(used.saturating_sub(bytes)));
     }
 }

@@ -640,7 +640,11 @@ impl Host {
     /// # Errors
     ///
     /// As [`Host::invoke_tool_with`].
-    pub async fn invoke_tool(&self, tool: &LoadedComponent, input: &Value) -> Result<Value, InvokeError> {
+    pub async fn invoke_tool(
+        &self,
+        tool: &Arc<LoadedComponent>,
+        input: &Value,
+    ) -> Result<Value, InvokeError> {
         self.invoke_tool_with(tool, input, &CallOptions::default()).await
     }
 
@@ -658,12 +662,24 @@ impl Host {
     /// the tool's own error.
     pub async fn invoke_tool_with(
         &self,
-        tool: &LoadedComponent,
+        tool: &Arc<LoadedComponent>,
         input: &Value,
         options: &CallOptions,
     ) -> Result<Value, InvokeError> {
         let root = self.inner.root(tool, options)?;
-        let _permit = self.inner.admit(tool)?;
+        let permit = self.inner.admit(tool)?;
+        if let Some(workers) = tool.subject.tenant.workers() {
+            // Namespace isolation: the call runs on the tenant's own threads.
+            let (inner, tool, input) = (self.inner.clone(), tool.clone(), input.clone());
+            let task = workers.spawn(async move {
+                let _permit = permit;
+                inner.invoke_tool(&tool, &input, Parent::Root(None, &root)).await
+            });
+            return task
+                .await
+                .map_err(|e| InvokeError::internal(format!("the tenant's worker failed: {e}")))?;
+        }
+        let _permit = permit;
         self.inner.invoke_tool(tool, input, Parent::Root(None, &root)).await
     }
 
@@ -672,7 +688,11 @@ impl Host {
     /// # Errors
     ///
     /// As [`Host::run_agent_with`].
-    pub async fn run_agent(&self, agent: &LoadedComponent, input: &Value) -> Result<RunOutput, InvokeError> {
+    pub async fn run_agent(
+        &self,
+        agent: &Arc<LoadedComponent>,
+        input: &Value,
+    ) -> Result<RunOutput, InvokeError> {
         self.run_agent_with(agent, input, &CallOptions::default()).await
     }
 
@@ -686,38 +706,25 @@ impl Host {
     /// calls fail with is returned to the agent, which decides.
     pub async fn run_agent_with(
         &self,
-        agent: &LoadedComponent,
+        agent: &Arc<LoadedComponent>,
         input: &Value,
         options: &CallOptions,
     ) -> Result<RunOutput, InvokeError> {
-        let Kind::Agent { pre, .. } = &agent.kind else {
-            return Err(InvokeError::new(
-                ErrorKind::InvalidInput,
-                format!("{} is a tool, not an agent", agent.id()),
-            )
-            .with_component(agent.id()));
-        };
         let root = self.inner.root(agent, options)?;
-        let _permit = self.inner.admit(agent)?;
-        let transcript = Arc::new(Transcript::default());
-        let call = self.inner.call_context(
-            &agent.subject,
-            &agent.limits,
-            Parent::Root(Some(transcript.clone()), &root),
-        );
-        let trace = call.trace.clone();
-        let task = Task { input: input.to_string(), context: trace.clone() };
-        let mut store = self.inner.new_store(&agent.limits, call.clone());
-        let outcome = tokio::time::timeout(backstop(&call), async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_run(&mut store, &task).await
-        })
-        .await;
-        self.inner.charge_fuel(&store, &agent.subject.tenant, &agent.limits);
-        let outcome = self.inner.finish(&store, agent.id(), &agent.limits, outcome)?;
-        let outcome = outcome.map_err(|e| InvokeError::from_guest(e, agent.id()))?;
-        let output = self.inner.parse_output(agent, &outcome.output)?;
-        Ok(RunOutput { output, trace, transcript })
+        let permit = self.inner.admit(agent)?;
+        if let Some(workers) = agent.subject.tenant.workers() {
+            // Namespace isolation: the run happens on the tenant's own threads.
+            let (inner, agent, input) = (self.inner.clone(), agent.clone(), input.clone());
+            let task = workers.spawn(async move {
+                let _permit = permit;
+                inner.run_agent(&agent, &input, &root).await
+            });
+            return task
+                .await
+                .map_err(|e| InvokeError::internal(format!("the tenant's worker failed: {e}")))?;
+        }
+        let _permit = permit;
+        self.inner.run_agent(agent, input, &root).await
     }
 
     async fn compile(&self, bytes: &[u8], digest_hex: &str) -> Result<(Component, LoadSource), String> {
@@ -855,6 +862,37 @@ impl HostInner {
         })
     }
 
+    async fn run_agent(
+        self: &Arc<Self>,
+        agent: &LoadedComponent,
+        input: &Value,
+        root: &Root,
+    ) -> Result<RunOutput, InvokeError> {
+        let Kind::Agent { pre, .. } = &agent.kind else {
+            return Err(InvokeError::new(
+                ErrorKind::InvalidInput,
+                format!("{} is a tool, not an agent", agent.id()),
+            )
+            .with_component(agent.id()));
+        };
+        let transcript = Arc::new(Transcript::default());
+        let call =
+            self.call_context(&agent.subject, &agent.limits, Parent::Root(Some(transcript.clone()), root));
+        let trace = call.trace.clone();
+        let task = Task { input: input.to_string(), context: trace.clone() };
+        let mut store = self.new_store(&agent.limits, call.clone());
+        let outcome = tokio::time::timeout(backstop(&call), async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, &task).await
+        })
+        .await;
+        self.charge_fuel(&store, &agent.subject.tenant, &agent.limits);
+        let outcome = self.finish(&store, agent.id(), &agent.limits, outcome)?;
+        let outcome = outcome.map_err(|e| InvokeError::from_guest(e, agent.id()))?;
+        let output = self.parse_output(agent, &outcome.output)?;
+        Ok(RunOutput { output, trace, transcript })
+    }
+
     /// Resolves a top-level call's options: the caller, and for a
     /// re-submission the pending request's run and tokens.
     fn root(&self, component: &LoadedComponent, options: &CallOptions) -> Result<Root, InvokeError> {
@@ -941,7 +979,8 @@ impl HostInner {
     fn new_store(self: &Arc<Self>, limits: &Limits, call: Arc<CallContext>) -> Store<InstanceState> {
         self.counters.instantiations.fetch_add(1, Ordering::Relaxed);
         let deadline = call.deadline;
-        let state = InstanceState::new(self.clone(), call, LimitTracker::new(limits));
+        let tracker = LimitTracker::new(limits).with_pool(call.tenant.memory_pool.clone());
+        let state = InstanceState::new(self.clone(), call, tracker);
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);
         // Fuel is enabled on the engine, so this cannot fail.
@@ -989,6 +1028,15 @@ impl HostInner {
         let trap = error.downcast_ref::<Trap>().copied();
         let mut e = if error.downcast_ref::<DeadlineExceeded>().is_some() || trap == Some(Trap::Interrupt) {
             timeout_error(id, limits)
+        } else if let Some(pool) = state.limits.pool_refused {
+            InvokeError::new(
+                ErrorKind::MemoryLimit,
+                format!(
+                    "tenant `{}`'s instances already hold its memory pool of {pool} bytes (quota memory_pool_bytes)",
+                    state.call.tenant.id()
+                ),
+            )
+            .with_limit("memory_pool_bytes", pool)
         } else if let Some(asked) = state.limits.memory_refused {
             InvokeError::new(
                 ErrorKind::MemoryLimit,

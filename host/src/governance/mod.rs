@@ -43,6 +43,7 @@ pub use tenant::{Isolation, TenantConfig};
 pub use tier::Tier;
 
 use crate::capabilities::{Capability, Grant, Mount, World};
+use crate::limits::MemoryPool;
 use tenant::RateWindow;
 
 /// `<config>/host.toml`.
@@ -76,6 +77,19 @@ pub struct Tenant {
     pub host_calls: RateWindow,
     /// Where this tenant's data lives (its own under `namespace` isolation).
     pub data_dir: Option<PathBuf>,
+    /// Linear memory shared by the tenant's live instances.
+    pub memory_pool: Option<Arc<MemoryPool>>,
+    /// The tenant's own worker threads (`namespace` isolation).
+    workers: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Tenant {
+    fn drop(&mut self) {
+        // A runtime may not be dropped (blocking) inside another runtime.
+        if let Some(workers) = self.workers.take() {
+            workers.shutdown_background();
+        }
+    }
 }
 
 impl Tenant {
@@ -84,9 +98,22 @@ impl Tenant {
         approvers: BTreeMap<String, PublicKey>,
         policy: Option<Arc<LoadedPolicy>>,
         data_dir: Option<PathBuf>,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let q = &config.quotas;
-        Tenant {
+        let workers = match config.isolation {
+            Isolation::Namespace => Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(q.workers.unwrap_or(2) as usize)
+                    .thread_name(format!("agenthost-{}", config.id))
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("tenant `{}`: cannot start its worker pool: {e}", config.id))?,
+            ),
+            _ => None,
+        };
+        Ok(Tenant {
+            memory_pool: q.memory_pool_bytes.map(|limit| Arc::new(MemoryPool::new(limit))),
+            workers,
             concurrency: q.concurrent_invocations.map(|n| Arc::new(Semaphore::new(n as usize))),
             fuel: RateWindow::new(q.fuel_per_minute),
             tokens: RateWindow::new(q.model_tokens_per_minute),
@@ -96,11 +123,16 @@ impl Tenant {
             approvers,
             policy,
             data_dir,
-        }
+        })
     }
 
     pub fn id(&self) -> &str {
         &self.config.id
+    }
+
+    /// The tenant's own worker pool, under `namespace` isolation.
+    pub fn workers(&self) -> Option<&tokio::runtime::Handle> {
+        self.workers.as_ref().map(tokio::runtime::Runtime::handle)
     }
 
     /// Charges one host call against `host_calls_per_minute`.
@@ -140,8 +172,10 @@ impl Governance {
     /// When the approvals store cannot be opened under `data_dir`.
     pub fn development(tenant: &str, data_dir: Option<&Path>) -> Result<Self, String> {
         let config = TenantConfig::development(tenant);
-        let tenants =
-            BTreeMap::from([(tenant.to_owned(), Arc::new(Tenant::new(config, BTreeMap::new(), None, None)))]);
+        let tenants = BTreeMap::from([(
+            tenant.to_owned(),
+            Arc::new(Tenant::new(config, BTreeMap::new(), None, None)?),
+        )]);
         Ok(Governance {
             configured: false,
             config_dir: None,
@@ -212,7 +246,7 @@ impl Governance {
                 }
                 (_, dir) => dir.map(Path::to_owned),
             };
-            tenants.insert(config.id.clone(), Arc::new(Tenant::new(config, approvers, policy, tenant_dir)));
+            tenants.insert(config.id.clone(), Arc::new(Tenant::new(config, approvers, policy, tenant_dir)?));
         }
         let default_tenant = scope
             .map(str::to_owned)

@@ -77,6 +77,10 @@ pub struct Quotas {
     pub write_low_per_minute: Option<u64>,
     /// Host calls (memory, events, tools, model, audit) per minute.
     pub host_calls_per_minute: Option<u64>,
+    /// Linear memory all the tenant's live instances may hold together.
+    pub memory_pool_bytes: Option<u64>,
+    /// Worker threads of the tenant's own pool (`namespace` isolation; default 2).
+    pub workers: Option<u32>,
 }
 
 /// What a tenant's components may be granted at most.
@@ -229,6 +233,16 @@ impl TenantConfig {
         }
         if let Some(0) = self.quotas.concurrent_invocations {
             return Err("quotas.concurrent_invocations must be at least 1".to_owned());
+        }
+        if let Some(workers) = self.quotas.workers
+            && !(1..=64).contains(&workers)
+        {
+            return Err(format!("quotas.workers must be between 1 and 64, not {workers}"));
+        }
+        if self.quotas.workers.is_some() && self.isolation != Isolation::Namespace {
+            return Err(
+                "quotas.workers applies only to isolation = \"namespace\" (its own worker pool)".to_owned()
+            );
         }
         Ok(())
     }

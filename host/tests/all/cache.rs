@@ -20,7 +20,7 @@ async fn load_calculator(host: &Host) -> std::sync::Arc<agenthost::LoadedCompone
     host.load_file(artifacts::CALCULATOR.as_ref(), LoadOptions::default()).await.unwrap()
 }
 
-async fn works(host: &Host, calculator: &agenthost::LoadedComponent) {
+async fn works(host: &Host, calculator: &std::sync::Arc<agenthost::LoadedComponent>) {
     let output = host.invoke_tool(calculator, &json!({ "expression": "40 + 2" })).await.unwrap();
     assert_eq!(output["value"], 42);
 }

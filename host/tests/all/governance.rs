@@ -173,7 +173,7 @@ async fn probe(host: &Host, tenant: &str, requests: Requests) -> Arc<LoadedCompo
     load_for(host, artifacts::HOSTILE_PROBE, tenant, m).await.unwrap()
 }
 
-async fn run(host: &Host, agent: &LoadedComponent, input: Value) -> Value {
+async fn run(host: &Host, agent: &Arc<LoadedComponent>, input: Value) -> Value {
     host.run_agent(agent, &input).await.unwrap().output
 }
 
@@ -631,7 +631,7 @@ fn http_server(body: &'static str) -> u16 {
     port
 }
 
-async fn fetch(host: &Host, tool: &LoadedComponent, url: &str) -> Result<Value, InvokeError> {
+async fn fetch(host: &Host, tool: &Arc<LoadedComponent>, url: &str) -> Result<Value, InvokeError> {
     host.invoke_tool(tool, &json!({ "url": url })).await
 }
 
@@ -912,4 +912,73 @@ fn a_lower_layer_cannot_loosen_and_a_base_change_reruns_every_layers_cases() {
     );
     let err = packs::resolve(&stack, Mode::Enforce, &KeyPair::generate(), 60).unwrap_err();
     assert!(err.contains("refusing to sign") && err.contains("the assistant may record a refund"), "{err}");
+}
+
+/// Thread names of guest log events, recorded by a global subscriber.
+fn guest_log_threads() -> &'static Mutex<Vec<String>> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    static THREADS: std::sync::OnceLock<Mutex<Vec<String>>> = std::sync::OnceLock::new();
+    struct Record;
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Record {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if event.metadata().target() == "agenthost::guest" {
+                let name = std::thread::current().name().unwrap_or("").to_owned();
+                guest_log_threads().lock().unwrap().push(name);
+            }
+        }
+    }
+    THREADS.get_or_init(|| {
+        let subscriber = tracing_subscriber::registry().with(Record);
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of the tests");
+        Mutex::new(Vec::new())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_tenant_has_its_own_workers_memory_pool_and_data_dir() {
+    let setup = Setup::new("");
+    std::fs::write(
+        setup.config.path().join("tenants/umbrella.toml"),
+        "id = \"umbrella\"\nisolation = \"namespace\"\n[quotas]\nworkers = 1\nconcurrent_invocations = 4\nmemory_pool_bytes = 50331648\n[grants]\ntools = [\"*\"]\nmodels = [\"*\"]\n",
+    )
+    .unwrap();
+    let threads = guest_log_threads();
+    let host = setup.host();
+    let tenant = host.governance().tenant("umbrella").unwrap().clone();
+    assert!(tenant.workers().is_some());
+    let own_dir = tenant.data_dir.clone().unwrap();
+    assert!(own_dir.ends_with("tenants/umbrella") && own_dir.is_dir(), "{}", own_dir.display());
+
+    // The triage agent logs from the tenant's own worker thread.
+    let m = manifest(artifacts::CALCULATOR, "calculator", "tool", Some(Tier::Read), requests(&["log"]));
+    host.register_tool(load_for(&host, artifacts::CALCULATOR, "umbrella", m).await.unwrap()).unwrap();
+    let m = manifest(
+        artifacts::TRIAGE,
+        "triage",
+        "agent",
+        None,
+        Requests {
+            tools: patterns(&["*"]),
+            models: patterns(&["*"]),
+            ..requests(&["log", "model", "tools"])
+        },
+    );
+    let triage = load_for(&host, artifacts::TRIAGE, "umbrella", m).await.unwrap();
+    let run = host.run_agent(&triage, &json!({"question": "What is 6 * 7?"})).await.unwrap();
+    assert_eq!(run.output["answer"], "The result of 6 * 7 is 42.");
+    assert!(
+        threads.lock().unwrap().iter().any(|t| t == "agenthost-umbrella"),
+        "{:?}",
+        threads.lock().unwrap()
+    );
+
+    // Its instances share a 48 MiB pool: the memory hog is stopped by it
+    // (before its own 64 MiB limit), and the pool is whole again after.
+    let m = manifest(artifacts::MEMORY_HOG, "memory-hog", "tool", Some(Tier::Read), requests(&["log"]));
+    let hog = load_for(&host, artifacts::MEMORY_HOG, "umbrella", m).await.unwrap();
+    let err = host.invoke_tool(&hog, &json!({})).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::MemoryLimit, "{err}");
+    assert_eq!(err.limit.unwrap().name, "memory_pool_bytes");
+    assert!(err.message.contains("tenant `umbrella`'s instances already hold its memory pool"), "{err}");
+    assert_eq!(tenant.memory_pool.as_ref().unwrap().in_use(), 0);
 }
