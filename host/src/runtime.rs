@@ -271,6 +271,8 @@ pub(crate) struct HostInner {
     pub(crate) memory: crate::brokers::memory::InProcessMemory,
     limits: Limits,
     governance: Arc<Governance>,
+    /// Shared by every call that presents no approval token.
+    no_approvals: Arc<[ApprovalToken]>,
     counters: Counters,
 }
 
@@ -300,6 +302,23 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Grace given to the deadline backstop beyond the epoch-based deadline.
 const BACKSTOP_GRACE: Duration = Duration::from_millis(50);
+
+/// Who makes a tool call, for the policy.
+enum Principal<'a> {
+    /// A person or service, at the top.
+    User(&'a str),
+    /// The component whose `tools.invoke` this is.
+    Component(&'a CallContext),
+}
+
+impl Principal<'_> {
+    fn entity(&self, tenant: &str) -> EntityRef {
+        match self {
+            Principal::User(name) => EntityRef::new("User", format!("{tenant}/{name}")),
+            Principal::Component(caller) => caller.principal(),
+        }
+    }
+}
 
 /// A top-level call's caller, run and tokens, resolved from [`CallOptions`].
 pub(crate) struct Root {
@@ -353,6 +372,7 @@ impl Host {
                 memory: crate::brokers::memory::InProcessMemory::default(),
                 limits: config.limits,
                 governance,
+                no_approvals: Arc::from([]),
                 counters: Counters::default(),
             }),
         })
@@ -903,7 +923,11 @@ impl HostInner {
             requested_by: principal.clone(),
             principal,
             run_id: None,
-            approvals: options.approvals.clone().into(),
+            approvals: if options.approvals.is_empty() {
+                self.no_approvals.clone()
+            } else {
+                options.approvals.clone().into()
+            },
         };
         if let Some(id) = &options.approval_request {
             let store = self.governance.approvals().ok_or_else(|| {
@@ -1150,8 +1174,8 @@ impl HostInner {
             InvokeError::new(ErrorKind::InvalidInput, message).with_component(tool.id())
         })?;
         let principal = match &parent {
-            Parent::Root(_, root) => EntityRef::new("User", format!("{}/{}", tool.tenant(), root.principal)),
-            Parent::Caller(caller) => caller.principal(),
+            Parent::Root(_, root) => Principal::User(&root.principal),
+            Parent::Caller(caller) => Principal::Component(caller),
         };
         let call = self.call_context(&tool.subject, &tool.limits, parent);
         self.govern(tool, input, &call, principal)?;
@@ -1182,13 +1206,26 @@ impl HostInner {
         tool: &LoadedComponent,
         input: &Value,
         call: &CallContext,
+        principal: Principal<'_>,
+    ) -> Result<(), InvokeError> {
+        // The built-in permit-all policy allows every call; its decision is
+        // built only when a run transcript records it.
+        if !call.policy.permits_all() || call.transcript.is_some() {
+            self.decide_invoke(tool, call, principal.entity(tool.tenant()))?;
+        }
+        self.obligations(tool, input, call)
+    }
+
+    fn decide_invoke(
+        &self,
+        tool: &LoadedComponent,
+        call: &CallContext,
         principal: EntityRef,
     ) -> Result<(), InvokeError> {
         let tier = tool.tier.unwrap_or(Tier::Critical);
         let tenant = &tool.subject.tenant;
         let name = &tool.id().name;
         let fail = |e: InvokeError| e.with_component(tool.id());
-        let input_digest = digest(canonical_json(input).as_bytes());
         let query = Query {
             principal,
             action: Action::InvokeTool,
@@ -1198,7 +1235,6 @@ impl HostInner {
                 ("tier", PolicyValue::String(tier.as_str().to_owned())),
                 ("tier_rank", PolicyValue::Long(tier_rank(tier))),
                 ("depth", PolicyValue::Long(i64::from(call.depth))),
-                ("input_digest", PolicyValue::String(input_digest.clone())),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -1214,6 +1250,20 @@ impl HostInner {
             e.policies = decision.policies.clone().into();
             return Err(fail(e));
         }
+        Ok(())
+    }
+
+    /// The obligations of the tool's tier, once the policy allowed the call.
+    fn obligations(
+        &self,
+        tool: &LoadedComponent,
+        input: &Value,
+        call: &CallContext,
+    ) -> Result<(), InvokeError> {
+        let tier = tool.tier.unwrap_or(Tier::Critical);
+        let tenant = &tool.subject.tenant;
+        let name = &tool.id().name;
+        let fail = |e: InvokeError| e.with_component(tool.id());
         match tier {
             Tier::Read => Ok(()),
             Tier::WriteLow => tenant.write_low.take(1).map_err(|limit| {
@@ -1235,6 +1285,7 @@ impl HostInner {
                         tenant.id()
                     ))));
                 }
+                let input_digest = digest(canonical_json(input).as_bytes());
                 self.check_approvals(tool, tier, input, &input_digest, call).map_err(fail)
             }
         }

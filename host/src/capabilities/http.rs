@@ -28,7 +28,8 @@ use crate::governance::policy::{Action, EntityRef, Query, Value as PolicyValue};
 /// The per-instance hooks: the egress policy and where denials are noted.
 pub struct EgressHooks {
     pub(crate) call: Arc<CallContext>,
-    pub(crate) denials: Arc<Mutex<Vec<String>>>,
+    /// Made on the first request (most instances never send one).
+    pub(crate) denials: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 type SendFuture = Box<
@@ -41,9 +42,9 @@ type SendFuture = Box<
 >;
 
 impl EgressHooks {
-    fn deny(&self, reason: String, error: HttpError) -> SendFuture {
+    fn deny(&mut self, reason: String, error: HttpError) -> SendFuture {
         tracing::warn!(target: "agenthost::egress", tenant = self.call.tenant.id(), principal = %self.call.principal(), %reason, "egress denied");
-        if let Ok(mut denials) = self.denials.lock() {
+        if let Ok(mut denials) = self.denials.get_or_insert_with(Arc::default).lock() {
             denials.push(reason);
         }
         Box::new(async move { Err(error) })
@@ -95,7 +96,7 @@ impl WasiHttpHooks for EgressHooks {
             }
         }
         let call = self.call.clone();
-        let denials = self.denials.clone();
+        let denials = self.denials.get_or_insert_with(Arc::default).clone();
         let tenant = self.call.tenant.id().to_owned();
         Box::new(async move {
             let deny = |reason: String, error: HttpError| {

@@ -355,7 +355,7 @@ pub struct InstanceState {
 
 impl InstanceState {
     pub(crate) fn new(host: Arc<HostInner>, call: Arc<CallContext>, limits: LimitTracker) -> Self {
-        let hooks = http::EgressHooks { call: call.clone(), denials: Arc::default() };
+        let hooks = http::EgressHooks { call: call.clone(), denials: None };
         InstanceState {
             wasi: wasi::context(&call.grant),
             table: ResourceTable::new(),
@@ -370,7 +370,7 @@ impl InstanceState {
 
     /// Egress refusals during this call, for its error.
     pub(crate) fn egress_denials(&self) -> Vec<String> {
-        self.hooks.denials.lock().map(|d| d.clone()).unwrap_or_default()
+        self.hooks.denials.as_ref().and_then(|d| d.lock().ok().map(|d| d.clone())).unwrap_or_default()
     }
 }
 

@@ -406,7 +406,7 @@ impl Stack {
             for p in pack.policies.policies() {
                 let _ = set.add(p.clone());
             }
-            let engine = PolicyEngine::new(set.clone(), Mode::Enforce, pack.label());
+            let engine = PolicyEngine::new(set.clone(), Mode::Enforce, pack.label()).validating();
             for case in &pack.cases {
                 let (decided, policies, error) = match engine.decide(&case.query) {
                     Ok(d) => (Some(if d.allowed { Expect::Allow } else { Expect::Deny }), d.policies, None),

@@ -18,13 +18,14 @@
 //! Models and egress hosts are global: `AgentHost::Model::"<id>"`,
 //! `AgentHost::Host::"api.example.com"`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
-    PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId,
+    EntityTypeName, EntityUid, Policy, PolicySet, PrincipalConstraint, Request, ResourceConstraint,
+    RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,7 @@ namespace AgentHost {
   action InvokeTool appliesTo {
     principal: [Agent, User],
     resource: [Tool],
-    context: { tenant: String, tier: String, tier_rank: Long, depth: Long, input_digest: String }
+    context: { tenant: String, tier: String, tier_rank: Long, depth: Long }
   };
   action CallModel appliesTo {
     principal: [Agent],
@@ -158,7 +159,7 @@ pub enum Mode {
 }
 
 /// A typed entity reference: `Tool`, `acme/refund`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EntityRef {
     #[serde(rename = "type")]
     pub kind: String,
@@ -171,9 +172,7 @@ impl EntityRef {
     }
 
     fn uid(&self) -> Result<EntityUid, String> {
-        let name = EntityTypeName::from_str(&format!("AgentHost::{}", self.kind))
-            .map_err(|e| format!("`{}` is not an entity type: {e}", self.kind))?;
-        Ok(EntityUid::from_type_name_and_id(name, EntityId::new(&self.id)))
+        Ok(EntityUid::from_type_name_and_id(type_name(&self.kind)?, EntityId::new(&self.id)))
     }
 
     /// The tenant an id of the form `tenant/name` belongs to.
@@ -191,8 +190,39 @@ impl std::fmt::Display for EntityRef {
     }
 }
 
+/// The entity types of the schema, parsed once (Cedar's parser is not cheap).
+fn type_name(kind: &str) -> Result<EntityTypeName, String> {
+    static TYPES: OnceLock<HashMap<&'static str, EntityTypeName>> = OnceLock::new();
+    let types = TYPES.get_or_init(|| {
+        ["Tenant", "Agent", "User", "Approver", "Tool", "MemoryNamespace", "Topic", "Host", "Model"]
+            .into_iter()
+            .filter_map(|kind| {
+                EntityTypeName::from_str(&format!("AgentHost::{kind}")).ok().map(|t| (kind, t))
+            })
+            .collect()
+    });
+    types.get(kind).cloned().ok_or_else(|| {
+        format!("`{kind}` is not an entity type (Tenant, Agent, User, Approver, Tool, MemoryNamespace, Topic, Host, Model)")
+    })
+}
+
+/// The action's entity, parsed once.
+fn action_uid(action: Action) -> Result<EntityUid, String> {
+    static ACTIONS: OnceLock<HashMap<Action, EntityUid>> = OnceLock::new();
+    let actions = ACTIONS.get_or_init(|| {
+        use Action::*;
+        [InvokeTool, CallModel, ReadMemory, WriteMemory, PublishEvent, Egress, Delegate]
+            .into_iter()
+            .filter_map(|a| {
+                EntityUid::from_str(&format!("AgentHost::Action::\"{}\"", a.as_str())).ok().map(|u| (a, u))
+            })
+            .collect()
+    });
+    actions.get(&action).cloned().ok_or_else(|| format!("no entity for action {}", action.as_str()))
+}
+
 /// A context value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
     Bool(bool),
@@ -201,7 +231,7 @@ pub enum Value {
 }
 
 /// One question for the policy engine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Query {
     pub principal: EntityRef,
     pub action: Action,
@@ -258,15 +288,106 @@ const CEDAR_RED_ZONE: usize = 192 * 1024;
 /// Stack given to a decision taken where too little is known to be left.
 const CEDAR_STACK: usize = 1024 * 1024;
 
+/// A policy's scope (its `principal`, `action`, `resource` constraints),
+/// checked before Cedar evaluates it: a policy whose scope does not match
+/// a request cannot decide it, whatever its `when`/`unless` say.
+#[derive(Debug)]
+struct Scope {
+    principal: EntityScope,
+    action: Option<Vec<EntityUid>>,
+    resource: EntityScope,
+}
+
+#[derive(Debug)]
+enum EntityScope {
+    Any,
+    Eq(EntityUid),
+    In(EntityUid),
+    Is(EntityTypeName),
+    IsIn(EntityTypeName, EntityUid),
+}
+
+impl EntityScope {
+    fn matches(&self, uid: &EntityUid, parent: Option<&EntityUid>) -> bool {
+        let within = |e: &EntityUid| uid == e || parent == Some(e);
+        match self {
+            EntityScope::Any => true,
+            EntityScope::Eq(e) => uid == e,
+            EntityScope::In(e) => within(e),
+            EntityScope::Is(t) => uid.type_name() == t,
+            EntityScope::IsIn(t, e) => uid.type_name() == t && within(e),
+        }
+    }
+}
+
+impl Scope {
+    fn of(policy: &Policy) -> Self {
+        let principal = match policy.principal_constraint() {
+            PrincipalConstraint::Any => EntityScope::Any,
+            PrincipalConstraint::Eq(e) => EntityScope::Eq(e),
+            PrincipalConstraint::In(e) => EntityScope::In(e),
+            PrincipalConstraint::Is(t) => EntityScope::Is(t),
+            PrincipalConstraint::IsIn(t, e) => EntityScope::IsIn(t, e),
+        };
+        let resource = match policy.resource_constraint() {
+            ResourceConstraint::Any => EntityScope::Any,
+            ResourceConstraint::Eq(e) => EntityScope::Eq(e),
+            ResourceConstraint::In(e) => EntityScope::In(e),
+            ResourceConstraint::Is(t) => EntityScope::Is(t),
+            ResourceConstraint::IsIn(t, e) => EntityScope::IsIn(t, e),
+        };
+        // The schema has no action groups: `action in [..]` is membership.
+        let action = match policy.action_constraint() {
+            ActionConstraint::Any => None,
+            ActionConstraint::Eq(a) => Some(vec![a]),
+            ActionConstraint::In(list) => Some(list),
+        };
+        Scope { principal, action, resource }
+    }
+}
+
+/// The policies and entities of one (principal, action, resource).
+#[derive(Debug, Clone)]
+struct Shape {
+    slice: Arc<PolicySet>,
+    entities: Arc<Entities>,
+}
+
+/// Most distinct policy slices (and shapes, and contexts) kept; past it a
+/// cache starts over.
+const MAX_SLICES: usize = 4096;
+
 /// A compiled policy set with its mode.
+///
+/// Cedar evaluates every policy of a set for every request (about 1.5 µs
+/// each here), so a decision is taken on the *slice* of policies whose
+/// scope matches the request: the result is the same (a policy outside its
+/// scope is never satisfied), and a pack of hundreds of narrowly scoped
+/// rules costs what its few applicable ones cost. Slices are cached by the
+/// set of policies they hold.
 #[derive(Debug)]
 pub struct PolicyEngine {
     policies: PolicySet,
+    scopes: Vec<(Policy, Scope)>,
+    slices: RwLock<HashMap<Vec<u64>, Arc<PolicySet>>>,
+    /// Per (principal, action, resource): its slice and its entities (the
+    /// two and their tenants) — both depend on nothing else.
+    shapes: RwLock<HashMap<(EntityUid, Action, EntityUid), Shape>>,
+    /// Contexts already built (Cedar evaluates each value when building one).
+    contexts: RwLock<HashMap<std::collections::BTreeMap<String, Value>, Context>>,
+    /// Decisions already taken. A decision depends only on the query (the
+    /// policies are fixed for the engine's life, the entities follow from
+    /// the ids, and Cedar has no clock or randomness), so an equal query
+    /// gets the same decision without evaluating again.
+    decisions: RwLock<HashMap<Query, Decision>>,
     mode: Mode,
     source: String,
     authorizer: Authorizer,
     /// The built-in permit-everything policy: decided without Cedar.
     permits_all: bool,
+    /// Check each request against the schema (for pack test cases, whose
+    /// queries are written by hand; the host's own queries always fit).
+    validate_requests: bool,
 }
 
 impl PolicyEngine {
@@ -282,17 +403,38 @@ impl PolicyEngine {
         let set = PolicySet::from_str("@id(\"default-permit\")\npermit(principal, action, resource);")
             .map_err(|e| e.to_string())?;
         let set = rename_by_annotation(&set, "agenthost")?;
-        Ok(Arc::new(PolicyEngine {
-            policies: set,
-            mode: Mode::Enforce,
-            source: "built-in default policy".to_owned(),
-            authorizer: Authorizer::new(),
-            permits_all: true,
-        }))
+        let mut engine = PolicyEngine::new(set, Mode::Enforce, "built-in default policy".to_owned());
+        engine.permits_all = true;
+        Ok(Arc::new(engine))
     }
 
     pub fn new(policies: PolicySet, mode: Mode, source: String) -> Self {
-        PolicyEngine { policies, mode, source, authorizer: Authorizer::new(), permits_all: false }
+        let scopes = policies.policies().map(|p| (p.clone(), Scope::of(p))).collect();
+        PolicyEngine {
+            policies,
+            scopes,
+            slices: RwLock::new(HashMap::new()),
+            shapes: RwLock::new(HashMap::new()),
+            contexts: RwLock::new(HashMap::new()),
+            decisions: RwLock::new(HashMap::new()),
+            mode,
+            source,
+            authorizer: Authorizer::new(),
+            permits_all: false,
+            validate_requests: false,
+        }
+    }
+
+    /// Checks every request against the schema (see the field).
+    #[must_use]
+    pub fn validating(mut self) -> Self {
+        self.validate_requests = true;
+        self
+    }
+
+    /// Whether this is the built-in permit-everything policy.
+    pub fn permits_all(&self) -> bool {
+        self.permits_all
     }
 
     pub fn mode(&self) -> Mode {
@@ -327,6 +469,28 @@ impl PolicyEngine {
                 errors: Vec::new(),
             });
         }
+        if let Some(decision) = self.decisions.read().ok().and_then(|d| d.get(query).cloned()) {
+            return Ok(decision);
+        }
+        let decision = self.decide_uncached(query)?;
+        if decision.errors.is_empty()
+            && let Ok(mut decisions) = self.decisions.write()
+        {
+            if decisions.len() >= MAX_SLICES {
+                decisions.clear();
+            }
+            decisions.insert(query.clone(), decision.clone());
+        }
+        Ok(decision)
+    }
+
+    /// Decides a query by evaluating the policies, bypassing the cache of
+    /// decisions already taken (see [`PolicyEngine::decide`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`PolicyEngine::decide`].
+    pub fn decide_uncached(&self, query: &Query) -> Result<Decision, String> {
         // Cedar guards its recursion by the stack space `stacker` reports.
         // Inside a guest's host call we run on a wasmtime fiber stack,
         // which `stacker` cannot measure (it reports none left), so there
@@ -337,9 +501,64 @@ impl PolicyEngine {
     fn decide_here(&self, query: &Query) -> Result<Decision, String> {
         let principal = query.principal.uid()?;
         let resource = query.resource.uid()?;
-        let action = EntityUid::from_str(&format!("AgentHost::Action::\"{}\"", query.action.as_str()))
-            .map_err(|e| e.to_string())?;
-        let context = Context::from_pairs(query.context.iter().map(|(k, v)| {
+        let action = action_uid(query.action)?;
+        let shape = self.shape(query, &principal, &action, &resource)?;
+        let context = self.context(&query.context)?;
+        let schema = if self.validate_requests { Some(schema()?) } else { None };
+        let request = Request::new(principal, action, resource, context, schema)
+            .map_err(|e| format!("the request does not fit the schema: {e}"))?;
+        let response = self.authorizer.is_authorized(&request, &shape.slice, &shape.entities);
+        Ok(self.decision(&response))
+    }
+
+    /// The slice and entities of a request's principal, action and resource.
+    fn shape(
+        &self,
+        query: &Query,
+        principal: &EntityUid,
+        action: &EntityUid,
+        resource: &EntityUid,
+    ) -> Result<Shape, String> {
+        let key = (principal.clone(), query.action, resource.clone());
+        if let Some(shape) = self.shapes.read().ok().and_then(|shapes| shapes.get(&key).cloned()) {
+            return Ok(shape);
+        }
+        let principal_parent =
+            query.principal.tenant().map(|t| EntityRef::new("Tenant", t).uid()).transpose()?;
+        let resource_parent =
+            query.resource.tenant().map(|t| EntityRef::new("Tenant", t).uid()).transpose()?;
+        let slice =
+            self.slice(principal, principal_parent.as_ref(), action, resource, resource_parent.as_ref());
+        let mut entities = Vec::with_capacity(4);
+        let mut tenants = HashSet::new();
+        for (uid, parent) in [(principal, principal_parent), (resource, resource_parent)] {
+            let mut parents = HashSet::new();
+            if let Some(parent) = parent {
+                parents.insert(parent.clone());
+                tenants.insert(parent);
+            }
+            entities.push(Entity::new_no_attrs(uid.clone(), parents));
+        }
+        for tenant in tenants {
+            entities.push(Entity::new_no_attrs(tenant, HashSet::new()));
+        }
+        let entities =
+            Arc::new(Entities::from_entities(entities, None).map_err(|e| format!("bad entities: {e}"))?);
+        let shape = Shape { slice, entities };
+        if let Ok(mut shapes) = self.shapes.write() {
+            if shapes.len() >= MAX_SLICES {
+                shapes.clear();
+            }
+            shapes.insert(key, shape.clone());
+        }
+        Ok(shape)
+    }
+
+    fn context(&self, values: &std::collections::BTreeMap<String, Value>) -> Result<Context, String> {
+        if let Some(context) = self.contexts.read().ok().and_then(|c| c.get(values).cloned()) {
+            return Ok(context);
+        }
+        let context = Context::from_pairs(values.iter().map(|(k, v)| {
             let value = match v {
                 Value::Bool(b) => RestrictedExpression::new_bool(*b),
                 Value::Long(n) => RestrictedExpression::new_long(*n),
@@ -348,33 +567,102 @@ impl PolicyEngine {
             (k.clone(), value)
         }))
         .map_err(|e| format!("bad context: {e}"))?;
-        let request = Request::new(principal.clone(), action, resource.clone(), context, Some(schema()?))
-            .map_err(|e| format!("the request does not fit the schema: {e}"))?;
-        let mut entities = Vec::with_capacity(3);
-        let mut tenants = HashSet::new();
-        for (entity, uid) in [(&query.principal, principal), (&query.resource, resource)] {
-            let mut parents = HashSet::new();
-            if let Some(tenant) = entity.tenant() {
-                let tenant_uid = EntityRef::new("Tenant", tenant).uid()?;
-                parents.insert(tenant_uid.clone());
-                tenants.insert(tenant_uid);
+        if let Ok(mut contexts) = self.contexts.write() {
+            if contexts.len() >= MAX_SLICES {
+                contexts.clear();
             }
-            entities.push(Entity::new_no_attrs(uid, parents));
+            contexts.insert(values.clone(), context.clone());
         }
-        for tenant in tenants {
-            entities.push(Entity::new_no_attrs(tenant, HashSet::new()));
-        }
-        let entities = Entities::from_entities(entities, None).map_err(|e| format!("bad entities: {e}"))?;
-        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        Ok(context)
+    }
+
+    fn decision(&self, response: &cedar_policy::Response) -> Decision {
         let allowed = response.decision() == CedarDecision::Allow;
         let diagnostics = response.diagnostics();
-        Ok(Decision {
+        Decision {
             allowed,
             enforced: allowed || self.mode == Mode::Enforce,
             policies: diagnostics.reason().map(ToString::to_string).collect(),
             source: self.source.clone(),
             errors: diagnostics.errors().map(ToString::to_string).collect(),
-        })
+        }
+    }
+}
+
+impl PolicyEngine {
+    /// Decides on the whole set, unsliced (to check the slicing).
+    #[cfg(test)]
+    fn slice_all(&self, query: &Query) -> (bool, Vec<String>) {
+        let principal = query.principal.uid().unwrap_or_else(|e| unreachable!("{e}"));
+        let resource = query.resource.uid().unwrap_or_else(|e| unreachable!("{e}"));
+        let action = EntityUid::from_str(&format!("AgentHost::Action::\"{}\"", query.action.as_str()))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let context = Context::from_pairs(query.context.iter().map(|(k, v)| {
+            let value = match v {
+                Value::Bool(b) => RestrictedExpression::new_bool(*b),
+                Value::Long(n) => RestrictedExpression::new_long(*n),
+                Value::String(s) => RestrictedExpression::new_string(s.clone()),
+            };
+            (k.clone(), value)
+        }))
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let request = Request::new(principal.clone(), action, resource.clone(), context, None)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let mut entities = Vec::new();
+        let mut tenants = HashSet::new();
+        for (entity, uid) in [(&query.principal, principal), (&query.resource, resource)] {
+            let mut parents = HashSet::new();
+            if let Some(t) = entity.tenant() {
+                let t = EntityRef::new("Tenant", t).uid().unwrap_or_else(|e| unreachable!("{e}"));
+                parents.insert(t.clone());
+                tenants.insert(t);
+            }
+            entities.push(Entity::new_no_attrs(uid, parents));
+        }
+        entities.extend(tenants.into_iter().map(|t| Entity::new_no_attrs(t, HashSet::new())));
+        let entities = Entities::from_entities(entities, None).unwrap_or_else(|e| unreachable!("{e}"));
+        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        let mut ids: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
+        ids.sort();
+        (response.decision() == CedarDecision::Allow, ids)
+    }
+
+    /// The policies whose scope matches the request, as a set (cached).
+    fn slice(
+        &self,
+        principal: &EntityUid,
+        principal_parent: Option<&EntityUid>,
+        action: &EntityUid,
+        resource: &EntityUid,
+        resource_parent: Option<&EntityUid>,
+    ) -> Arc<PolicySet> {
+        let mut key = vec![0u64; self.scopes.len().div_ceil(64)];
+        for (i, (_, scope)) in self.scopes.iter().enumerate() {
+            let applies = scope.action.as_ref().is_none_or(|actions| actions.contains(action))
+                && scope.principal.matches(principal, principal_parent)
+                && scope.resource.matches(resource, resource_parent);
+            if applies {
+                key[i / 64] |= 1 << (i % 64);
+            }
+        }
+        if let Some(set) = self.slices.read().ok().and_then(|slices| slices.get(&key).cloned()) {
+            return set;
+        }
+        let mut set = PolicySet::new();
+        for (i, (policy, _)) in self.scopes.iter().enumerate() {
+            if key[i / 64] & (1 << (i % 64)) != 0 {
+                // Ids are unique in `self.policies`, so adding cannot fail.
+                let _ = set.add(policy.clone());
+            }
+        }
+        let set = Arc::new(set);
+        if let Ok(mut slices) = self.slices.write() {
+            if slices.len() >= MAX_SLICES {
+                slices.clear();
+            }
+            slices.insert(key, set.clone());
+        }
+        set
     }
 }
 
@@ -419,7 +707,6 @@ mod tests {
                 ("tier".to_owned(), Value::String(tier.to_owned())),
                 ("tier_rank".to_owned(), Value::Long(0)),
                 ("depth".to_owned(), Value::Long(0)),
-                ("input_digest".to_owned(), Value::String("sha256:00".to_owned())),
             ]
             .into_iter()
             .collect(),
@@ -464,5 +751,46 @@ mod tests {
             PolicySet::from_str(r#"permit(principal, action, resource) when { context.nonsense == 1 };"#)
                 .unwrap();
         assert!(validate(&set).is_err());
+    }
+
+    #[test]
+    fn a_slice_decides_as_the_whole_set_does() {
+        let text = r#"
+            @id("all") permit(principal, action, resource);
+            @id("agents-critical") forbid(principal is AgentHost::Agent, action == AgentHost::Action::"InvokeTool", resource) when { context.tier == "critical" };
+            @id("acme-tool-2") forbid(principal, action, resource == AgentHost::Tool::"acme/t2");
+            @id("globex-fence") forbid(principal in AgentHost::Tenant::"globex", action, resource in AgentHost::Tenant::"acme");
+            @id("users-in-acme") forbid(principal is AgentHost::User in AgentHost::Tenant::"acme", action in [AgentHost::Action::"InvokeTool"], resource) when { context.depth > 0 };
+            @id("tools-of-acme") permit(principal, action, resource is AgentHost::Tool in AgentHost::Tenant::"acme");
+        "#;
+        let set = PolicySet::from_str(text).unwrap();
+        let set = rename_by_annotation(&set, "t").unwrap();
+        validate(&set).unwrap();
+        let engine = PolicyEngine::new(set.clone(), Mode::Enforce, "t".into()).validating();
+        let mut checked = 0;
+        for (kind, tenant) in [("Agent", "acme"), ("User", "acme"), ("Agent", "globex"), ("User", "globex")] {
+            for tool in ["acme/t1", "acme/t2", "globex/t1"] {
+                for tier in ["read", "critical"] {
+                    for depth in [0, 1] {
+                        let mut query = invoke(tenant, "x", tier);
+                        query.principal = EntityRef::new(kind, format!("{tenant}/p"));
+                        query.resource = EntityRef::new("Tool", tool);
+                        query.context.insert("depth".into(), Value::Long(depth));
+                        let mut sliced = engine.decide(&query).unwrap();
+                        sliced.policies.sort();
+                        // The whole set, through Cedar directly.
+                        let whole = PolicyEngine::new(set.clone(), Mode::Enforce, "t".into());
+                        let everything = whole.slice_all(&query);
+                        assert_eq!(
+                            (sliced.allowed, &sliced.policies),
+                            (everything.0, &everything.1),
+                            "{query:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 48);
     }
 }

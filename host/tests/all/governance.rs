@@ -982,3 +982,121 @@ async fn a_namespace_tenant_has_its_own_workers_memory_pool_and_data_dir() {
     assert!(err.message.contains("tenant `umbrella`'s instances already hold its memory pool"), "{err}");
     assert_eq!(tenant.memory_pool.as_ref().unwrap().in_use(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_call_and_per_minute_quotas() {
+    let setup = Setup::new("");
+    std::fs::write(
+        setup.config.path().join("tenants/quota.toml"),
+        "id = \"quota\"\n[quotas]\nconcurrent_invocations = 2\nfuel_per_call = 50000000\nfuel_per_minute = 1\nmemory_per_instance = 33554432\nmodel_tokens_per_minute = 30\n[grants]\nmodels = [\"*\"]\nmemory_namespaces = [\"*\"]\ntools = [\"*\"]\n",
+    )
+    .unwrap();
+    let host = setup.host();
+
+    // Per-call quotas cap the component's limits.
+    let m = manifest(artifacts::CALCULATOR, "calculator", "tool", Some(Tier::Read), requests(&["log"]));
+    let calc = load_for(&host, artifacts::CALCULATOR, "quota", m).await.unwrap();
+    assert_eq!(calc.limits().fuel, 50_000_000);
+    assert_eq!(calc.limits().memory_bytes, 33_554_432);
+
+    // The first call spends the minute's fuel; the next is refused before it runs.
+    host.invoke_tool(&calc, &json!({"expression": "1 + 1"})).await.unwrap();
+    let before = host.stats().instantiations;
+    let err = host.invoke_tool(&calc, &json!({"expression": "1 + 1"})).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::LimitExceeded);
+    assert_eq!(err.limit.unwrap().name, "fuel_per_minute");
+    assert_eq!(host.stats().instantiations, before, "a refused call creates no instance");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrency_and_model_token_quotas() {
+    let setup = Setup::new("");
+    std::fs::write(
+        setup.config.path().join("tenants/busy.toml"),
+        "id = \"busy\"\n[quotas]\nconcurrent_invocations = 2\nmodel_tokens_per_minute = 20\n[grants]\nmodels = [\"*\"]\n",
+    )
+    .unwrap();
+    let host = setup.host();
+    let m = manifest(artifacts::SPIN_FOREVER, "spin-forever", "tool", Some(Tier::Read), requests(&["log"]));
+    let spin = load_for(&host, artifacts::SPIN_FOREVER, "busy", m).await.unwrap();
+    let sleeping = |host: Host, spin: Arc<LoadedComponent>| async move {
+        host.invoke_tool(&spin, &json!({"mode": "sleep"})).await
+    };
+    let first = tokio::spawn(sleeping(host.clone(), spin.clone()));
+    let second = tokio::spawn(sleeping(host.clone(), spin.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let err = host.invoke_tool(&spin, &json!({"mode": "sleep"})).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::LimitExceeded, "{err}");
+    assert!(err.message.contains("already runs 2 invocations (quota concurrent_invocations)"), "{err}");
+    // Another tenant is not held up by busy's calls.
+    let m = manifest(artifacts::CALCULATOR, "calculator", "tool", Some(Tier::Read), requests(&["log"]));
+    let calc = load_for(&host, artifacts::CALCULATOR, "acme", m).await.unwrap();
+    assert_eq!(host.invoke_tool(&calc, &json!({"expression": "2 + 2"})).await.unwrap()["value"], 4);
+    first.abort();
+    second.abort();
+
+    // Model tokens are counted from responses; once the minute's budget is
+    // spent the next converse is refused.
+    let agent = probe(
+        &host,
+        "busy",
+        Requests { models: patterns(&["*"]), ..requests(&["log", "model", "memory", "tools"]) },
+    )
+    .await;
+    let mut refusal = None;
+    for _ in 0..10 {
+        let out = run(&host, &agent, json!({"op": "converse", "system": []})).await;
+        if out["ok"] == false {
+            refusal = Some(out["error"].as_str().unwrap().to_owned());
+            break;
+        }
+    }
+    let refusal = refusal.expect("the token quota ends the conversation");
+    assert!(
+        refusal.contains("LimitExceeded") && refusal.contains("quota model_tokens_per_minute"),
+        "{refusal}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_manifests_next_to_the_component() {
+    let setup = Setup::new("");
+    std::fs::write(
+        setup.config.path().join("host.toml"),
+        "trusted_keys = [\"keys/security.pub\"]\nrequire_signed_manifests = true\n",
+    )
+    .unwrap();
+    let host = setup.host();
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("calculator.wasm");
+    std::fs::copy(artifacts::CALCULATOR, &wasm).unwrap();
+    let mut m = manifest(artifacts::CALCULATOR, "calculator", "tool", Some(Tier::Read), requests(&["log"]));
+    let path = ComponentManifest::path_for(&wasm);
+    let options = || LoadOptions { tenant: Some("acme".into()), ..LoadOptions::default() };
+
+    std::fs::write(&path, m.to_toml().unwrap()).unwrap();
+    let err = host.load_file(&wasm, options()).await.unwrap_err();
+    assert!(err.message.contains("is unsigned and this host requires signed manifests"), "{err}");
+
+    m.sign(&key(&setup, "alice")).unwrap();
+    std::fs::write(&path, m.to_toml().unwrap()).unwrap();
+    let err = host.load_file(&wasm, options()).await.unwrap_err();
+    assert!(err.message.contains("which this host does not trust"), "{err}");
+
+    m.sign(&key(&setup, "security")).unwrap();
+    std::fs::write(&path, m.to_toml().unwrap()).unwrap();
+    let calc = host.load_file(&wasm, options()).await.unwrap();
+    assert_eq!(calc.tier(), Some(Tier::Read));
+
+    // Raising nothing but the tier by hand breaks the signature.
+    let text =
+        std::fs::read_to_string(&path).unwrap().replace("risk_tier = \"read\"", "risk_tier = \"write-low\"");
+    std::fs::write(&path, text).unwrap();
+    let err = host.load_file(&wasm, options()).await.unwrap_err();
+    assert!(err.message.contains("fails its signature check"), "{err}");
+
+    // Garbage in the manifest is named.
+    std::fs::write(&path, "name = 3\n").unwrap();
+    let err = host.load_file(&wasm, options()).await.unwrap_err();
+    assert!(err.message.contains("calculator.manifest.toml") && err.message.contains("name"), "{err}");
+}
