@@ -7,8 +7,10 @@
 //!   its directory, through `..`, an absolute path or a symlink), read-only
 //!   unless the tenant made them writable and the tier allows writes;
 //! - the granted environment variables;
-//! - sockets and name lookup only when the tenant grants them, every
-//!   address checked by the same egress rules as outgoing HTTP.
+//! - sockets and name lookup only when the tenant grants them; a socket
+//!   may reach only an address range the tenant opened or an IP on its
+//!   allow-list, and never the metadata address or another restricted
+//!   range it did not open.
 
 use std::sync::Arc;
 
@@ -34,9 +36,27 @@ pub(crate) fn context(grant: &Grant) -> WasiCtx {
     builder.allow_ip_name_lookup(egress.dns).allow_tcp(egress.sockets).allow_udp(egress.sockets);
     if egress.sockets {
         let policy = Arc::new(egress.clone());
-        builder.socket_addr_check(move |addr, _use: SocketAddrUse| {
+        builder.socket_addr_check(move |addr, use_: SocketAddrUse| {
             let policy = policy.clone();
-            Box::pin(async move { policy.check_addr(&addr.ip().to_string(), addr.ip()).is_ok() })
+            Box::pin(async move {
+                // Binding the unspecified address to an ephemeral port is
+                // what every outgoing connection does first; a guest never
+                // binds a chosen port (it gets no server sockets).
+                let verdict = match use_ {
+                    SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                        if addr.ip().is_unspecified() && addr.port() == 0 {
+                            Ok(())
+                        } else {
+                            Err(format!("binding {addr} denied: guests get no server sockets"))
+                        }
+                    }
+                    _ => policy.check_socket(addr),
+                };
+                if let Err(reason) = &verdict {
+                    tracing::warn!(target: "agenthost::egress", %reason, "socket denied");
+                }
+                verdict.is_ok()
+            })
         });
     }
     builder.build()

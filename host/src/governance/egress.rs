@@ -175,6 +175,39 @@ impl EgressPolicy {
     }
 }
 
+impl EgressPolicy {
+    /// Checks a raw socket address (`wasi:sockets`, when the tenant grants
+    /// sockets): it must be in a range the tenant opened
+    /// (`allow_addresses`) or be the literal IP of an allow-list rule of
+    /// every layer, and pass [`EgressPolicy::check_addr`].
+    ///
+    /// # Errors
+    ///
+    /// Names the address and why.
+    pub fn check_socket(&self, addr: std::net::SocketAddr) -> Result<(), String> {
+        if !self.sockets {
+            return Err(format!(
+                "socket to {addr} denied: raw sockets are not granted (grants.network.sockets)"
+            ));
+        }
+        let ip = canonical(addr.ip());
+        let opened = self.allow_addresses.iter().any(|net| net.contains(&ip));
+        let listed = !self.layers.is_empty()
+            && self.layers.iter().all(|(_, rules)| {
+                rules.iter().any(|rule| {
+                    rule.host.parse::<IpAddr>().is_ok_and(|h| canonical(h) == ip)
+                        && rule.port.is_none_or(|p| p == addr.port())
+                })
+            });
+        if !opened && !listed {
+            return Err(format!(
+                "socket to {addr} denied: the address is neither in grants.network.allow_addresses nor an IP on the allow-list"
+            ));
+        }
+        self.check_addr(&ip.to_string(), ip)
+    }
+}
+
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

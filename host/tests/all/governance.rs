@@ -1100,3 +1100,35 @@ async fn signed_manifests_next_to_the_component() {
     let err = host.load_file(&wasm, options()).await.unwrap_err();
     assert!(err.message.contains("calculator.manifest.toml") && err.message.contains("name"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_sockets_and_name_lookup_only_when_granted() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let addr = format!("127.0.0.1:{port}");
+
+    // acme grants no sockets and no DNS.
+    let closed = Setup::new("");
+    let host = closed.host();
+    let agent = probe(&host, "acme", probe_requests()).await;
+    let out = run(&host, &agent, json!({"op": "tcp_connect", "addr": addr})).await;
+    assert_eq!(out["ok"], false, "{out}");
+    let out = run(&host, &agent, json!({"op": "resolve", "name": "localhost"})).await;
+    assert_eq!(out["ok"], false, "{out}");
+
+    // Granted, but only loopback is opened: loopback connects, the
+    // metadata address and an unlisted public address do not.
+    let open =
+        Setup::new("[grants.network]\nsockets = true\ndns = true\nallow_addresses = [\"127.0.0.0/8\"]\n");
+    let host = open.host();
+    let agent = probe(&host, "acme", probe_requests()).await;
+    let out = run(&host, &agent, json!({"op": "tcp_connect", "addr": addr})).await;
+    assert_eq!(out, json!({"ok": true}));
+    for refused in ["169.254.169.254:80", "10.0.0.1:5432", "93.184.216.34:443"] {
+        let out = run(&host, &agent, json!({"op": "tcp_connect", "addr": refused})).await;
+        assert_eq!(out["ok"], false, "{refused}: {out}");
+    }
+    let out = run(&host, &agent, json!({"op": "resolve", "name": "localhost"})).await;
+    assert_eq!(out["ok"], true, "{out}");
+}

@@ -6,7 +6,7 @@
 //!
 //! Input: `{"op": "...", ...}` with `op` one of `read_file {path}`,
 //! `write_file {path, content}`, `list_dir {path}`, `env {name}`,
-//! `env_all`, `memory_get {namespace, key}`, `memory_put {namespace, key,
+//! `env_all`, `tcp_connect {addr}`, `resolve {name}`, `memory_get {namespace, key}`, `memory_put {namespace, key,
 //! value}`, `flood {namespace, calls}`, `invoke_tool {name, input}`,
 //! `tools_list`, `converse {system}`.
 
@@ -61,6 +61,19 @@ impl Agent for Probe {
                 Ok(value) => json!({ "ok": true, "value": value }),
                 Err(e) => fail(e),
             },
+            "tcp_connect" => match std::net::TcpStream::connect(field("addr")?.as_str()) {
+                Ok(_) => json!({ "ok": true }),
+                Err(e) => fail(e),
+            },
+            "resolve" => {
+                use std::net::ToSocketAddrs as _;
+                match (field("name")?.as_str(), 80).to_socket_addrs() {
+                    Ok(addrs) => {
+                        json!({ "ok": true, "addrs": addrs.map(|a| a.ip().to_string()).collect::<Vec<_>>() })
+                    }
+                    Err(e) => fail(e),
+                }
+            }
             "env_all" => json!({ "ok": true, "vars": std::env::vars().collect::<Vec<_>>() }),
             "memory_get" => match memory::get(&field("namespace")?, &field("key")?) {
                 Ok(Some(entry)) => {
