@@ -1376,10 +1376,19 @@ impl HostInner {
                 tokens: Vec::new(),
             })
             .map_err(InvokeError::internal)?;
+        let hint = if tenant.approvers.len() < needed {
+            format!(
+                "; note that tenant `{}` has {} approver(s) configured ([approvers] in its tenant file)",
+                tenant.id(),
+                tenant.approvers.len()
+            )
+        } else {
+            String::new()
+        };
         let mut e = InvokeError::new(
             ErrorKind::ApprovalRequired,
             format!(
-                "{tool_ref} is {tier}: it runs once {needed} approver(s) approve request {} (agenthost approvals approve {}), then re-submit with --approval {}",
+                "{tool_ref} is {tier}: it runs once {needed} approver(s) approve request {} (agenthost approvals approve {}), then re-submit with --approval {}{hint}",
                 request.id, request.id, request.id
             ),
         );
