@@ -686,21 +686,11 @@ impl Host {
         input: &Value,
         options: &CallOptions,
     ) -> Result<Value, InvokeError> {
-        let root = self.inner.root(tool, options)?;
-        let permit = self.inner.admit(tool)?;
-        if let Some(workers) = tool.subject.tenant.workers() {
-            // Namespace isolation: the call runs on the tenant's own threads.
-            let (inner, tool, input) = (self.inner.clone(), tool.clone(), input.clone());
-            let task = workers.spawn(async move {
-                let _permit = permit;
-                inner.invoke_tool(&tool, &input, Parent::Root(None, &root)).await
-            });
-            return task
-                .await
-                .map_err(|e| InvokeError::internal(format!("the tenant's worker failed: {e}")))?;
-        }
-        let _permit = permit;
-        self.inner.invoke_tool(tool, input, Parent::Root(None, &root)).await
+        let input = input.clone();
+        self.top_level(tool, options, move |inner, tool, root| async move {
+            inner.invoke_tool(&tool, &input, Parent::Root(None, &root)).await
+        })
+        .await
     }
 
     /// Runs an agent on a JSON input, as an anonymous caller.
@@ -730,21 +720,43 @@ impl Host {
         input: &Value,
         options: &CallOptions,
     ) -> Result<RunOutput, InvokeError> {
-        let root = self.inner.root(agent, options)?;
-        let permit = self.inner.admit(agent)?;
-        if let Some(workers) = agent.subject.tenant.workers() {
-            // Namespace isolation: the run happens on the tenant's own threads.
-            let (inner, agent, input) = (self.inner.clone(), agent.clone(), input.clone());
-            let task = workers.spawn(async move {
-                let _permit = permit;
-                inner.run_agent(&agent, &input, &root).await
-            });
-            return task
+        let input = input.clone();
+        self.top_level(agent, options, move |inner, agent, root| async move {
+            inner.run_agent(&agent, &input, &root).await
+        })
+        .await
+    }
+
+    /// A top-level call: resolves the caller and tokens, admits it under
+    /// the tenant's quotas, and runs it — on the tenant's own worker pool
+    /// under `namespace` isolation.
+    async fn top_level<R, F, Fut>(
+        &self,
+        component: &Arc<LoadedComponent>,
+        options: &CallOptions,
+        call: F,
+    ) -> Result<R, InvokeError>
+    where
+        F: FnOnce(Arc<HostInner>, Arc<LoadedComponent>, Root) -> Fut,
+        Fut: Future<Output = Result<R, InvokeError>> + Send + 'static,
+        R: Send + 'static,
+    {
+        let root = self.inner.root(component, options)?;
+        let permit = self.inner.admit(component)?;
+        let run = call(self.inner.clone(), component.clone(), root);
+        match component.subject.tenant.workers() {
+            Some(workers) => workers
+                .spawn(async move {
+                    let _permit = permit;
+                    run.await
+                })
                 .await
-                .map_err(|e| InvokeError::internal(format!("the tenant's worker failed: {e}")))?;
+                .map_err(|e| InvokeError::internal(format!("the tenant's worker failed: {e}")))?,
+            None => {
+                let _permit = permit;
+                run.await
+            }
         }
-        let _permit = permit;
-        self.inner.run_agent(agent, input, &root).await
     }
 
     async fn compile(&self, bytes: &[u8], digest_hex: &str) -> Result<(Component, LoadSource), String> {
