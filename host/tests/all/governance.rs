@@ -85,8 +85,9 @@ carol = "keys/carol.pub"
             tenants.join("globex.toml"),
             r#"id = "globex"
 [grants]
-interfaces = ["log", "model", "memory", "tools"]
+interfaces = ["log", "model", "memory", "events", "tools"]
 memory_namespaces = ["notes", "scratch"]
+topics = ["orders.*"]
 tools = ["*"]
 [approvers]
 alice = "keys/alice.pub"
@@ -184,7 +185,8 @@ fn probe_requests() -> Requests {
         models: patterns(&["*"]),
         env: vec!["REGION".into()],
         mounts: vec!["/docs".into()],
-        ..requests(&["log", "model", "memory", "tools", "audit"])
+        topics: patterns(&["*"]),
+        ..requests(&["log", "model", "memory", "events", "tools", "audit"])
     }
 }
 
@@ -343,7 +345,7 @@ async fn memory_is_scoped_to_granted_namespaces_and_to_the_tenant() {
         &host,
         "globex",
         Requests {
-            interfaces: vec!["log".into(), "model".into(), "memory".into(), "tools".into()],
+            interfaces: vec!["log".into(), "model".into(), "memory".into(), "events".into(), "tools".into()],
             ..globex_requests
         },
     )
@@ -385,7 +387,7 @@ async fn a_tool_of_another_tenant_is_out_of_reach() {
         &host,
         "globex",
         Requests {
-            interfaces: vec!["log".into(), "model".into(), "memory".into(), "tools".into()],
+            interfaces: vec!["log".into(), "model".into(), "memory".into(), "events".into(), "tools".into()],
             tools: patterns(&["*"]),
             ..Requests::default()
         },
@@ -427,7 +429,7 @@ async fn a_host_call_flood_hits_the_rate_quota_and_others_are_still_served() {
         &host,
         "globex",
         Requests {
-            interfaces: vec!["log".into(), "model".into(), "memory".into(), "tools".into()],
+            interfaces: vec!["log".into(), "model".into(), "memory".into(), "events".into(), "tools".into()],
             memory_namespaces: patterns(&["*"]),
             ..Requests::default()
         },
@@ -1040,7 +1042,7 @@ async fn concurrency_and_model_token_quotas() {
     let agent = probe(
         &host,
         "busy",
-        Requests { models: patterns(&["*"]), ..requests(&["log", "model", "memory", "tools"]) },
+        Requests { models: patterns(&["*"]), ..requests(&["log", "model", "memory", "events", "tools"]) },
     )
     .await;
     let mut refusal = None;
@@ -1131,4 +1133,36 @@ async fn raw_sockets_and_name_lookup_only_when_granted() {
     }
     let out = run(&host, &agent, json!({"op": "resolve", "name": "localhost"})).await;
     assert_eq!(out["ok"], true, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_topics_are_granted_per_tenant() {
+    let setup = Setup::new("");
+    let host = setup.host();
+    // acme grants no topic at all.
+    let acme = probe(&host, "acme", probe_requests()).await;
+    let out = run(&host, &acme, json!({"op": "publish", "topic": "orders.created"})).await;
+    let error = out["error"].as_str().unwrap();
+    assert!(
+        error.contains("Denied")
+            && error.contains("topic `orders.created`")
+            && error.contains("tenant `acme` (grants.topics)"),
+        "{error}"
+    );
+    // globex grants `orders.*`: the check passes and the (not yet served)
+    // events backend answers; another topic is denied.
+    let globex_requests = Requests { env: Vec::new(), mounts: Vec::new(), ..probe_requests() };
+    let globex = probe(
+        &host,
+        "globex",
+        Requests {
+            interfaces: vec!["log".into(), "model".into(), "memory".into(), "events".into(), "tools".into()],
+            ..globex_requests
+        },
+    )
+    .await;
+    let out = run(&host, &globex, json!({"op": "publish", "topic": "orders.created"})).await;
+    assert!(out["error"].as_str().unwrap().contains("Unavailable"), "{out}");
+    let out = run(&host, &globex, json!({"op": "publish", "topic": "billing.closed"})).await;
+    assert!(out["error"].as_str().unwrap().contains("topic `billing.closed`"), "{out}");
 }

@@ -8,11 +8,11 @@
 //! `write_file {path, content}`, `list_dir {path}`, `env {name}`,
 //! `env_all`, `tcp_connect {addr}`, `resolve {name}`, `memory_get {namespace, key}`, `memory_put {namespace, key,
 //! value}`, `flood {namespace, calls}`, `invoke_tool {name, input}`,
-//! `tools_list`, `converse {system}`.
+//! `tools_list`, `converse {system}`, `publish {topic}`.
 
 use agenthost_guest_sdk::memory::{self, Classification, Governance, PutOptions};
 use agenthost_guest_sdk::model::{ConverseRequest, Message};
-use agenthost_guest_sdk::{Agent, AgentSpec, Error, Task, Value, export_agent, json, model, tools};
+use agenthost_guest_sdk::{Agent, AgentSpec, Error, Task, Value, events, export_agent, json, model, tools};
 use serde_json::json;
 
 struct Probe;
@@ -109,6 +109,10 @@ impl Agent for Probe {
                 }
                 json!({ "ok": first_error.is_none(), "calls": done, "error": first_error })
             }
+            "publish" => match events::publish(&field("topic")?, b"{}", &[]) {
+                Ok(id) => json!({ "ok": true, "id": id }),
+                Err(e) => fail(wit_error(&e)),
+            },
             "invoke_tool" => {
                 let name = field("name")?;
                 let tool_input = input.get("input").cloned().unwrap_or(json!({}));
