@@ -24,7 +24,8 @@ mod governance_cli;
     long_about = "Run AI agents and tools as sandboxed WebAssembly components.\n\n\
         Components implement the `tool` or `agent` world of agenthost:platform@0.1.0 \
         (see wit/). Each call runs in a fresh sandbox with no files, no environment, \
-        no network, and hard limits on memory, fuel (CPU) and wall-clock time.\n\n\
+        no network (unless its tenant grants them, see --config), and hard limits on \
+        memory, fuel (CPU) and wall-clock time.\n\n\
         Results go to stdout as JSON; failures go to stderr as {\"error\": {...}} \
         with a non-zero exit status."
 )]
@@ -278,7 +279,13 @@ async fn run(args: RunArgs, cache_dir: Option<PathBuf>, governance: Arc<Governan
     for path in &args.tokens {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the approval token {}", path.display()))?;
-        let token = serde_json::from_str(&text).with_context(|| {
+        // The output of `approvals approve` as a whole, or just its `token`.
+        let mut value: Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        if let Some(inner) = value.get_mut("token").map(Value::take) {
+            value = inner;
+        }
+        let token = serde_json::from_value(value).with_context(|| {
             format!("{} is not an approval token (JSON from `approvals approve`)", path.display())
         })?;
         approvals.push(token);

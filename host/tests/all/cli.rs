@@ -198,6 +198,21 @@ fn an_approval_round_trip_from_the_command_line() {
     assert_eq!(err["kind"], "denied");
     assert!(err["message"].as_str().unwrap().contains("already used"), "{err}");
 
+    // A token handed over as a file (the output of `approvals approve`) is read too.
+    let input8 = r#"{"order_id":"ORD-8","amount_cents":990,"currency":"EUR"}"#;
+    let run8 = ["run", wasm, "--tenant", "acme", "--as", "carol", "--input", input8];
+    let id8 = stderr_error(&governed(&config, &data, &run8))["approval_request"].as_str().unwrap().to_owned();
+    let out = governed(
+        &config,
+        &data,
+        &["approvals", "approve", &id8, "--as", "alice", "--key", alice_key.to_str().unwrap()],
+    );
+    let token_file = dir.path().join("token.json");
+    std::fs::write(&token_file, &out.stdout).unwrap();
+    let mut with_file = run8.to_vec();
+    with_file.extend(["--approval", &id8, "--token", token_file.to_str().unwrap()]);
+    assert_eq!(stdout_json(&governed(&config, &data, &with_file))["refunded"]["order_id"], "ORD-8");
+
     // A scoped host refuses every other tenant.
     std::fs::write(config.join("tenants/globex.toml"), "id = \"globex\"\n").unwrap();
     let mut scoped = vec!["--tenant-scope", "globex"];
