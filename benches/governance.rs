@@ -23,33 +23,15 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
-use agenthost::bindings::ToolPre;
 use agenthost::governance::keys::{KeyPair, digest, write_key_pair};
 use agenthost::governance::manifest::Requests;
 use agenthost::governance::packs::{self, LoadedPolicy};
 use agenthost::governance::policy::{Action, EntityRef, Mode, Query, Value as PolicyValue};
 use agenthost::governance::{ComponentManifest, Governance, Tier};
 use agenthost::{Host, HostConfig, Limits, LoadOptions};
+use agenthost_benches::{PlainTool, runtime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-
-struct Plain {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Plain {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
 
 /// A domain pack of generated, realistic rules in `dir`.
 fn write_domain_pack(dir: &Path) {
@@ -152,11 +134,7 @@ fn governed_invoke(c: &mut Criterion) {
     let limits = Limits::default();
 
     let ungoverned = Host::new(HostConfig::default()).expect("host");
-    let engine = ungoverned.engine();
-    let component = Component::new(engine, &bytes).expect("compile");
-    let mut linker: Linker<Plain> = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
-    let pre = ToolPre::new(linker.instantiate_pre(&component).expect("link")).expect("tool exports");
+    let plain = PlainTool::new(ungoverned.engine(), &bytes);
     let plain_tool = rt.block_on(ungoverned.load(&bytes, LoadOptions::default())).expect("load");
 
     let setup = governed_setup();
@@ -181,19 +159,7 @@ fn governed_invoke(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("governed_invoke");
     group.bench_function("plain-wasmtime", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let mut store = Store::new(
-                    engine,
-                    Plain { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() },
-                );
-                store.set_fuel(limits.fuel).expect("fuel");
-                store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
-                let instance = pre.instantiate_async(&mut store).await.expect("instantiate");
-                black_box(instance.call_invoke(&mut store, &input_text).await.expect("call").expect("ok"))
-            })
-        });
+        b.iter(|| black_box(rt.block_on(plain.invoke(&input_text, limits.fuel))));
     });
     group.bench_function("ungoverned", |b| {
         b.iter(|| black_box(rt.block_on(ungoverned.invoke_tool(&plain_tool, &input)).expect("invoke")));

@@ -20,30 +20,12 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use agenthost::bindings::ToolPre;
 use agenthost::{Host, HostConfig, Limits, LoadOptions};
+use agenthost_benches::{PlainTool, runtime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 const INPUT: &str = r#"{"expression":"12 * (3 + 4) - 5"}"#;
-
-struct Plain {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Plain {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
 
 fn invoke(c: &mut Criterion) {
     let rt = runtime();
@@ -52,11 +34,7 @@ fn invoke(c: &mut Criterion) {
 
     let host = Host::new(HostConfig::default()).expect("host");
     // Plain wasmtime on the host's own engine: same settings, same pool.
-    let engine = host.engine();
-    let component = Component::new(engine, &bytes).expect("compile");
-    let mut linker: Linker<Plain> = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
-    let pre = ToolPre::new(linker.instantiate_pre(&component).expect("link")).expect("tool exports");
+    let plain = PlainTool::new(host.engine(), &bytes);
 
     let calculator = rt.block_on(host.load(&bytes, LoadOptions::default())).expect("load");
     let input = json!({ "expression": "12 * (3 + 4) - 5" });
@@ -64,20 +42,7 @@ fn invoke(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("invoke");
     group.bench_function("plain-wasmtime", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let mut store = Store::new(
-                    engine,
-                    Plain { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() },
-                );
-                store.set_fuel(limits.fuel).expect("fuel");
-                store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
-                let instance = pre.instantiate_async(&mut store).await.expect("instantiate");
-                let output = instance.call_invoke(&mut store, &input_text).await.expect("call").expect("ok");
-                black_box(output)
-            })
-        });
+        b.iter(|| black_box(rt.block_on(plain.invoke(&input_text, limits.fuel))));
     });
     group.bench_function("agenthost", |b| {
         b.iter(|| black_box(rt.block_on(host.invoke_tool(&calculator, &input)).expect("invoke")));

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use agenthost::governance::approvals::{self, Status, TOKEN_TTL_SECS};
 use agenthost::governance::packs::{self, Pack};
 use agenthost::governance::policy::Mode;
-use agenthost::governance::{ComponentManifest, Governance, KeyPair, Tier, keys};
-use agenthost::{Host, HostConfig, LoadOptions, World};
+use agenthost::governance::{ComponentManifest, Governance, KeyPair, keys};
+use agenthost::{Host, HostConfig, LoadOptions};
 
 use crate::{Failure, print_json};
 
@@ -340,12 +340,4 @@ pub fn load_governance(
         }
     };
     governance.map(Arc::new).map_err(|e| anyhow!(e))
-}
-
-/// For `inspect`: tier name.
-pub fn tier_of(world: World, tier: Option<Tier>) -> Value {
-    match (world, tier) {
-        (World::Tool, Some(t)) => json!(t.as_str()),
-        _ => Value::Null,
-    }
 }

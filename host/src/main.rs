@@ -333,7 +333,7 @@ fn describe(component: &Arc<LoadedComponent>) -> Value {
         "limits": component.limits(),
         "tenant": component.tenant(),
         "policy": component.policy_source(),
-        "effective_tier": governance_cli::tier_of(component.world(), component.tier()),
+        "effective_tier": component.tier(),
     });
     if let Some(spec) = component.tool_spec() {
         let schema: Value =

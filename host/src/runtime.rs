@@ -22,7 +22,7 @@ use crate::bindings::types::{RiskTier, ToolSpec, TraceContext};
 use crate::bindings::{AgentPre, AgentSpec, Task, ToolPre};
 use crate::brokers::model::{BuiltinModel, ModelBackend};
 use crate::cache::{ArtifactCache, Lookup};
-use crate::capabilities::{self, CallContext, Capability, Grant, InstanceState, World};
+use crate::capabilities::{self, CallContext, Capability, Grant, InstanceState, Refusal, World};
 use crate::engine::{AllocatorKind, EngineConfig, HostEngine};
 use crate::error::{ComponentRef, ErrorKind, InvokeError};
 use crate::governance::approvals::{self, ApprovalRequest, CallBinding, Status};
@@ -1220,30 +1220,14 @@ impl HostInner {
         call: &CallContext,
         principal: Principal<'_>,
     ) -> Result<(), InvokeError> {
-        // The built-in permit-all policy allows every call; its decision is
-        // built only when a run transcript records it.
-        if !call.policy.permits_all() || call.transcript.is_some() {
-            self.decide_invoke(tool, call, principal.entity(tool.tenant()))?;
-        }
-        self.obligations(tool, input, call)
-    }
-
-    fn decide_invoke(
-        &self,
-        tool: &LoadedComponent,
-        call: &CallContext,
-        principal: EntityRef,
-    ) -> Result<(), InvokeError> {
         let tier = tool.tier.unwrap_or(Tier::Critical);
-        let tenant = &tool.subject.tenant;
-        let name = &tool.id().name;
-        let fail = |e: InvokeError| e.with_component(tool.id());
-        let query = Query {
-            principal,
+        let tenant = tool.tenant();
+        call.judge(|| Query {
+            principal: principal.entity(tenant),
             action: Action::InvokeTool,
-            resource: EntityRef::new("Tool", format!("{}/{name}", tenant.id())),
+            resource: EntityRef::new("Tool", format!("{tenant}/{}", tool.id().name)),
             context: [
-                ("tenant", PolicyValue::String(tenant.id().to_owned())),
+                ("tenant", PolicyValue::String(tenant.to_owned())),
                 ("tier", PolicyValue::String(tier.as_str().to_owned())),
                 ("tier_rank", PolicyValue::Long(tier_rank(tier))),
                 ("depth", PolicyValue::Long(i64::from(call.depth))),
@@ -1251,18 +1235,17 @@ impl HostInner {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect(),
-        };
-        let decision = call
-            .policy
-            .decide(&query)
-            .map_err(|e| fail(InvokeError::internal(format!("the policy check failed: {e}"))))?;
-        capabilities::record_decision(call, &query, &decision);
-        if !decision.permits() {
-            let mut e = InvokeError::denied(decision.explain(&query));
-            e.policies = decision.policies.clone().into();
-            return Err(fail(e));
-        }
-        Ok(())
+        })
+        .map_err(|refusal| {
+            let e = match refusal {
+                Refusal::Denied { reason, policies } => {
+                    InvokeError { policies: policies.into(), ..InvokeError::denied(reason) }
+                }
+                Refusal::Failed(e) => InvokeError::internal(format!("the policy check failed: {e}")),
+            };
+            e.with_component(tool.id())
+        })?;
+        self.obligations(tool, input, call)
     }
 
     /// The obligations of the tool's tier, once the policy allowed the call.
@@ -1617,10 +1600,5 @@ fn check_name(name: &str) -> Result<(), String> {
 
 /// The risk tier as its WIT name.
 pub fn tier_name(tier: RiskTier) -> &'static str {
-    match tier {
-        RiskTier::Read => "read",
-        RiskTier::WriteLow => "write-low",
-        RiskTier::WriteHigh => "write-high",
-        RiskTier::Critical => "critical",
-    }
+    Tier::from(tier).as_str()
 }

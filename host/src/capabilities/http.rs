@@ -23,13 +23,13 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 use super::CallContext;
 use crate::governance::egress::default_port;
-use crate::governance::policy::{Action, EntityRef, Query, Value as PolicyValue};
+use crate::governance::policy::{Action, EntityRef, Value as PolicyValue};
 
 /// The per-instance hooks: the egress policy and where denials are noted.
 pub struct EgressHooks {
     pub(crate) call: Arc<CallContext>,
     /// Made on the first request (most instances never send one).
-    pub(crate) denials: Option<Arc<Mutex<Vec<String>>>>,
+    pub(crate) denials: Option<Denials>,
 }
 
 type SendFuture = Box<
@@ -41,12 +41,23 @@ type SendFuture = Box<
         > + Send,
 >;
 
+type Denials = Arc<Mutex<Vec<String>>>;
+
+/// Logs a refusal and keeps it for the call's error.
+fn note_denial(denials: &Denials, tenant: &str, reason: String) {
+    tracing::warn!(target: "agenthost::egress", tenant, %reason, "egress denied");
+    if let Ok(mut denials) = denials.lock() {
+        denials.push(reason);
+    }
+}
+
 impl EgressHooks {
+    fn denials(&mut self) -> Denials {
+        self.denials.get_or_insert_with(Arc::default).clone()
+    }
+
     fn deny(&mut self, reason: String, error: HttpError) -> SendFuture {
-        tracing::warn!(target: "agenthost::egress", tenant = self.call.tenant.id(), principal = %self.call.principal(), %reason, "egress denied");
-        if let Ok(mut denials) = self.denials.get_or_insert_with(Arc::default).lock() {
-            denials.push(reason);
-        }
+        note_denial(&self.denials(), self.call.tenant.id(), reason);
         Box::new(async move { Err(error) })
     }
 }
@@ -73,37 +84,27 @@ impl WasiHttpHooks for EgressHooks {
         if let Err(reason) = self.call.grant.egress.check_url(&scheme, &host, port) {
             return self.deny(reason, HttpError::HttpRequestDenied);
         }
-        let query = Query {
-            principal: self.call.principal(),
-            action: Action::Egress,
-            resource: EntityRef::new("Host", host.clone()),
-            context: [
-                ("tenant".to_owned(), PolicyValue::String(self.call.tenant.id().to_owned())),
-                ("scheme".to_owned(), PolicyValue::String(scheme.clone())),
-                ("port".to_owned(), PolicyValue::Long(i64::from(port))),
-            ]
-            .into_iter()
-            .collect(),
-        };
-        match self.call.policy.decide(&query) {
-            Ok(decision) if !decision.permits() => {
-                return self.deny(decision.explain(&query), HttpError::HttpRequestDenied);
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return self
-                    .deny(format!("the egress policy check failed: {e}"), HttpError::HttpRequestDenied);
-            }
+        let decided = self.call.decide(
+            Action::Egress,
+            EntityRef::new("Host", host.clone()),
+            vec![
+                ("scheme", PolicyValue::String(scheme.clone())),
+                ("port", PolicyValue::Long(i64::from(port))),
+            ],
+        );
+        if let Err(refused) = decided {
+            let reason = match refused {
+                crate::bindings::types::Error::Denied(reason) => reason,
+                other => format!("the egress policy check failed: {other:?}"),
+            };
+            return self.deny(reason, HttpError::HttpRequestDenied);
         }
         let call = self.call.clone();
-        let denials = self.denials.get_or_insert_with(Arc::default).clone();
+        let denials = self.denials();
         let tenant = self.call.tenant.id().to_owned();
         Box::new(async move {
             let deny = |reason: String, error: HttpError| {
-                tracing::warn!(target: "agenthost::egress", tenant, %reason, "egress denied");
-                if let Ok(mut d) = denials.lock() {
-                    d.push(reason);
-                }
+                note_denial(&denials, &tenant, reason);
                 error
             };
             let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {

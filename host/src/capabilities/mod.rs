@@ -280,37 +280,63 @@ impl CallContext {
         EntityRef::new("Agent", format!("{}/{}", self.tenant.id(), self.component.name))
     }
 
-    /// Puts a question to the policy engine, records the decision, and
-    /// turns a denial into the WIT `denied` error.
+    /// Puts a query to the policy engine and records the decision. The
+    /// built-in permit-all policy allows everything, so under it the query
+    /// is built (and recorded) only when a run transcript keeps it.
+    ///
+    /// # Errors
+    ///
+    /// The decision, when it stops the call (a denial in enforce mode), or
+    /// why the engine could not decide.
+    pub(crate) fn judge(&self, query: impl FnOnce() -> Query) -> Result<(), Refusal> {
+        if self.policy.permits_all() && self.transcript.is_none() {
+            return Ok(());
+        }
+        let query = query();
+        let decision = self.policy.decide(&query).map_err(Refusal::Failed)?;
+        record_decision(self, &query, &decision);
+        if decision.permits() {
+            Ok(())
+        } else {
+            Err(Refusal::Denied { reason: decision.explain(&query), policies: decision.policies })
+        }
+    }
+
+    /// [`CallContext::judge`] for a host call by this component, as the WIT
+    /// error the guest sees.
     pub(crate) fn decide(
         &self,
         action: Action,
         resource: EntityRef,
         context: Vec<(&str, PolicyValue)>,
     ) -> Result<(), bindings::types::Error> {
-        let mut query = Query { principal: self.principal(), action, resource, context: Default::default() };
-        query.context.insert("tenant".to_owned(), PolicyValue::String(self.tenant.id().to_owned()));
-        for (k, v) in context {
-            query.context.insert(k.to_owned(), v);
-        }
-        match self.policy.decide(&query) {
-            Ok(decision) => {
-                let permits = decision.permits();
-                let reason = (!decision.allowed).then(|| decision.explain(&query));
-                record_decision(self, &query, &decision);
-                match reason {
-                    Some(reason) if !permits => Err(bindings::types::Error::Denied(reason)),
-                    _ => Ok(()),
-                }
+        self.judge(|| {
+            let mut query =
+                Query { principal: self.principal(), action, resource, context: Default::default() };
+            query.context.insert("tenant".to_owned(), PolicyValue::String(self.tenant.id().to_owned()));
+            for (k, v) in context {
+                query.context.insert(k.to_owned(), v);
             }
-            Err(e) => Err(bindings::types::Error::Internal(format!("the policy check failed: {e}"))),
-        }
+            query
+        })
+        .map_err(|refusal| match refusal {
+            Refusal::Denied { reason, .. } => bindings::types::Error::Denied(reason),
+            Refusal::Failed(e) => bindings::types::Error::Internal(format!("the policy check failed: {e}")),
+        })
     }
 
     /// Charges one host call against the tenant's rate quota.
     pub(crate) fn charge(&self) -> Result<(), bindings::types::Error> {
         self.tenant.charge_host_call().map_err(bindings::types::Error::LimitExceeded)
     }
+}
+
+/// Why the policy stopped a call.
+pub(crate) enum Refusal {
+    /// Denied, with the explanation and the deciding policies.
+    Denied { reason: String, policies: Vec<String> },
+    /// The engine could not decide.
+    Failed(String),
 }
 
 /// Logs a decision (the audit trail records it once it lands) and adds it

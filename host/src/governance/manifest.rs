@@ -71,11 +71,30 @@ pub struct Requests {
     pub egress: Vec<String>,
 }
 
+/// A signature over a document's canonical JSON (without the signature).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestSignature {
     pub key_id: String,
     pub value: String,
+}
+
+impl ManifestSignature {
+    /// Checks the signature over `content` with the trusted key it names.
+    ///
+    /// # Errors
+    ///
+    /// An untrusted key, or content changed after signing; `what` names
+    /// the document in the message.
+    pub fn verify(&self, content: &Value, trusted: &[PublicKey], what: &str) -> Result<(), String> {
+        let Some(key) = trusted.iter().find(|k| k.id() == self.key_id) else {
+            return Err(format!(
+                "{what} is signed by {}, which this host does not trust (trusted_keys in host.toml)",
+                self.key_id
+            ));
+        };
+        key.verify_json(content, &self.value).map_err(|e| format!("{what} fails its signature check: {e}"))
+    }
 }
 
 impl ComponentManifest {
@@ -175,14 +194,7 @@ impl ComponentManifest {
                 Ok(())
             };
         };
-        let Some(key) = trusted.iter().find(|k| k.id() == signature.key_id) else {
-            return Err(format!(
-                "the manifest of {} is signed by {}, which this host does not trust (trusted_keys in host.toml)",
-                self.name, signature.key_id
-            ));
-        };
-        key.verify_json(&self.signed_content()?, &signature.value)
-            .map_err(|e| format!("the manifest of {} fails its signature check: {e}", self.name))
+        signature.verify(&self.signed_content()?, trusted, &format!("the manifest of {}", self.name))
     }
 
     /// TOML text of the manifest.

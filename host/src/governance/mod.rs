@@ -153,7 +153,6 @@ impl Tenant {
 /// Everything governance needs at run time.
 #[derive(Debug)]
 pub struct Governance {
-    configured: bool,
     config_dir: Option<PathBuf>,
     settings: HostSettings,
     trusted_keys: Vec<PublicKey>,
@@ -177,7 +176,6 @@ impl Governance {
             Arc::new(Tenant::new(config, BTreeMap::new(), None, None)?),
         )]);
         Ok(Governance {
-            configured: false,
             config_dir: None,
             settings: HostSettings::default(),
             trusted_keys: Vec::new(),
@@ -254,7 +252,6 @@ impl Governance {
             .or_else(|| tenants.keys().next().cloned())
             .unwrap_or_default();
         Ok(Governance {
-            configured: true,
             config_dir: Some(config_dir.to_owned()),
             settings,
             trusted_keys,
@@ -266,8 +263,9 @@ impl Governance {
         })
     }
 
+    /// Whether it came from a `--config` directory (not the development default).
     pub fn is_configured(&self) -> bool {
-        self.configured
+        self.config_dir.is_some()
     }
 
     pub fn default_tenant(&self) -> &str {
@@ -451,10 +449,8 @@ pub fn effective_grant(
         }
     }
     let mut egress = EgressPolicy::from_tenant(&format!("tenant `{id}`"), &config.grants.network)?;
-    match requests {
-        Some(r) => egress = egress.and("the component's manifest (requests.egress)", &r.egress)?,
-        None if config.grants.network.allow.is_empty() => egress = EgressPolicy::none(),
-        None => {}
+    if let Some(r) = requests {
+        egress = egress.and("the component's manifest (requests.egress)", &r.egress)?;
     }
     if let Some(ceiling) = constraints.and_then(|c| c.egress_ceiling.as_ref()) {
         egress = egress.and("the policy pack (constraints.egress_ceiling)", ceiling)?;

@@ -578,18 +578,11 @@ impl LoadedPolicy {
                 "policy manifest {at} is unsigned; sign it with `agenthost policy resolve --sign-key`"
             ));
         };
-        let Some(key) = trusted.iter().find(|k| k.id() == signature.key_id) else {
-            return Err(format!(
-                "policy manifest {at} is signed by {}, which this host does not trust (trusted_keys in host.toml)",
-                signature.key_id
-            ));
-        };
         let mut content = raw;
         if let Some(map) = content.as_object_mut() {
             map.remove("signature");
         }
-        key.verify_json(&content, &signature.value)
-            .map_err(|e| format!("policy manifest {at} fails its signature check: {e}"))?;
+        signature.verify(&content, trusted, &format!("policy manifest {at}"))?;
         let now = super::approvals::now_secs();
         if now >= manifest.expires_at {
             return Err(format!(

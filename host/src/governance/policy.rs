@@ -353,9 +353,9 @@ struct Shape {
     entities: Arc<Entities>,
 }
 
-/// Most distinct policy slices (and shapes, and contexts) kept; past it a
-/// cache starts over.
-const MAX_SLICES: usize = 4096;
+/// Most entries a cache of the engine keeps (shapes, contexts, decisions);
+/// past it the cache starts over.
+const MAX_CACHED: usize = 4096;
 
 /// A compiled policy set with its mode.
 ///
@@ -363,13 +363,12 @@ const MAX_SLICES: usize = 4096;
 /// each here), so a decision is taken on the *slice* of policies whose
 /// scope matches the request: the result is the same (a policy outside its
 /// scope is never satisfied), and a pack of hundreds of narrowly scoped
-/// rules costs what its few applicable ones cost. Slices are cached by the
-/// set of policies they hold.
+/// rules costs what its few applicable ones cost. A slice is built once per
+/// (principal, action, resource).
 #[derive(Debug)]
 pub struct PolicyEngine {
     policies: PolicySet,
     scopes: Vec<(Policy, Scope)>,
-    slices: RwLock<HashMap<Vec<u64>, Arc<PolicySet>>>,
     /// Per (principal, action, resource): its slice and its entities (the
     /// two and their tenants) — both depend on nothing else.
     shapes: RwLock<HashMap<(EntityUid, Action, EntityUid), Shape>>,
@@ -413,7 +412,6 @@ impl PolicyEngine {
         PolicyEngine {
             policies,
             scopes,
-            slices: RwLock::new(HashMap::new()),
             shapes: RwLock::new(HashMap::new()),
             contexts: RwLock::new(HashMap::new()),
             decisions: RwLock::new(HashMap::new()),
@@ -476,7 +474,7 @@ impl PolicyEngine {
         if decision.errors.is_empty()
             && let Ok(mut decisions) = self.decisions.write()
         {
-            if decisions.len() >= MAX_SLICES {
+            if decisions.len() >= MAX_CACHED {
                 decisions.clear();
             }
             decisions.insert(query.clone(), decision.clone());
@@ -529,24 +527,10 @@ impl PolicyEngine {
             query.resource.tenant().map(|t| EntityRef::new("Tenant", t).uid()).transpose()?;
         let slice =
             self.slice(principal, principal_parent.as_ref(), action, resource, resource_parent.as_ref());
-        let mut entities = Vec::with_capacity(4);
-        let mut tenants = HashSet::new();
-        for (uid, parent) in [(principal, principal_parent), (resource, resource_parent)] {
-            let mut parents = HashSet::new();
-            if let Some(parent) = parent {
-                parents.insert(parent.clone());
-                tenants.insert(parent);
-            }
-            entities.push(Entity::new_no_attrs(uid.clone(), parents));
-        }
-        for tenant in tenants {
-            entities.push(Entity::new_no_attrs(tenant, HashSet::new()));
-        }
-        let entities =
-            Arc::new(Entities::from_entities(entities, None).map_err(|e| format!("bad entities: {e}"))?);
+        let entities = Arc::new(entities_for([(principal, principal_parent), (resource, resource_parent)])?);
         let shape = Shape { slice, entities };
         if let Ok(mut shapes) = self.shapes.write() {
-            if shapes.len() >= MAX_SLICES {
+            if shapes.len() >= MAX_CACHED {
                 shapes.clear();
             }
             shapes.insert(key, shape.clone());
@@ -558,17 +542,9 @@ impl PolicyEngine {
         if let Some(context) = self.contexts.read().ok().and_then(|c| c.get(values).cloned()) {
             return Ok(context);
         }
-        let context = Context::from_pairs(values.iter().map(|(k, v)| {
-            let value = match v {
-                Value::Bool(b) => RestrictedExpression::new_bool(*b),
-                Value::Long(n) => RestrictedExpression::new_long(*n),
-                Value::String(s) => RestrictedExpression::new_string(s.clone()),
-            };
-            (k.clone(), value)
-        }))
-        .map_err(|e| format!("bad context: {e}"))?;
+        let context = context_of(values)?;
         if let Ok(mut contexts) = self.contexts.write() {
-            if contexts.len() >= MAX_SLICES {
+            if contexts.len() >= MAX_CACHED {
                 contexts.clear();
             }
             contexts.insert(values.clone(), context.clone());
@@ -592,42 +568,22 @@ impl PolicyEngine {
 impl PolicyEngine {
     /// Decides on the whole set, unsliced (to check the slicing).
     #[cfg(test)]
-    fn slice_all(&self, query: &Query) -> (bool, Vec<String>) {
-        let principal = query.principal.uid().unwrap_or_else(|e| unreachable!("{e}"));
-        let resource = query.resource.uid().unwrap_or_else(|e| unreachable!("{e}"));
-        let action = EntityUid::from_str(&format!("AgentHost::Action::\"{}\"", query.action.as_str()))
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let context = Context::from_pairs(query.context.iter().map(|(k, v)| {
-            let value = match v {
-                Value::Bool(b) => RestrictedExpression::new_bool(*b),
-                Value::Long(n) => RestrictedExpression::new_long(*n),
-                Value::String(s) => RestrictedExpression::new_string(s.clone()),
-            };
-            (k.clone(), value)
-        }))
-        .unwrap_or_else(|e| unreachable!("{e}"));
-        let request = Request::new(principal.clone(), action, resource.clone(), context, None)
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let mut entities = Vec::new();
-        let mut tenants = HashSet::new();
-        for (entity, uid) in [(&query.principal, principal), (&query.resource, resource)] {
-            let mut parents = HashSet::new();
-            if let Some(t) = entity.tenant() {
-                let t = EntityRef::new("Tenant", t).uid().unwrap_or_else(|e| unreachable!("{e}"));
-                parents.insert(t.clone());
-                tenants.insert(t);
-            }
-            entities.push(Entity::new_no_attrs(uid, parents));
-        }
-        entities.extend(tenants.into_iter().map(|t| Entity::new_no_attrs(t, HashSet::new())));
-        let entities = Entities::from_entities(entities, None).unwrap_or_else(|e| unreachable!("{e}"));
+    fn decide_unsliced(&self, query: &Query) -> Result<(bool, Vec<String>), String> {
+        let principal = query.principal.uid()?;
+        let resource = query.resource.uid()?;
+        let parent = |e: &EntityRef| e.tenant().map(|t| EntityRef::new("Tenant", t).uid()).transpose();
+        let entities =
+            entities_for([(&principal, parent(&query.principal)?), (&resource, parent(&query.resource)?)])?;
+        let request =
+            Request::new(principal, action_uid(query.action)?, resource, context_of(&query.context)?, None)
+                .map_err(|e| e.to_string())?;
         let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
         let mut ids: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         ids.sort();
-        (response.decision() == CedarDecision::Allow, ids)
+        Ok((response.decision() == CedarDecision::Allow, ids))
     }
 
-    /// The policies whose scope matches the request, as a set (cached).
+    /// The policies whose scope matches the request, as a set.
     fn slice(
         &self,
         principal: &EntityUid,
@@ -636,34 +592,48 @@ impl PolicyEngine {
         resource: &EntityUid,
         resource_parent: Option<&EntityUid>,
     ) -> Arc<PolicySet> {
-        let mut key = vec![0u64; self.scopes.len().div_ceil(64)];
-        for (i, (_, scope)) in self.scopes.iter().enumerate() {
+        let mut set = PolicySet::new();
+        for (policy, scope) in &self.scopes {
             let applies = scope.action.as_ref().is_none_or(|actions| actions.contains(action))
                 && scope.principal.matches(principal, principal_parent)
                 && scope.resource.matches(resource, resource_parent);
             if applies {
-                key[i / 64] |= 1 << (i % 64);
-            }
-        }
-        if let Some(set) = self.slices.read().ok().and_then(|slices| slices.get(&key).cloned()) {
-            return set;
-        }
-        let mut set = PolicySet::new();
-        for (i, (policy, _)) in self.scopes.iter().enumerate() {
-            if key[i / 64] & (1 << (i % 64)) != 0 {
                 // Ids are unique in `self.policies`, so adding cannot fail.
                 let _ = set.add(policy.clone());
             }
         }
-        let set = Arc::new(set);
-        if let Ok(mut slices) = self.slices.write() {
-            if slices.len() >= MAX_SLICES {
-                slices.clear();
-            }
-            slices.insert(key, set.clone());
-        }
-        set
+        Arc::new(set)
     }
+}
+
+/// Cedar's context for a query's values.
+fn context_of(values: &std::collections::BTreeMap<String, Value>) -> Result<Context, String> {
+    Context::from_pairs(values.iter().map(|(k, v)| {
+        let value = match v {
+            Value::Bool(b) => RestrictedExpression::new_bool(*b),
+            Value::Long(n) => RestrictedExpression::new_long(*n),
+            Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        };
+        (k.clone(), value)
+    }))
+    .map_err(|e| format!("bad context: {e}"))
+}
+
+/// The entities of a request: its principal and resource, each `in` its
+/// tenant (if it has one), and those tenants.
+fn entities_for(members: [(&EntityUid, Option<EntityUid>); 2]) -> Result<Entities, String> {
+    let mut entities = Vec::with_capacity(4);
+    let mut tenants = HashSet::new();
+    for (uid, parent) in members {
+        let mut parents = HashSet::new();
+        if let Some(parent) = parent {
+            parents.insert(parent.clone());
+            tenants.insert(parent);
+        }
+        entities.push(Entity::new_no_attrs(uid.clone(), parents));
+    }
+    entities.extend(tenants.into_iter().map(|t| Entity::new_no_attrs(t, HashSet::new())));
+    Entities::from_entities(entities, None).map_err(|e| format!("bad entities: {e}"))
 }
 
 /// Gives every policy the id `<prefix>/<@id annotation>` (or
@@ -780,7 +750,7 @@ mod tests {
                         sliced.policies.sort();
                         // The whole set, through Cedar directly.
                         let whole = PolicyEngine::new(set.clone(), Mode::Enforce, "t".into());
-                        let everything = whole.slice_all(&query);
+                        let everything = whole.decide_unsliced(&query).unwrap();
                         assert_eq!(
                             (sliced.allowed, &sliced.policies),
                             (everything.0, &everything.1),

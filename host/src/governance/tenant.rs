@@ -276,7 +276,8 @@ pub(crate) fn check_guest_path(path: &str) -> Result<(), String> {
 ///
 /// # Errors
 ///
-/// The first file that cannot be read or parsed, or two files with one id.
+/// The first file that cannot be read or parsed (the file name must be
+/// the id, so two files cannot share one).
 pub fn load_dir(dir: &Path) -> Result<Vec<TenantConfig>, String> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read the tenants directory {}: {e}", dir.display()))?;
@@ -313,23 +314,32 @@ impl RateWindow {
         self.limit
     }
 
-    /// Takes `amount` if the window has room for it.
-    ///
-    /// # Errors
-    ///
-    /// The limit, when the window is full.
-    pub fn take(&self, amount: u64) -> Result<(), u64> {
+    /// Runs `f` on the amount used in the current window (starting a new
+    /// window once a minute has passed); `Err(limit)` when there is a limit
+    /// and `f` refuses, `Ok` without a limit.
+    fn with_used(&self, f: impl FnOnce(&mut u64, u64) -> bool) -> Result<(), u64> {
         let Some(limit) = self.limit else { return Ok(()) };
         let Ok(mut state) = self.state.lock() else { return Err(limit) };
         let now = Instant::now();
         if now.duration_since(state.0) >= WINDOW {
             *state = (now, 0);
         }
-        if state.1.saturating_add(amount) > limit {
-            return Err(limit);
-        }
-        state.1 += amount;
-        Ok(())
+        if f(&mut state.1, limit) { Ok(()) } else { Err(limit) }
+    }
+
+    /// Takes `amount` if the window has room for it.
+    ///
+    /// # Errors
+    ///
+    /// The limit, when the window is full.
+    pub fn take(&self, amount: u64) -> Result<(), u64> {
+        self.with_used(|used, limit| {
+            let fits = used.saturating_add(amount) <= limit;
+            if fits {
+                *used += amount;
+            }
+            fits
+        })
     }
 
     /// Whether anything is left in the window (for budgets counted after use).
@@ -338,23 +348,15 @@ impl RateWindow {
     ///
     /// The limit, when the window is spent.
     pub fn check(&self) -> Result<(), u64> {
-        let Some(limit) = self.limit else { return Ok(()) };
-        let Ok(mut state) = self.state.lock() else { return Err(limit) };
-        let now = Instant::now();
-        if now.duration_since(state.0) >= WINDOW {
-            *state = (now, 0);
-        }
-        if state.1 >= limit { Err(limit) } else { Ok(()) }
+        self.with_used(|used, limit| *used < limit)
     }
 
     /// Counts what was used, even past the limit (the next check refuses).
     pub fn record(&self, amount: u64) {
-        if self.limit.is_none() {
-            return;
-        }
-        if let Ok(mut state) = self.state.lock() {
-            state.1 = state.1.saturating_add(amount);
-        }
+        let _ = self.with_used(|used, _| {
+            *used = used.saturating_add(amount);
+            true
+        });
     }
 }
 

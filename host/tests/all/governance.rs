@@ -178,6 +178,11 @@ async fn run(host: &Host, agent: &Arc<LoadedComponent>, input: Value) -> Value {
     host.run_agent(agent, &input).await.unwrap().output
 }
 
+/// Every interface globex grants.
+fn globex_interfaces() -> Vec<String> {
+    ["log", "model", "memory", "events", "tools"].map(str::to_owned).to_vec()
+}
+
 fn probe_requests() -> Requests {
     Requests {
         memory_namespaces: patterns(&["*"]),
@@ -341,15 +346,8 @@ async fn memory_is_scoped_to_granted_namespaces_and_to_the_tenant() {
     let host = setup.host();
     let acme = probe(&host, "acme", probe_requests()).await;
     let globex_requests = Requests { env: Vec::new(), mounts: Vec::new(), ..probe_requests() };
-    let globex = probe(
-        &host,
-        "globex",
-        Requests {
-            interfaces: vec!["log".into(), "model".into(), "memory".into(), "events".into(), "tools".into()],
-            ..globex_requests
-        },
-    )
-    .await;
+    let globex =
+        probe(&host, "globex", Requests { interfaces: globex_interfaces(), ..globex_requests }).await;
 
     let out =
         run(&host, &acme, json!({"op": "memory_put", "namespace": "secrets", "key": "k", "value": "v"}))
@@ -386,11 +384,7 @@ async fn a_tool_of_another_tenant_is_out_of_reach() {
     let globex = probe(
         &host,
         "globex",
-        Requests {
-            interfaces: vec!["log".into(), "model".into(), "memory".into(), "events".into(), "tools".into()],
-            tools: patterns(&["*"]),
-            ..Requests::default()
-        },
+        Requests { interfaces: globex_interfaces(), tools: patterns(&["*"]), ..Requests::default() },
     )
     .await;
     let out = run(&host, &globex, json!({"op": "tools_list"})).await;
@@ -429,7 +423,7 @@ async fn a_host_call_flood_hits_the_rate_quota_and_others_are_still_served() {
         &host,
         "globex",
         Requests {
-            interfaces: vec!["log".into(), "model".into(), "memory".into(), "events".into(), "tools".into()],
+            interfaces: globex_interfaces(),
             memory_namespaces: patterns(&["*"]),
             ..Requests::default()
         },
@@ -472,6 +466,28 @@ async fn refund_tool(host: &Host) -> Arc<LoadedComponent> {
         Requests { memory_namespaces: patterns(&["refunds"]), ..requests(&["log", "memory"]) },
     );
     load_for(host, artifacts::REFUND, "acme", m).await.unwrap()
+}
+
+/// A token for `request` as `approver` would sign it, with any key and expiry.
+fn token_for(
+    request: &agenthost::governance::ApprovalRequest,
+    approver: &str,
+    key: &KeyPair,
+    expires_at: u64,
+    nonce: &str,
+) -> ApprovalToken {
+    let claims = TokenClaims {
+        request_id: request.id.clone(),
+        tenant: request.tenant.clone(),
+        tool: request.tool.clone(),
+        input_digest: request.input_digest.clone(),
+        run_id: request.run_id.clone(),
+        expires_at,
+        approver: approver.to_owned(),
+        key_id: String::new(),
+        nonce: nonce.to_owned(),
+    };
+    ApprovalToken::sign(claims, key).unwrap()
 }
 
 fn as_user(name: &str) -> CallOptions {
@@ -525,42 +541,14 @@ async fn write_high_needs_one_token_bound_to_the_call() {
     let err = host.invoke_tool_with(&refund, &input, &as_user("carol")).await.unwrap_err();
     let id2 = err.approval_request.unwrap();
     let request = store.get(&id2).unwrap();
-    let expired = ApprovalToken::sign(
-        TokenClaims {
-            request_id: id2.clone(),
-            tenant: "acme".into(),
-            tool: "refund@0.1.0".into(),
-            input_digest: request.input_digest.clone(),
-            run_id: request.run_id.clone(),
-            expires_at: now_secs() - 1,
-            approver: "alice".into(),
-            key_id: String::new(),
-            nonce: "00ff".into(),
-        },
-        &key(&setup, "alice"),
-    )
-    .unwrap();
+    let expired = token_for(&request, "alice", &key(&setup, "alice"), now_secs() - 1, "00ff");
     let options =
         CallOptions { approvals: vec![expired], approval_request: Some(id2.clone()), ..as_user("carol") };
     let err = host.invoke_tool_with(&refund, &input, &options).await.unwrap_err();
     assert!(err.message.contains("expired"), "{err}");
 
     // A token signed with a key that is not the approver's is refused.
-    let forged = ApprovalToken::sign(
-        TokenClaims {
-            request_id: id2.clone(),
-            tenant: "acme".into(),
-            tool: "refund@0.1.0".into(),
-            input_digest: request.input_digest.clone(),
-            run_id: request.run_id.clone(),
-            expires_at: now_secs() + 600,
-            approver: "alice".into(),
-            key_id: String::new(),
-            nonce: "0a0b".into(),
-        },
-        &key(&setup, "carol"),
-    )
-    .unwrap();
+    let forged = token_for(&request, "alice", &key(&setup, "carol"), now_secs() + 600, "0a0b");
     let options = CallOptions { approvals: vec![forged], approval_request: Some(id2), ..as_user("carol") };
     let err = host.invoke_tool_with(&refund, &input, &options).await.unwrap_err();
     assert!(err.message.contains("not by their registered key"), "{err}");
@@ -1152,15 +1140,8 @@ async fn event_topics_are_granted_per_tenant() {
     // globex grants `orders.*`: the check passes and the (not yet served)
     // events backend answers; another topic is denied.
     let globex_requests = Requests { env: Vec::new(), mounts: Vec::new(), ..probe_requests() };
-    let globex = probe(
-        &host,
-        "globex",
-        Requests {
-            interfaces: vec!["log".into(), "model".into(), "memory".into(), "events".into(), "tools".into()],
-            ..globex_requests
-        },
-    )
-    .await;
+    let globex =
+        probe(&host, "globex", Requests { interfaces: globex_interfaces(), ..globex_requests }).await;
     let out = run(&host, &globex, json!({"op": "publish", "topic": "orders.created"})).await;
     assert!(out["error"].as_str().unwrap().contains("Unavailable"), "{out}");
     let out = run(&host, &globex, json!({"op": "publish", "topic": "billing.closed"})).await;
