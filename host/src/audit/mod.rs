@@ -1,0 +1,420 @@
+//! The evidence plane: an append-only, hash-chained, signed audit trail.
+//!
+//! Every policy decision, model call, tool call, memory write, event publish,
+//! approval, deploy and limit hit becomes one record: who (tenant, principal,
+//! agent, component digest), what, when, why, with the `trace_id` and `run_id`
+//! that telemetry carries too. Records go to *streams*: one directory per
+//! writing host process under the audit root, each a chain of segment files
+//! (`record.rs` has the line format, `docs/audit-format.md` the full
+//! description). The trust boundary: anyone who can write the files can
+//! change them, but not without `verify` finding the first record that no
+//! longer fits; and they cannot forge a checkpoint without the signing key.
+//!
+//! A record is acknowledged once durable: callers enqueue without I/O, the
+//! single writer thread of the stream writes groups with one `fdatasync`
+//! each, and an invocation's result is returned only after its records are
+//! on disk ([`AuditLog::durable`]).
+
+pub mod query;
+pub mod record;
+pub mod s3;
+pub mod verify;
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+pub use record::{Event, Kind};
+pub use verify::{Problem, ProblemKind, Report};
+pub use writer::HEAD_FILE;
+
+use crate::governance::{KeyPair, PublicKey, keys};
+use writer::{Durable, Queue, Settings, Shared, Writer};
+
+/// Where sealed segments and checkpoints go besides the local files.
+pub trait Sink: Send + Sync {
+    /// A segment is complete and will never change again.
+    fn sealed(&self, stream: &str, name: &str, path: &Path);
+    /// A new signed checkpoint (the stream's `HEAD.json`) was written.
+    fn checkpoint(&self, stream: &str, head: &Path, seq: u64);
+}
+
+/// A failure of the audit trail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    #[error("audit trail: cannot use {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "audit trail: the stream in {dir} is damaged: {detail}; run `agenthost audit verify --from {dir}`"
+    )]
+    Damaged { dir: PathBuf, detail: String },
+    #[error("audit trail: {0}")]
+    Key(String),
+    #[error("audit trail: every stream under {0} is in use by another agenthost process")]
+    Busy(PathBuf),
+    #[error("audit trail: records cannot be written ({0}); calls that need evidence are refused")]
+    Failed(String),
+    #[error("audit trail: {0}")]
+    Sink(String),
+}
+
+impl AuditError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        AuditError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// How a stream is written.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// The stream's name: one directory under the audit root per writer.
+    pub stream: String,
+    /// A segment is sealed (and handed to the sinks) once it reaches this size.
+    pub segment_bytes: u64,
+    /// A checkpoint is signed after this many records…
+    pub checkpoint_every: u64,
+    /// …or after this long with unsigned records, whichever comes first.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            stream: "host".to_owned(),
+            segment_bytes: 64 << 20,
+            checkpoint_every: 4096,
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[audit]` in host.toml.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Keep an audit trail under `<data-dir>/audit` (default true).
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// This host's stream name [default: `host`].
+    #[serde(default)]
+    pub stream: Option<String>,
+    #[serde(default)]
+    pub checkpoint_every: Option<u64>,
+    #[serde(default)]
+    pub checkpoint_interval_ms: Option<u64>,
+    #[serde(default)]
+    pub segment_bytes: Option<u64>,
+    /// Copy sealed segments to S3 with Object Lock.
+    #[serde(default)]
+    pub s3: Option<s3::S3Settings>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            enabled: true,
+            stream: None,
+            checkpoint_every: None,
+            checkpoint_interval_ms: None,
+            segment_bytes: None,
+            s3: None,
+        }
+    }
+}
+
+impl AuditSettings {
+    pub fn options(&self) -> AuditOptions {
+        let defaults = AuditOptions::default();
+        AuditOptions {
+            stream: self.stream.clone().unwrap_or(defaults.stream),
+            segment_bytes: self.segment_bytes.unwrap_or(defaults.segment_bytes),
+            checkpoint_every: self.checkpoint_every.unwrap_or(defaults.checkpoint_every),
+            checkpoint_interval: self
+                .checkpoint_interval_ms
+                .map_or(defaults.checkpoint_interval, Duration::from_millis),
+        }
+    }
+}
+
+/// What an append returns: the record's id and its place in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub id: String,
+    ticket: u64,
+}
+
+/// An open audit stream. Cloneable through `Arc`; closing it (or dropping the
+/// last reference) signs a final checkpoint.
+pub struct AuditLog {
+    root: PathBuf,
+    dir: PathBuf,
+    stream: String,
+    public: PublicKey,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Held for the life of the log: one writer per stream.
+    _lock: File,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// The signing key of the audit root, made on first use.
+pub fn signing_key(root: &Path) -> Result<KeyPair, AuditError> {
+    let stem = root.join("audit");
+    let private = stem.with_extension("key");
+    if !private.exists() {
+        std::fs::create_dir_all(root).map_err(|e| AuditError::io(root, e))?;
+        keys::write_key_pair(&stem).map_err(AuditError::Key)?;
+    }
+    KeyPair::read(&private).map_err(AuditError::Key)
+}
+
+/// The public key beside the audit root's signing key.
+pub fn root_public_key(root: &Path) -> Result<PublicKey, AuditError> {
+    PublicKey::read(&root.join("audit.pub")).map_err(AuditError::Key)
+}
+
+fn record_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl AuditLog {
+    /// Opens (or starts) a stream under `root`, signing with `key` (by
+    /// default the root's own key, see [`signing_key`]). If the stream is in
+    /// use by another process, the next free `<stream>.<n>` is taken.
+    ///
+    /// # Errors
+    /// When the directory cannot be used, the key cannot be read, or the
+    /// stream's last record is damaged.
+    pub fn open(
+        root: &Path,
+        options: AuditOptions,
+        key: Option<KeyPair>,
+        sinks: Vec<Arc<dyn Sink>>,
+    ) -> Result<Arc<AuditLog>, AuditError> {
+        let key = match key {
+            Some(key) => key,
+            None => signing_key(root)?,
+        };
+        let (stream, dir, lock) = Self::claim(root, &options.stream)?;
+        let settings = Settings {
+            segment_bytes: options.segment_bytes.max(1),
+            checkpoint_every: options.checkpoint_every.max(1),
+            checkpoint_interval: options.checkpoint_interval,
+            sinks,
+            stream: stream.clone(),
+        };
+        let public = key.public();
+        let writer = Writer::open(&dir, key, settings)?;
+        let (durable_watch, _) = tokio::sync::watch::channel(0);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue { items: Vec::new(), enqueued: 0, closing: false }),
+            wake: Condvar::new(),
+            durable: Mutex::new(Durable { upto: 0, failed: None }),
+            durable_changed: Condvar::new(),
+            durable_watch,
+        });
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("audit-{stream}"))
+            .spawn(move || writer.run(thread_shared))
+            .map_err(|e| AuditError::io(&dir, e))?;
+        Ok(Arc::new(AuditLog {
+            root: root.to_path_buf(),
+            dir,
+            stream,
+            public,
+            shared,
+            thread: Mutex::new(Some(thread)),
+            _lock: lock,
+        }))
+    }
+
+    fn claim(root: &Path, stream: &str) -> Result<(String, PathBuf, File), AuditError> {
+        if stream.is_empty() || !stream.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(AuditError::Key(format!(
+                "the stream name `{stream}` may hold only letters, digits, `-`, `_` and `.`"
+            )));
+        }
+        for n in 0..64 {
+            let name = if n == 0 { stream.to_owned() } else { format!("{stream}.{n}") };
+            let dir = root.join(&name);
+            std::fs::create_dir_all(&dir).map_err(|e| AuditError::io(&dir, e))?;
+            let lock_path = dir.join("LOCK");
+            let lock = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| AuditError::io(&lock_path, e))?;
+            match lock.try_lock() {
+                Ok(()) => return Ok((name, dir, lock)),
+                Err(std::fs::TryLockError::WouldBlock) => continue,
+                Err(std::fs::TryLockError::Error(e)) => return Err(AuditError::io(&lock_path, e)),
+            }
+        }
+        Err(AuditError::Busy(root.to_path_buf()))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The stream's own directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Queues a record; it is durable once [`AuditLog::durable`] says so.
+    ///
+    /// # Errors
+    /// When the trail has failed or is closed: the caller must not go on as
+    /// if the record existed.
+    pub fn append(&self, event: &Event) -> Result<Receipt, AuditError> {
+        self.append_owned(event.clone())
+    }
+
+    /// [`AuditLog::append`] without a copy of the event.
+    ///
+    /// # Errors
+    /// As [`AuditLog::append`].
+    pub fn append_owned(&self, event: Event) -> Result<Receipt, AuditError> {
+        let id = record_id();
+        let pending = writer::Pending { event, id: id.clone(), time: std::time::SystemTime::now() };
+        let ticket = {
+            let mut queue =
+                self.shared.queue.lock().map_err(|_| AuditError::Failed("writer lock poisoned".into()))?;
+            if queue.closing {
+                return Err(self
+                    .failure()
+                    .unwrap_or_else(|| AuditError::Failed("the trail is closed".into())));
+            }
+            queue.items.push(pending);
+            queue.enqueued += 1;
+            queue.enqueued
+        };
+        self.shared.wake.notify_one();
+        Ok(Receipt { id, ticket })
+    }
+
+    fn failure(&self) -> Option<AuditError> {
+        let durable = self.shared.durable.lock().ok()?;
+        durable.failed.clone().map(AuditError::Failed)
+    }
+
+    /// The ticket of the newest record queued so far.
+    pub fn last_ticket(&self) -> u64 {
+        self.shared.queue.lock().map(|q| q.enqueued).unwrap_or(0)
+    }
+
+    /// Waits until every record up to `receipt` is on disk.
+    ///
+    /// # Errors
+    /// When the writer failed before getting there.
+    pub async fn durable(&self, receipt: &Receipt) -> Result<(), AuditError> {
+        self.durable_ticket(receipt.ticket).await
+    }
+
+    /// Waits until the first `ticket` records queued are on disk.
+    ///
+    /// # Errors
+    /// When the writer failed before getting there.
+    pub async fn durable_ticket(&self, ticket: u64) -> Result<(), AuditError> {
+        let mut watch = self.shared.durable_watch.subscribe();
+        loop {
+            if let Some(e) = self.failure() {
+                return Err(e);
+            }
+            if *watch.borrow_and_update() >= ticket {
+                return Ok(());
+            }
+            if watch.changed().await.is_err() {
+                return Err(self
+                    .failure()
+                    .unwrap_or_else(|| AuditError::Failed("the writer stopped".into())));
+            }
+        }
+    }
+
+    /// Blocking form of [`AuditLog::durable_ticket`], for threads outside the async runtime.
+    ///
+    /// # Errors
+    /// When the writer failed before getting there.
+    pub fn wait_durable(&self, ticket: u64) -> Result<(), AuditError> {
+        let poisoned = || AuditError::Failed("writer lock poisoned".into());
+        let mut durable = self.shared.durable.lock().map_err(|_| poisoned())?;
+        loop {
+            if let Some(e) = &durable.failed {
+                return Err(AuditError::Failed(e.clone()));
+            }
+            if durable.upto >= ticket {
+                return Ok(());
+            }
+            durable = self.shared.durable_changed.wait(durable).map_err(|_| poisoned())?;
+        }
+    }
+
+    /// Appends and waits until the record is durable; returns its id.
+    ///
+    /// # Errors
+    /// As [`AuditLog::append`] and [`AuditLog::durable`].
+    pub async fn record(&self, event: &Event) -> Result<String, AuditError> {
+        let receipt = self.append(event)?;
+        self.durable(&receipt).await?;
+        Ok(receipt.id)
+    }
+
+    /// Appends and blocks until durable.
+    ///
+    /// # Errors
+    /// As [`AuditLog::append`] and [`AuditLog::wait_durable`].
+    pub fn record_blocking(&self, event: &Event) -> Result<String, AuditError> {
+        let receipt = self.append(event)?;
+        self.wait_durable(receipt.ticket)?;
+        Ok(receipt.id)
+    }
+
+    /// Writes what is queued, signs a final checkpoint and stops the writer.
+    ///
+    /// # Errors
+    /// When the last group could not be written.
+    pub fn close(&self) -> Result<(), AuditError> {
+        if let Ok(mut queue) = self.shared.queue.lock() {
+            queue.closing = true;
+        }
+        self.shared.wake.notify_all();
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+        match self.failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

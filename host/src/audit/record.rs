@@ -1,0 +1,308 @@
+//! One audit record: what the host says happened, and the line that holds it.
+//!
+//! A segment file is a sequence of lines, each
+//!
+//! ```text
+//! <hash> SP <seq> SP <prev> SP <body> LF
+//! ```
+//!
+//! where `body` is the canonical JSON of the record (keys sorted, no
+//! whitespace, UTF-8; JSON escapes keep it on one line), `seq` its decimal
+//! position in the stream (from 1), `prev` the `hash` of the record before it
+//! (64 zeros for the first) and `hash` the lower-case hex SHA-256 of
+//! `<seq> SP <prev> SP <body>`. `docs/audit-format.md` is the full description
+//! for anyone writing their own verifier.
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::governance::keys::canonical_json;
+
+/// The `prev` of the first record of a stream.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What kind of thing a record is evidence of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A policy decision, with its deciding policies.
+    Decision,
+    /// A call to a model: model id, usage, prompt digest.
+    ModelCall,
+    /// An invocation of a tool or agent: name@version, digest, input digest, status.
+    ToolCall,
+    /// A memory put or delete.
+    MemoryWrite,
+    /// An event published to a topic.
+    EventPublish,
+    /// An approval granted or denied.
+    Approval,
+    /// A component loaded, deployed or rolled back.
+    Deploy,
+    /// A limit or quota hit.
+    Limit,
+    /// Evidence a guest emitted through the `audit` interface.
+    Evidence,
+    /// A signed checkpoint over the record before it.
+    Checkpoint,
+    /// The writer found a torn record after a crash and started anew.
+    Recovery,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::Decision,
+        Kind::ModelCall,
+        Kind::ToolCall,
+        Kind::MemoryWrite,
+        Kind::EventPublish,
+        Kind::Approval,
+        Kind::Deploy,
+        Kind::Limit,
+        Kind::Evidence,
+        Kind::Checkpoint,
+        Kind::Recovery,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Decision => "decision",
+            Kind::ModelCall => "model_call",
+            Kind::ToolCall => "tool_call",
+            Kind::MemoryWrite => "memory_write",
+            Kind::EventPublish => "event_publish",
+            Kind::Approval => "approval",
+            Kind::Deploy => "deploy",
+            Kind::Limit => "limit",
+            Kind::Evidence => "evidence",
+            Kind::Checkpoint => "checkpoint",
+            Kind::Recovery => "recovery",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who did what, when and why: the content of one record before the writer
+/// gives it a place in the chain.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: Kind,
+    pub tenant: String,
+    /// The person or agent on whose behalf it happened.
+    pub principal: Option<String>,
+    /// The component as `name@version`.
+    pub agent: Option<String>,
+    /// The component's digest (`sha256:<hex>`).
+    pub component: Option<String>,
+    pub trace_id: Option<String>,
+    pub run_id: Option<String>,
+    /// `allowed`, `denied`, `ok`, `error`, … depending on the kind.
+    pub outcome: String,
+    /// Details of the kind: ids, digests, counts. Never prompt or memory content.
+    pub what: Value,
+    /// Why it happened or was decided, for a person.
+    pub why: Option<String>,
+}
+
+impl Event {
+    pub fn new(kind: Kind, tenant: impl Into<String>, outcome: impl Into<String>, what: Value) -> Self {
+        Event {
+            kind,
+            tenant: tenant.into(),
+            principal: None,
+            agent: None,
+            component: None,
+            trace_id: None,
+            run_id: None,
+            outcome: outcome.into(),
+            what,
+            why: None,
+        }
+    }
+
+    /// The record body: canonical JSON with its record id and the time it happened.
+    pub fn body(&self, id: &str, time: SystemTime) -> String {
+        canonical_json(&json!({
+            "agent": self.agent,
+            "component": self.component,
+            "id": id,
+            "kind": self.kind.as_str(),
+            "outcome": self.outcome,
+            "principal": self.principal,
+            "run_id": self.run_id,
+            "tenant": self.tenant,
+            "time": humantime::format_rfc3339_micros(time).to_string(),
+            "trace_id": self.trace_id,
+            "what": self.what,
+            "why": self.why,
+        }))
+    }
+}
+
+/// The current time as RFC 3339 UTC with microseconds.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_micros(SystemTime::now()).to_string()
+}
+
+/// SHA-256 of `<seq> SP <prev> SP <body>`, as lower-case hex.
+pub fn chain_hash(seq: u64, prev: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(seq.to_string().as_bytes());
+    hasher.update(b" ");
+    hasher.update(prev.as_bytes());
+    hasher.update(b" ");
+    hasher.update(body);
+    hex::encode(hasher.finalize())
+}
+
+/// Appends the line of a record to `out` and returns its hash.
+pub fn encode_line(seq: u64, prev: &str, body: &str, out: &mut Vec<u8>) -> String {
+    let hash = chain_hash(seq, prev, body.as_bytes());
+    out.reserve(hash.len() + prev.len() + body.len() + 24);
+    out.extend_from_slice(hash.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(prev.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body.as_bytes());
+    out.push(b'\n');
+    hash
+}
+
+/// A line split into its fields, borrowed from the segment's bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    pub hash: &'a [u8],
+    pub seq: u64,
+    pub prev: &'a [u8],
+    pub body: &'a [u8],
+    /// Everything the hash covers: `<seq> SP <prev> SP <body>`.
+    pub hashed: &'a [u8],
+}
+
+impl<'a> Line<'a> {
+    /// Splits a line (without its LF); `Err` says which field is malformed.
+    pub fn parse(line: &'a [u8]) -> Result<Line<'a>, &'static str> {
+        let (hash, hashed) = split_space(line).ok_or("no space after the hash")?;
+        if hash.len() != 64 || !is_lower_hex(hash) {
+            return Err("the hash is not 64 lower-case hex digits");
+        }
+        let (seq, rest) = split_space(hashed).ok_or("no space after the sequence number")?;
+        let seq = parse_seq(seq).ok_or("the sequence number is not a decimal number")?;
+        let (prev, body) = split_space(rest).ok_or("no space after the previous hash")?;
+        if prev.len() != 64 || !is_lower_hex(prev) {
+            return Err("the previous hash is not 64 lower-case hex digits");
+        }
+        Ok(Line { hash, seq, prev, body, hashed })
+    }
+
+    /// Whether the stored hash is the SHA-256 of what it covers.
+    pub fn hash_matches(&self) -> bool {
+        let digest = Sha256::digest(self.hashed);
+        let mut expected = [0u8; 64];
+        // Hex-encoding into a fixed buffer cannot fail for 32 bytes.
+        if hex::encode_to_slice(digest, &mut expected).is_err() {
+            return false;
+        }
+        expected[..] == *self.hash
+    }
+
+    pub fn body_json(&self) -> Option<Value> {
+        serde_json::from_slice(self.body).ok()
+    }
+}
+
+fn split_space(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = bytes.iter().position(|&b| b == b' ')?;
+    Some((&bytes[..at], &bytes[at + 1..]))
+}
+
+fn is_lower_hex(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn parse_seq(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || bytes.len() > 20 || (bytes.len() > 1 && bytes[0] == b'0') {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// The bytes a checkpoint signs: it vouches for every record up to `seq`.
+pub fn checkpoint_message(seq: u64, hash: &str) -> String {
+    format!("agenthost-audit-checkpoint-v1\n{seq}\n{hash}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_round_trips_and_its_hash_covers_seq_prev_and_body() {
+        let mut out = Vec::new();
+        let hash = encode_line(7, GENESIS, r#"{"a":1}"#, &mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let line = Line::parse(&out[..out.len() - 1]).unwrap();
+        assert_eq!(line.seq, 7);
+        assert_eq!(line.hash, hash.as_bytes());
+        assert_eq!(line.body, br#"{"a":1}"#);
+        assert!(line.hash_matches());
+        // Any change in what the hash covers shows.
+        let text = String::from_utf8(out[..out.len() - 1].to_vec()).unwrap();
+        for altered in [text.replace(" 7 ", " 8 "), text.replace(r#""a":1"#, r#""a":2"#)] {
+            assert!(!Line::parse(altered.as_bytes()).unwrap().hash_matches());
+        }
+        assert_eq!(
+            chain_hash(1, GENESIS, b"{}"),
+            hex::encode(Sha256::digest(format!("1 {GENESIS} {{}}").as_bytes()))
+        );
+    }
+
+    #[test]
+    fn malformed_lines_say_which_field() {
+        assert_eq!(Line::parse(b"abc").unwrap_err(), "no space after the hash");
+        let bad_seq = format!("{GENESIS} 01 {GENESIS} {{}}");
+        assert_eq!(
+            Line::parse(bad_seq.as_bytes()).unwrap_err(),
+            "the sequence number is not a decimal number"
+        );
+    }
+
+    #[test]
+    fn bodies_are_canonical_and_carry_every_field() {
+        let mut event = Event::new(Kind::ToolCall, "acme", "ok", json!({"z": 1, "a": 2}));
+        event.trace_id = Some("t".into());
+        let body = event.body("id1", SystemTime::now());
+        let value: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(canonical_json(&value), body);
+        for key in [
+            "agent",
+            "component",
+            "id",
+            "kind",
+            "outcome",
+            "principal",
+            "run_id",
+            "tenant",
+            "time",
+            "trace_id",
+            "what",
+            "why",
+        ] {
+            assert!(value.get(key).is_some(), "{key} missing from {body}");
+        }
+        assert!(body.contains(r#""what":{"a":2,"z":1}"#));
+    }
+}

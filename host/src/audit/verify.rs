@@ -1,0 +1,618 @@
+//! `agenthost audit verify`: checks a stream's chain, checkpoints and head,
+//! and names the first record that no longer fits.
+//!
+//! Segments are checked in parallel (each on its own, from its first line);
+//! the joins between them and the signed head are checked afterwards, so the
+//! first problem is still found in stream order.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::record::{GENESIS, Line, checkpoint_message};
+use super::writer::{HEAD_FILE, segments};
+use super::{AuditError, root_public_key};
+use crate::governance::PublicKey;
+
+/// One stream to verify, however it was fetched.
+#[derive(Debug, Clone, Default)]
+pub struct StreamInput {
+    pub name: String,
+    /// Segment file names and contents, in order.
+    pub segments: Vec<(String, Vec<u8>)>,
+    /// The `HEAD.json` of the stream, if there is one.
+    pub head: Option<Vec<u8>>,
+}
+
+/// What kind of damage was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A record's content no longer matches the chain.
+    Modified,
+    /// Records are missing from the middle of the stream.
+    Deleted,
+    /// A record that was never written by the host sits in the chain.
+    Inserted,
+    /// Records are out of order.
+    Reordered,
+    /// The stream ends before the point its signed head vouches for.
+    Truncated,
+    /// A line is not a record at all.
+    Malformed,
+    /// A checkpoint's signature is wrong, or signed by an unknown key.
+    BadSignature,
+}
+
+/// The first record that does not fit, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub segment: String,
+    /// 1-based line in the segment.
+    pub line: u64,
+    /// The sequence number of the bad record, where one can be named.
+    pub seq: Option<u64>,
+    pub message: String,
+}
+
+/// A segment that ends in the middle of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Torn {
+    pub segment: String,
+    pub offset: u64,
+    pub bytes: u64,
+    /// Whether a later recovery record states it (the writer restarted).
+    pub acknowledged: bool,
+}
+
+/// The outcome of verifying one stream.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamReport {
+    pub stream: String,
+    pub segments: usize,
+    /// Records that verified, checkpoints included.
+    pub records: u64,
+    pub last_seq: u64,
+    pub last_hash: String,
+    pub checkpoints: u64,
+    /// The newest record a valid checkpoint signs.
+    pub signed_upto: u64,
+    pub head_seq: Option<u64>,
+    pub torn: Vec<Torn>,
+    pub warnings: Vec<String>,
+    pub problem: Option<Problem>,
+}
+
+/// The outcome of verifying every stream of an audit trail.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub streams: Vec<StreamReport>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.streams.iter().all(|s| s.problem.is_none())
+    }
+
+    pub fn has_warnings(&self) -> bool {
+        self.streams.iter().any(|s| !s.warnings.is_empty())
+    }
+
+    pub fn records(&self) -> u64 {
+        self.streams.iter().map(|s| s.records).sum()
+    }
+
+    pub fn first_problem(&self) -> Option<&Problem> {
+        self.streams.iter().find_map(|s| s.problem.as_ref())
+    }
+}
+
+/// What one segment says about itself, checked from its own first line.
+#[derive(Default)]
+struct SegmentResult {
+    first: Option<(u64, String)>,
+    last: Option<(u64, String)>,
+    records: u64,
+    checkpoints: u64,
+    signed_upto: u64,
+    /// The first line (1-based) whose seq/prev must match the previous segment.
+    problem: Option<Problem>,
+    torn: Option<Torn>,
+    /// The hash at the head's seq, when the head falls in this segment.
+    head_hash: Option<String>,
+    /// A recovery record at the start: (segment, offset) it acknowledges.
+    recovers: Option<(String, u64)>,
+}
+
+fn problem(kind: ProblemKind, segment: &str, line: u64, seq: Option<u64>, message: String) -> Problem {
+    Problem { kind, segment: segment.to_owned(), line, seq, message }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Checks one segment's lines against each other and its checkpoints against `key`.
+fn check_segment(name: &str, bytes: &[u8], key: Option<&PublicKey>, head_seq: Option<u64>) -> SegmentResult {
+    let mut result = SegmentResult::default();
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1);
+    if complete < bytes.len() {
+        result.torn = Some(Torn {
+            segment: name.to_owned(),
+            offset: complete as u64,
+            bytes: (bytes.len() - complete) as u64,
+            acknowledged: false,
+        });
+    }
+    let lines: Vec<&[u8]> =
+        if complete == 0 { Vec::new() } else { bytes[..complete - 1].split(|&b| b == b'\n').collect() };
+    let mut expected: Option<(u64, &[u8])> = None;
+    for (index, raw) in lines.iter().enumerate() {
+        let number = index as u64 + 1;
+        let line = match Line::parse(raw) {
+            Ok(line) => line,
+            Err(why) => {
+                result.problem = Some(problem(
+                    ProblemKind::Malformed,
+                    name,
+                    number,
+                    None,
+                    format!("line {number} of {name} is not a record: {why}"),
+                ));
+                return result;
+            }
+        };
+        if !line.hash_matches() {
+            result.problem = Some(problem(
+                ProblemKind::Modified,
+                name,
+                number,
+                Some(line.seq),
+                format!(
+                    "record {} (line {number} of {name}) was modified: it does not match its hash",
+                    line.seq
+                ),
+            ));
+            return result;
+        }
+        if let Some((seq, prev)) = expected {
+            if line.seq != seq {
+                result.problem = Some(classify_gap(name, &lines, index, seq, line.seq));
+                return result;
+            }
+            if line.prev != prev {
+                result.problem = Some(problem(
+                    ProblemKind::Modified,
+                    name,
+                    number - 1,
+                    Some(seq - 1),
+                    format!(
+                        "record {} (line {} of {name}) was modified or replaced: record {seq} chains to a different predecessor",
+                        seq - 1,
+                        number - 1
+                    ),
+                ));
+                return result;
+            }
+        } else {
+            result.first = Some((line.seq, text(line.prev)));
+            if let Some((segment, offset)) = recovery_of(&line) {
+                result.recovers = Some((segment, offset));
+            }
+        }
+        if let Some(checkpoint) = checkpoint_of(&line) {
+            let covers_previous = expected
+                .is_some_and(|(seq, prev)| checkpoint.0 == seq - 1 && checkpoint.1 == text(prev))
+                || (expected.is_none() && checkpoint.0 == line.seq - 1 && checkpoint.1 == text(line.prev));
+            if !covers_previous {
+                result.problem = Some(problem(
+                    ProblemKind::Modified,
+                    name,
+                    number,
+                    Some(line.seq),
+                    format!(
+                        "checkpoint {} (line {number} of {name}) does not sign the record before it",
+                        line.seq
+                    ),
+                ));
+                return result;
+            }
+            if let Err(why) = check_signature(key, &checkpoint) {
+                result.problem = Some(problem(
+                    ProblemKind::BadSignature,
+                    name,
+                    number,
+                    Some(line.seq),
+                    format!("checkpoint {} (line {number} of {name}): {why}", line.seq),
+                ));
+                return result;
+            }
+            result.checkpoints += 1;
+            result.signed_upto = checkpoint.0;
+        }
+        if head_seq == Some(line.seq) {
+            result.head_hash = Some(text(line.hash));
+        }
+        result.records += 1;
+        expected = Some((line.seq + 1, line.hash));
+        result.last = Some((line.seq, text(line.hash)));
+    }
+    result
+}
+
+/// A record out of place: decides between deletion, insertion and reordering.
+fn classify_gap(name: &str, lines: &[&[u8]], index: usize, expected: u64, found: u64) -> Problem {
+    let number = index as u64 + 1;
+    let seq_at = |i: usize| lines.get(i).and_then(|l| Line::parse(l).ok()).map(|l| l.seq);
+    if found < expected {
+        return problem(
+            ProblemKind::Inserted,
+            name,
+            number - 1,
+            Some(expected - 1),
+            format!(
+                "record {} (line {}) was inserted: line {number} carries seq {found} again where {expected} was due",
+                expected - 1,
+                number - 1
+            ),
+        );
+    }
+    // A swap of two neighbours reads `expected + 1, expected, expected + 2`;
+    // anything else in front of `expected` is a line that does not belong.
+    let swapped = found == expected + 1 && seq_at(index + 2) != Some(found);
+    if seq_at(index + 1) == Some(expected) && !swapped {
+        return problem(
+            ProblemKind::Inserted,
+            name,
+            number,
+            Some(found),
+            format!(
+                "line {number} of {name} was inserted: it carries seq {found} where {expected} was due, and the chain goes on at line {}",
+                number + 1
+            ),
+        );
+    }
+    if let Some(later) = (index + 1..lines.len()).find(|&i| seq_at(i) == Some(expected)) {
+        return problem(
+            ProblemKind::Reordered,
+            name,
+            number,
+            Some(expected),
+            format!(
+                "records are reordered: seq {found} at line {number} of {name} comes before seq {expected}, found at line {}",
+                later + 1
+            ),
+        );
+    }
+    problem(
+        ProblemKind::Deleted,
+        name,
+        number,
+        Some(expected),
+        format!(
+            "records {expected}..{} were deleted: line {number} of {name} carries seq {found} where {expected} was due",
+            found - 1
+        ),
+    )
+}
+
+fn body_kind_is(line: &Line<'_>, kind: &str) -> Option<Value> {
+    // Canonical bodies can only hold `"kind":"<kind>"` unescaped as a key of
+    // some object; the parse below makes sure it is the record's own kind.
+    let needle = format!("\"kind\":\"{kind}\"");
+    let found = line.body.windows(needle.len()).any(|w| w == needle.as_bytes());
+    if !found {
+        return None;
+    }
+    let value = line.body_json()?;
+    (value.get("kind").and_then(Value::as_str) == Some(kind)).then_some(value)
+}
+
+/// (seq, hash, key id, signature) of a checkpoint record.
+fn checkpoint_of(line: &Line<'_>) -> Option<(u64, String, String, String)> {
+    let value = body_kind_is(line, "checkpoint")?;
+    let what = value.get("what")?;
+    Some((
+        what.get("seq")?.as_u64()?,
+        what.get("hash")?.as_str()?.to_owned(),
+        what.get("key")?.as_str()?.to_owned(),
+        what.get("signature")?.as_str()?.to_owned(),
+    ))
+}
+
+fn recovery_of(line: &Line<'_>) -> Option<(String, u64)> {
+    let value = body_kind_is(line, "recovery")?;
+    let what = value.get("what")?;
+    Some((what.get("segment")?.as_str()?.to_owned(), what.get("offset")?.as_u64()?))
+}
+
+fn check_signature(
+    key: Option<&PublicKey>,
+    checkpoint: &(u64, String, String, String),
+) -> Result<(), String> {
+    let Some(key) = key else { return Ok(()) };
+    let (seq, hash, key_id, signature) = checkpoint;
+    if *key_id != key.id() {
+        return Err(format!("signed by key {key_id}, not by the trusted key {}", key.id()));
+    }
+    key.verify_bytes(checkpoint_message(*seq, hash).as_bytes(), signature)
+        .map_err(|e| format!("the signature does not verify ({e})"))
+}
+
+/// Verifies one stream.
+pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamReport {
+    let mut report = StreamReport {
+        stream: input.name.clone(),
+        segments: input.segments.len(),
+        last_hash: GENESIS.to_owned(),
+        ..StreamReport::default()
+    };
+    if key.is_none() {
+        report.warnings.push("no trusted key: checkpoint signatures were not checked".to_owned());
+    }
+    let head = match input.head.as_deref().map(parse_head) {
+        None => {
+            report.warnings.push(format!(
+                "no {HEAD_FILE}: records after the last checkpoint could have been cut off unseen"
+            ));
+            None
+        }
+        Some(Ok(head)) => Some(head),
+        Some(Err(why)) => {
+            report.problem = Some(problem(ProblemKind::Malformed, HEAD_FILE, 0, None, why));
+            return report;
+        }
+    };
+    if let Some(head) = &head {
+        report.head_seq = Some(head.seq);
+        if let Err(why) =
+            check_signature(key, &(head.seq, head.hash.clone(), head.key.clone(), head.signature.clone()))
+        {
+            report.problem = Some(problem(
+                ProblemKind::BadSignature,
+                HEAD_FILE,
+                0,
+                Some(head.seq),
+                format!("{HEAD_FILE}: {why}"),
+            ));
+            return report;
+        }
+    }
+    let head_seq = head.as_ref().map(|h| h.seq);
+    let results = check_segments(&input.segments, key, head_seq);
+    let mut expected = (1u64, GENESIS.to_owned());
+    let mut head_hash = None;
+    let count = results.len();
+    for (i, ((name, _), result)) in input.segments.iter().zip(results).enumerate() {
+        if let Some((first_seq, first_prev)) = &result.first {
+            if *first_seq != expected.0 {
+                let kind =
+                    if *first_seq > expected.0 { ProblemKind::Truncated } else { ProblemKind::Inserted };
+                let message = if *first_seq > expected.0 {
+                    format!(
+                        "records {}..{} are missing: the stream was cut before {name}, which starts at seq {first_seq}",
+                        expected.0,
+                        first_seq - 1
+                    )
+                } else {
+                    format!(
+                        "{name} starts at seq {first_seq}, which the stream already holds (expected {})",
+                        expected.0
+                    )
+                };
+                report.problem = Some(problem(kind, name, 1, Some(expected.0), message));
+                return report;
+            }
+            if *first_prev != expected.1 {
+                report.problem = Some(problem(
+                    ProblemKind::Modified,
+                    name,
+                    1,
+                    Some(expected.0.saturating_sub(1)),
+                    format!(
+                        "record {} (the last before {name}) was modified or replaced: {name} chains to a different predecessor",
+                        expected.0.saturating_sub(1)
+                    ),
+                ));
+                return report;
+            }
+        }
+        if let Some(torn) = report.torn.last_mut()
+            && !torn.acknowledged
+        {
+            match &result.recovers {
+                Some((segment, offset)) if *segment == torn.segment && *offset == torn.offset => {
+                    torn.acknowledged = true
+                }
+                _ => {
+                    report.problem = Some(problem(
+                        ProblemKind::Malformed,
+                        &torn.segment,
+                        0,
+                        None,
+                        format!(
+                            "{} ends with an incomplete record at byte {} but the stream goes on without a recovery record",
+                            torn.segment, torn.offset
+                        ),
+                    ));
+                    return report;
+                }
+            }
+        }
+        report.records += result.records;
+        report.checkpoints += result.checkpoints;
+        if result.signed_upto > 0 {
+            report.signed_upto = result.signed_upto;
+        }
+        if result.head_hash.is_some() {
+            head_hash = result.head_hash.clone();
+        }
+        if let Some((seq, hash)) = &result.last {
+            report.last_seq = *seq;
+            report.last_hash = hash.clone();
+            expected = (seq + 1, hash.clone());
+        }
+        if let Some(p) = result.problem {
+            report.problem = Some(p);
+            return report;
+        }
+        if let Some(torn) = result.torn {
+            report.torn.push(torn);
+        }
+        let _ = (i, count);
+    }
+    if let Some(torn) = report.torn.iter().find(|t| !t.acknowledged) {
+        report.warnings.push(format!(
+            "the final record is torn: {} bytes at byte {} of {} (the writer stopped mid-write; it was never acknowledged)",
+            torn.bytes, torn.offset, torn.segment
+        ));
+    }
+    if let Some(head) = head {
+        if report.last_seq < head.seq {
+            report.problem = Some(problem(
+                ProblemKind::Truncated,
+                input.segments.last().map_or(HEAD_FILE, |(n, _)| n.as_str()),
+                0,
+                Some(report.last_seq + 1),
+                format!(
+                    "the stream was truncated: it ends at seq {} but its signed head vouches for seq {}",
+                    report.last_seq, head.seq
+                ),
+            ));
+        } else if head_hash.as_deref() != Some(head.hash.as_str()) {
+            report.problem = Some(problem(
+                ProblemKind::Modified,
+                HEAD_FILE,
+                0,
+                Some(head.seq),
+                format!("record {} is not the one the signed head vouches for", head.seq),
+            ));
+        }
+    }
+    // The newest checkpoint line itself is the one record no checkpoint signs.
+    if report.signed_upto + 1 < report.last_seq && report.problem.is_none() {
+        report.warnings.push(format!(
+            "records {}..{} are not yet covered by a signed checkpoint",
+            report.signed_upto + 1,
+            report.last_seq
+        ));
+    }
+    report
+}
+
+fn check_segments(
+    segments: &[(String, Vec<u8>)],
+    key: Option<&PublicKey>,
+    head_seq: Option<u64>,
+) -> Vec<SegmentResult> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(segments.len().max(1));
+    if workers <= 1 {
+        return segments.iter().map(|(name, bytes)| check_segment(name, bytes, key, head_seq)).collect();
+    }
+    let mut results: Vec<Option<SegmentResult>> = (0..segments.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let chunks: Vec<_> = results
+            .chunks_mut(segments.len().div_ceil(workers))
+            .zip(segments.chunks(segments.len().div_ceil(workers)))
+            .map(|(out, input)| {
+                scope.spawn(move || {
+                    for (slot, (name, bytes)) in out.iter_mut().zip(input) {
+                        *slot = Some(check_segment(name, bytes, key, head_seq));
+                    }
+                })
+            })
+            .collect();
+        for chunk in chunks {
+            let _ = chunk.join();
+        }
+    });
+    results.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+struct Head {
+    seq: u64,
+    hash: String,
+    key: String,
+    signature: String,
+}
+
+fn parse_head(bytes: &[u8]) -> Result<Head, String> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("{HEAD_FILE} is not JSON: {e}"))?;
+    let field = |name: &str| value.get(name).ok_or_else(|| format!("{HEAD_FILE} lacks `{name}`"));
+    let string = |name: &str| -> Result<String, String> {
+        field(name)?
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{HEAD_FILE}: `{name}` is not a string"))
+    };
+    Ok(Head {
+        seq: field("seq")?.as_u64().ok_or_else(|| format!("{HEAD_FILE}: `seq` is not a number"))?,
+        hash: string("hash")?,
+        key: string("key")?,
+        signature: string("signature")?,
+    })
+}
+
+/// Reads the streams under an audit root (or one stream directory).
+///
+/// # Errors
+/// When a directory or file cannot be read.
+pub fn load_dir(path: &Path) -> Result<Vec<StreamInput>, AuditError> {
+    let io = |p: &Path, e: std::io::Error| AuditError::Io { path: p.to_path_buf(), source: e };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if !segments(path)?.is_empty() || path.join(HEAD_FILE).exists() {
+        dirs.push(path.to_path_buf());
+    } else {
+        for entry in std::fs::read_dir(path).map_err(|e| io(path, e))? {
+            let entry = entry.map_err(|e| io(path, e))?;
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+        dirs.sort();
+    }
+    let mut streams = Vec::new();
+    for dir in dirs {
+        let mut input = StreamInput {
+            name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            ..StreamInput::default()
+        };
+        for (name, file) in segments(&dir)? {
+            input.segments.push((name, std::fs::read(&file).map_err(|e| io(&file, e))?));
+        }
+        let head = dir.join(HEAD_FILE);
+        if head.exists() {
+            input.head = Some(std::fs::read(&head).map_err(|e| io(&head, e))?);
+        }
+        if !input.segments.is_empty() || input.head.is_some() {
+            streams.push(input);
+        }
+    }
+    Ok(streams)
+}
+
+/// The trusted key for a root: the one given, else the root's own `audit.pub`.
+pub fn trusted_key(root: &Path, given: Option<&Path>) -> Result<(PublicKey, bool), AuditError> {
+    match given {
+        Some(path) => PublicKey::read(path).map(|k| (k, true)).map_err(AuditError::Key),
+        None => {
+            let candidates = [root.to_path_buf(), root.parent().map(Path::to_path_buf).unwrap_or_default()];
+            for dir in candidates {
+                if let Ok(key) = root_public_key(&dir) {
+                    return Ok((key, false));
+                }
+            }
+            Err(AuditError::Key(format!(
+                "no audit.pub in {} and no --key given: cannot check checkpoint signatures",
+                root.display()
+            )))
+        }
+    }
+}
+
+/// Verifies every stream.
+pub fn verify(streams: &[StreamInput], key: Option<&PublicKey>) -> Report {
+    Report { streams: streams.iter().map(|s| verify_stream(s, key)).collect() }
+}
