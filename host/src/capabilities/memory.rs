@@ -5,8 +5,11 @@
 //! `MemoryNamespace::"<tenant>/<namespace>"`. Records are scoped by the
 //! host to the caller's tenant.
 
-use crate::bindings::memory::{self, Classification as WitClass, Entry, ListPage, PutOptions};
+use crate::audit;
+use crate::bindings::memory::{self, Classification as WitClass, Entry, Governance, ListPage, PutOptions};
 use crate::bindings::types::Error;
+use crate::brokers::memory::{Classification as MemClass, Put, Record, RecordMeta, Scope, now_secs};
+use crate::governance::keys::digest;
 use crate::governance::packs::Classification;
 use crate::governance::policy::{Action, EntityRef, Value as PolicyValue};
 
@@ -58,12 +61,59 @@ impl InstanceState {
     }
 }
 
+fn wit_class(c: MemClass) -> WitClass {
+    match c {
+        MemClass::Public => WitClass::Public,
+        MemClass::Internal => WitClass::Internal,
+        MemClass::Confidential => WitClass::Confidential,
+        MemClass::Restricted => WitClass::Restricted,
+    }
+}
+
+fn mem_class(c: WitClass) -> MemClass {
+    match c {
+        WitClass::Public => MemClass::Public,
+        WitClass::Internal => MemClass::Internal,
+        WitClass::Confidential => MemClass::Confidential,
+        WitClass::Restricted => MemClass::Restricted,
+    }
+}
+
+fn entry(record: Record) -> Entry {
+    Entry {
+        key: record.key,
+        value: record.value,
+        version: record.version,
+        governance: Governance {
+            classification: wit_class(record.meta.classification),
+            retention_days: record.meta.retention_days,
+        },
+        expires_at: record.expires_at,
+    }
+}
+
+impl InstanceState {
+    fn scope<'a>(&'a self, namespace: &'a str) -> Scope<'a> {
+        Scope { tenant: self.call.tenant.id(), namespace }
+    }
+
+    /// The audit record of a memory write: names and versions, never the value.
+    fn record_write(&self, ns: &str, key: &str, outcome: &str, what: serde_json::Value) -> Result<(), Error> {
+        let mut what = what;
+        what["namespace"] = ns.into();
+        what["key"] = key.into();
+        what["backend"] = self.host.memory.name().into();
+        self.call.evidence(audit::Kind::MemoryWrite, outcome, what, None).map_err(Error::Unavailable)
+    }
+}
+
 impl memory::Host for InstanceState {
     async fn get(&mut self, ns: String, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
         if let Err(e) = self.memory_gate(&ns, None) {
             return Ok(Err(e));
         }
-        Ok(self.host.memory.get(self.call.tenant.id(), &ns, &key))
+        let store = self.host.memory.clone();
+        Ok(store.get(self.scope(&ns), &key).await.map(|r| r.map(entry)).map_err(Error::from))
     }
 
     async fn put(
@@ -76,15 +126,36 @@ impl memory::Host for InstanceState {
         if let Err(e) = self.memory_gate(&ns, Some(class(options.governance.classification))) {
             return Ok(Err(e));
         }
-        Ok(self.host.memory.put(
-            self.call.tenant.id(),
-            &ns,
-            &key,
+        let classification = mem_class(options.governance.classification);
+        let value_digest = digest(&value);
+        let put = Put {
             value,
-            options.expected_version,
-            options.ttl_seconds,
-            options.governance,
-        ))
+            expected_version: options.expected_version,
+            ttl_seconds: options.ttl_seconds,
+            meta: RecordMeta {
+                classification,
+                retention_days: options.governance.retention_days,
+                writer: self.call.trace.agent_id.clone(),
+                run_id: self.call.trace.run_id.clone(),
+                written_at: now_secs(),
+            },
+        };
+        let store = self.host.memory.clone();
+        let result = store.put(self.scope(&ns), &key, put).await;
+        let (outcome, what) = match &result {
+            Ok(version) => ("put", serde_json::json!({ "version": version })),
+            Err(e) => ("refused", serde_json::json!({ "error": e.to_string() })),
+        };
+        let mut what = what;
+        what["classification"] = classification.as_str().into();
+        what["retention_days"] = options.governance.retention_days.into();
+        what["ttl_seconds"] = options.ttl_seconds.into();
+        what["expected_version"] = options.expected_version.into();
+        what["value_digest"] = value_digest.into();
+        if let Err(e) = self.record_write(&ns, &key, outcome, what) {
+            return Ok(Err(e));
+        }
+        Ok(result.map_err(Error::from))
     }
 
     async fn delete(
@@ -96,7 +167,18 @@ impl memory::Host for InstanceState {
         if let Err(e) = self.memory_gate(&ns, Some(Classification::Public)) {
             return Ok(Err(e));
         }
-        Ok(self.host.memory.delete(self.call.tenant.id(), &ns, &key, expected_version))
+        let store = self.host.memory.clone();
+        let result = store.delete(self.scope(&ns), &key, expected_version).await;
+        let (outcome, what) = match &result {
+            Ok(deleted) => ("deleted", serde_json::json!({ "existed": deleted })),
+            Err(e) => ("refused", serde_json::json!({ "error": e.to_string() })),
+        };
+        let mut what = what;
+        what["expected_version"] = expected_version.into();
+        if let Err(e) = self.record_write(&ns, &key, outcome, what) {
+            return Ok(Err(e));
+        }
+        Ok(result.map_err(Error::from))
     }
 
     async fn list(
@@ -109,6 +191,11 @@ impl memory::Host for InstanceState {
         if let Err(e) = self.memory_gate(&ns, None) {
             return Ok(Err(e));
         }
-        Ok(self.host.memory.list(self.call.tenant.id(), &ns, &prefix, cursor, limit))
+        let store = self.host.memory.clone();
+        Ok(store
+            .list(self.scope(&ns), &prefix, cursor.as_deref(), limit)
+            .await
+            .map(|page| ListPage { keys: page.keys, next_cursor: page.next_cursor })
+            .map_err(Error::from))
     }
 }
