@@ -1,12 +1,17 @@
 //! The model broker: the trait every model backend implements, and the
-//! backends. The built-in deterministic model is the offline default.
+//! backends: the built-in deterministic model (the offline default), AWS
+//! Bedrock Converse, and OpenAI-compatible chat completions.
 
+pub mod bedrock;
 mod builtin;
+pub mod openai;
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub use bedrock::BedrockModel;
 pub use builtin::{BUILTIN_MODEL_ID, BuiltinModel};
+pub use openai::OpenAiModel;
 
 use crate::bindings::model::{ConverseRequest, ConverseResponse, StopReason};
 use crate::bindings::types::{Error, TraceContext};
@@ -43,4 +48,33 @@ pub fn stop_reason_name(reason: StopReason) -> &'static str {
         StopReason::GuardrailIntervened => "guardrail-intervened",
         StopReason::ContentFiltered => "content-filtered",
     }
+}
+
+/// `[model]` in host.toml.
+#[derive(Debug, Clone, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    #[serde(default)]
+    pub backend: ModelBackendKind,
+    /// The model a request without `model-id` goes to.
+    #[serde(default)]
+    pub default_model: Option<String>,
+    /// `openai`: the API root, e.g. `http://127.0.0.1:8080/v1`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `openai`: the environment variable holding the API key, if the server wants one.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// `openai`: give up on a request after this long.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelBackendKind {
+    #[default]
+    Builtin,
+    Bedrock,
+    Openai,
 }
