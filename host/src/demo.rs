@@ -2,14 +2,20 @@
 //! asking the built-in model, which asks for the calculator tool, which the
 //! host runs in its own sandbox; then the model answers with the result.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
 use std::time::Instant;
 
 use clap::Args;
 use serde_json::{Value, json};
 
+use agenthost::audit::query::{self, Filter};
+use agenthost::audit::verify;
 use agenthost::bindings::model::{ContentBlock, Message, Role, ToolResultContent, ToolResultStatus};
+use agenthost::brokers::Backends;
 use agenthost::brokers::model::stop_reason_name;
+use agenthost::governance::HostSettings;
 use agenthost::runtime::tier_name;
 use agenthost::trace::TranscriptEvent;
 use agenthost::{Host, HostConfig, LoadOptions, LoadedComponent};
@@ -50,10 +56,16 @@ fn samples() -> (PathBuf, PathBuf) {
     (PathBuf::from("triage.wasm"), PathBuf::from("calculator.wasm"))
 }
 
-pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<(), Failure> {
+pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>, data: &Path) -> Result<(), Failure> {
     let (triage_path, calculator_path) = samples();
     let mut out = String::new();
-    let host = Host::new(HostConfig { cache_dir, ..HostConfig::default() })?;
+    let backends = Backends::open(&HostSettings::default(), data).await.map_err(|e| anyhow!(e))?;
+    let host = Host::new(HostConfig {
+        cache_dir,
+        audit: backends.audit.clone(),
+        memory: Some(backends.memory.clone()),
+        ..HostConfig::default()
+    })?;
     say!(out, "agenthost demo: the triage agent answers a question on the built-in model (offline),");
     say!(out, "calling the calculator tool through the host. Each component runs in its own sandbox.\n");
     say!(out, "  engine     {:?} instance allocator, epoch deadlines, fuel metering", host.allocator());
@@ -134,7 +146,69 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> Result<()
         if tool_calls == 1 { "" } else { "s" },
         elapsed.as_millis()
     );
+    drop(host);
+    backends.close().await.map_err(|e| anyhow!(e))?;
+    if let Some(audit) = &backends.audit {
+        print_evidence(&mut out, audit.root(), &run.trace.run_id)?;
+    }
     crate::write_stdout(&out)
+}
+
+/// The audit records of the demo's run, then `audit verify` over the trail.
+fn print_evidence(out: &mut String, root: &Path, run_id: &str) -> Result<(), Failure> {
+    let streams = verify::load_dir(root).map_err(|e| anyhow!(e))?;
+    let filter = Filter { run_id: Some(run_id.to_owned()), ..Filter::default() };
+    let found = query::query(&streams, &filter);
+    say!(out, "\n── audit trail ({} records of this run, {}) ──────", found.len(), root.display());
+    for record in &found {
+        let r = &record.record;
+        let field = |name: &str| r.get(name).and_then(Value::as_str).unwrap_or("-").to_owned();
+        let what = r.get("what").cloned().unwrap_or(Value::Null);
+        let detail = match field("kind").as_str() {
+            "decision" => format!(
+                "{} {}",
+                what["action"].as_str().unwrap_or("-"),
+                what["resource"].as_str().unwrap_or("-")
+            ),
+            "model_call" => format!(
+                "{} tokens {} prompt {}",
+                what["model"].as_str().unwrap_or("-"),
+                what["usage"]["total_tokens"],
+                what["prompt_digest"].as_str().and_then(|d| d.get(..19)).unwrap_or("-")
+            ),
+            "tool_call" => format!(
+                "{} input {}",
+                what["component"].as_str().unwrap_or("-"),
+                what["input_digest"].as_str().and_then(|d| d.get(..19)).unwrap_or("-")
+            ),
+            _ => what.to_string(),
+        };
+        say!(
+            out,
+            "  #{:<6} {:<12} {:<9} {:<24} {detail}",
+            record.seq,
+            field("kind"),
+            field("outcome"),
+            field("agent")
+        );
+    }
+    let (key, _) = verify::trusted_key(root, None).map_err(|e| anyhow!(e))?;
+    let report = verify::verify(&streams, Some(&key));
+    for stream in &report.streams {
+        let verdict = match &stream.problem {
+            None => "intact".to_owned(),
+            Some(problem) => format!("DAMAGED: {}", problem.message),
+        };
+        say!(
+            out,
+            "  verify     stream {}: {verdict} ({} records, chain and {} signed checkpoints checked)",
+            stream.stream,
+            stream.records,
+            stream.checkpoints
+        );
+    }
+    say!(out, "  (agenthost audit verify / agenthost audit query --run-id {run_id} show the same)");
+    Ok(())
 }
 
 fn print_loaded(out: &mut String, component: &LoadedComponent, started: Instant) {

@@ -8,6 +8,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use agenthost::audit::{self, AuditLog};
 use agenthost::governance::approvals::{self, Status, TOKEN_TTL_SECS};
 use agenthost::governance::packs::{self, Pack};
 use agenthost::governance::policy::Mode;
@@ -180,8 +181,41 @@ pub async fn manifest(command: ManifestCommand, cache_dir: Option<PathBuf>) -> R
     }
 }
 
-pub fn approvals(command: ApprovalsCommand, governance: &Governance) -> Result<(), Failure> {
+pub async fn approvals(
+    command: ApprovalsCommand,
+    governance: &Governance,
+    data: &Path,
+) -> Result<(), Failure> {
     let store = governance.approvals().ok_or_else(|| anyhow!("no approvals store (no data directory)"))?;
+    // An approval or denial is evidence: it goes into the audit trail
+    // before the command reports it done.
+    let record = |request: &approvals::ApprovalRequest, approver: &str, outcome: &str, reason: &str| {
+        if !governance.settings().audit.enabled {
+            return Ok::<(), anyhow::Error>(());
+        }
+        let settings = &governance.settings().audit;
+        let log = AuditLog::open(&data.join("audit"), settings.options(), None, Vec::new())?;
+        let mut event = audit::Event::new(
+            audit::Kind::Approval,
+            request.tenant.clone(),
+            outcome,
+            json!({
+                "request": request.id,
+                "tool": request.tool,
+                "tier": request.tier,
+                "input_digest": request.input_digest,
+                "approver": approver,
+                "approvals": format!("{}/{}", request.tokens.len(), request.approvals_needed),
+            }),
+        );
+        event.principal = Some(approver.to_owned());
+        event.trace_id = Some(request.trace_id.clone());
+        event.run_id = Some(request.run_id.clone());
+        event.why = (!reason.is_empty()).then(|| reason.to_owned());
+        log.record_blocking(&event)?;
+        log.close()?;
+        Ok(())
+    };
     match command {
         ApprovalsCommand::List { tenant, all } => {
             let requests = store.list(tenant.as_deref()).map_err(|e| anyhow!(e))?;
@@ -209,6 +243,7 @@ pub fn approvals(command: ApprovalsCommand, governance: &Governance) -> Result<(
             check_approver(governance, &request.tenant, &approver, Some(&key))?;
             let (request, token) =
                 store.decide(&id, &approver, Some(&key), true, &reason, ttl).map_err(|e| anyhow!(e))?;
+            record(&request, &approver, "approved", &reason)?;
             print_json(&json!({
                 "id": request.id,
                 "status": request.status,
@@ -222,6 +257,7 @@ pub fn approvals(command: ApprovalsCommand, governance: &Governance) -> Result<(
             check_approver(governance, &request.tenant, &approver, None)?;
             let (request, _) =
                 store.decide(&id, &approver, None, false, &reason, 0).map_err(|e| anyhow!(e))?;
+            record(&request, &approver, "denied", &reason)?;
             print_json(&json!({ "id": request.id, "status": request.status }))
         }
     }

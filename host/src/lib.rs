@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod bindings;
 pub mod brokers;
 mod cache;

@@ -9,10 +9,13 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
+use agenthost::brokers::Backends;
 use agenthost::governance::{ApprovalToken, Governance};
 use agenthost::runtime::tier_name;
 use agenthost::{CallOptions, Host, HostConfig, InvokeError, LoadOptions, LoadedComponent, World};
 
+mod audit_cli;
+mod aws_cli;
 mod demo;
 mod governance_cli;
 
@@ -76,6 +79,12 @@ enum Command {
     /// Resolve layered policy packs into a signed manifest, or run their test cases
     #[command(subcommand)]
     Policy(governance_cli::PolicyCommand),
+    /// Verify the audit trail or query its records
+    #[command(subcommand)]
+    Audit(audit_cli::AuditCommand),
+    /// Create the AWS resources the configured backends use
+    #[command(subcommand)]
+    Aws(aws_cli::AwsCommand),
     /// Make an ed25519 key pair: <STEM>.key (PKCS#8 PEM, private) and <STEM>.pub
     Keygen {
         #[arg(value_name = "STEM")]
@@ -162,7 +171,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(dispatch(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(Failure::Invoke(e)) => {
             write_stderr(&serde_json::to_string_pretty(&e.to_json()).unwrap_or_else(|_| e.to_string()));
             ExitCode::from(1)
@@ -180,19 +189,22 @@ fn init_logging(filter: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
-async fn dispatch(cli: Cli) -> Result<(), Failure> {
+async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     let data = data_dir(cli.data_dir.as_deref());
     let cache_dir = if cli.no_cache { None } else { Some(data.join("cache")) };
     let governance =
         || governance_cli::load_governance(cli.config.as_deref(), cli.tenant_scope.as_deref(), &data);
+    let done = |r: Result<(), Failure>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Run(args) => run(args, cache_dir, governance()?).await,
-        Command::Inspect { component } => inspect(&component, cache_dir, governance()?).await,
-        Command::Demo(args) => demo::run(args, cache_dir).await,
-        Command::Manifest(command) => governance_cli::manifest(command, cache_dir).await,
-        Command::Approvals(command) => governance_cli::approvals(command, &*governance()?),
-        Command::Policy(command) => governance_cli::policy(command),
-        Command::Keygen { stem } => governance_cli::keygen(&stem),
+        Command::Run(args) => done(run(args, cache_dir, governance()?, &data).await),
+        Command::Inspect { component } => done(inspect(&component, cache_dir, governance()?).await),
+        Command::Demo(args) => done(demo::run(args, cache_dir, &data).await),
+        Command::Manifest(command) => done(governance_cli::manifest(command, cache_dir).await),
+        Command::Approvals(command) => done(governance_cli::approvals(command, &*governance()?, &data).await),
+        Command::Policy(command) => done(governance_cli::policy(command)),
+        Command::Audit(command) => audit_cli::run(command, &data, &governance()?.settings().aws).await,
+        Command::Aws(command) => done(aws_cli::run(command, governance()?.settings()).await),
+        Command::Keygen { stem } => done(governance_cli::keygen(&stem)),
     }
 }
 
@@ -263,11 +275,27 @@ fn tool_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
-async fn run(args: RunArgs, cache_dir: Option<PathBuf>, governance: Arc<Governance>) -> Result<(), Failure> {
+async fn run(
+    args: RunArgs,
+    cache_dir: Option<PathBuf>,
+    governance: Arc<Governance>,
+    data: &Path,
+) -> Result<(), Failure> {
     let input = read_input(&args)?;
+    let backends = Backends::open(governance.settings(), data).await.map_err(|e| anyhow::anyhow!(e))?;
     let mut config = host_config(&args.limits, cache_dir);
     config.governance = Some(governance);
+    config.audit = backends.audit.clone();
+    config.memory = Some(backends.memory.clone());
+    config.model = backends.model.clone();
     let host = Host::new(config)?;
+    let result = run_on(&host, &args, &input).await;
+    drop(host);
+    backends.close().await.map_err(|e| anyhow::anyhow!(e))?;
+    print_json(&result?)
+}
+
+async fn run_on(host: &Host, args: &RunArgs, input: &Value) -> Result<Value, Failure> {
     let load = || LoadOptions { tenant: args.tenant.clone(), ..LoadOptions::default() };
     for path in &args.tools {
         for file in tool_files(path)? {
@@ -293,21 +321,20 @@ async fn run(args: RunArgs, cache_dir: Option<PathBuf>, governance: Arc<Governan
     let options =
         CallOptions { principal: args.principal.clone(), approvals, approval_request: args.approval.clone() };
     let component = host.load_file(&args.component, load()).await?;
-    let printed = match component.world() {
+    Ok(match component.world() {
         World::Tool => {
-            let output = host.invoke_tool_with(&component, &input, &options).await?;
+            let output = host.invoke_tool_with(&component, input, &options).await?;
             if args.transcript { json!({ "output": output }) } else { output }
         }
         World::Agent => {
-            let run = host.run_agent_with(&component, &input, &options).await?;
+            let run = host.run_agent_with(&component, input, &options).await?;
             if args.transcript {
                 json!({ "output": run.output, "trace": run.trace, "transcript": run.transcript.events() })
             } else {
                 run.output
             }
         }
-    };
-    print_json(&printed)
+    })
 }
 
 async fn inspect(
@@ -366,7 +393,7 @@ pub(crate) fn write_stderr(text: &str) {
 }
 
 /// Writes to stdout; a closed pipe or a full disk is an error, not a panic.
-fn write_stdout(text: &str) -> Result<(), Failure> {
+pub(crate) fn write_stdout(text: &str) -> Result<(), Failure> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("cannot write to stdout")?;

@@ -18,8 +18,10 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
+use crate::audit::{self, AuditLog};
 use crate::bindings::types::{RiskTier, ToolSpec, TraceContext};
 use crate::bindings::{AgentPre, AgentSpec, Task, ToolPre};
+use crate::brokers::memory::{InProcessMemory, MemoryStore};
 use crate::brokers::model::{BuiltinModel, ModelBackend};
 use crate::cache::{ArtifactCache, Lookup};
 use crate::capabilities::{self, CallContext, Capability, Grant, InstanceState, Refusal, World};
@@ -49,6 +51,10 @@ pub struct HostConfig {
     /// tenant (see [`Governance::development`]).
     pub governance: Option<Arc<Governance>>,
     pub model: Arc<dyn ModelBackend>,
+    /// The evidence plane; `None` runs without an audit trail (tests, benches).
+    pub audit: Option<Arc<AuditLog>>,
+    /// The memory backend; `None` keeps records in this process only.
+    pub memory: Option<Arc<dyn MemoryStore>>,
 }
 
 impl Default for HostConfig {
@@ -60,6 +66,8 @@ impl Default for HostConfig {
             tenant: "default".to_owned(),
             governance: None,
             model: Arc::new(BuiltinModel),
+            audit: None,
+            memory: None,
         }
     }
 }
@@ -268,7 +276,8 @@ pub(crate) struct HostInner {
     /// Registered tools by (tenant, name).
     tools: RwLock<BTreeMap<(String, String), Arc<LoadedComponent>>>,
     pub(crate) model: Arc<dyn ModelBackend>,
-    pub(crate) memory: crate::brokers::memory::InProcessMemory,
+    pub(crate) memory: Arc<dyn MemoryStore>,
+    pub(crate) audit: Option<Arc<AuditLog>>,
     limits: Limits,
     governance: Arc<Governance>,
     /// Shared by every call that presents no approval token.
@@ -369,7 +378,8 @@ impl Host {
                 compiled: Mutex::new(HashMap::new()),
                 tools: RwLock::new(BTreeMap::new()),
                 model: config.model,
-                memory: crate::brokers::memory::InProcessMemory::default(),
+                memory: config.memory.unwrap_or_else(|| Arc::new(InProcessMemory::default())),
+                audit: config.audit,
                 limits: config.limits,
                 governance,
                 no_approvals: Arc::from([]),
@@ -607,6 +617,7 @@ impl Host {
             }
         };
         let loaded = LoadedComponent { subject, world, tier, limits, imports, exports, source, kind };
+        self.inner.record_load(&loaded).map_err(|e| InvokeError::internal(e).with_component(loaded.id()))?;
         tracing::debug!(component = %loaded.id(), tenant = loaded.tenant(), world = world.name(), source = ?loaded.source, "loaded component");
         Ok(Arc::new(loaded))
     }
@@ -742,9 +753,16 @@ impl Host {
         R: Send + 'static,
     {
         let root = self.inner.root(component, options)?;
-        let permit = self.inner.admit(component)?;
+        let permit = match self.inner.admit(component) {
+            Ok(permit) => permit,
+            Err(e) => {
+                self.inner.record_refusal(component, &root, &e);
+                self.inner.settle().await?;
+                return Err(e);
+            }
+        };
         let run = call(self.inner.clone(), component.clone(), root);
-        match component.subject.tenant.workers() {
+        let result = match component.subject.tenant.workers() {
             Some(workers) => workers
                 .spawn(async move {
                     let _permit = permit;
@@ -756,7 +774,10 @@ impl Host {
                 let _permit = permit;
                 run.await
             }
-        }
+        };
+        // The caller learns the outcome only once its evidence is on disk.
+        self.inner.settle().await?;
+        result
     }
 
     async fn compile(&self, bytes: &[u8], digest_hex: &str) -> Result<(Component, LoadSource), String> {
@@ -891,6 +912,7 @@ impl HostInner {
             deadline,
             depth,
             transcript,
+            audit: self.audit.clone(),
         })
     }
 
@@ -910,10 +932,23 @@ impl HostInner {
         let transcript = Arc::new(Transcript::default());
         let call =
             self.call_context(&agent.subject, &agent.limits, Parent::Root(Some(transcript.clone()), root));
+        let result = self.run_agent_in(agent, pre, input, &call).await;
+        self.record_call(&call, agent, input, &result)?;
+        let (output, trace) = result?;
+        Ok(RunOutput { output, trace, transcript })
+    }
+
+    async fn run_agent_in(
+        self: &Arc<Self>,
+        agent: &LoadedComponent,
+        pre: &AgentPre<InstanceState>,
+        input: &Value,
+        call: &Arc<CallContext>,
+    ) -> Result<(Value, TraceContext), InvokeError> {
         let trace = call.trace.clone();
         let task = Task { input: input.to_string(), context: trace.clone() };
         let mut store = self.new_store(&agent.limits, call.clone());
-        let outcome = tokio::time::timeout(backstop(&call), async {
+        let outcome = tokio::time::timeout(backstop(call), async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_run(&mut store, &task).await
         })
@@ -922,7 +957,7 @@ impl HostInner {
         let outcome = self.finish(&store, agent.id(), &agent.limits, outcome)?;
         let outcome = outcome.map_err(|e| InvokeError::from_guest(e, agent.id()))?;
         let output = self.parse_output(agent, &outcome.output)?;
-        Ok(RunOutput { output, trace, transcript })
+        Ok((output, trace))
     }
 
     /// Resolves a top-level call's options: the caller, and for a
@@ -1182,18 +1217,32 @@ impl HostInner {
             )
             .with_component(tool.id()));
         };
-        schema.check(input).map_err(|message| {
-            InvokeError::new(ErrorKind::InvalidInput, message).with_component(tool.id())
-        })?;
         let principal = match &parent {
             Parent::Root(_, root) => Principal::User(&root.principal),
             Parent::Caller(caller) => Principal::Component(caller),
         };
         let call = self.call_context(&tool.subject, &tool.limits, parent);
-        self.govern(tool, input, &call, principal)?;
+        let result = self.run_tool(tool, pre, schema, input, &call, principal).await;
+        self.record_call(&call, tool, input, &result)?;
+        result
+    }
+
+    async fn run_tool(
+        self: &Arc<Self>,
+        tool: &LoadedComponent,
+        pre: &ToolPre<InstanceState>,
+        schema: &InputSchema,
+        input: &Value,
+        call: &Arc<CallContext>,
+        principal: Principal<'_>,
+    ) -> Result<Value, InvokeError> {
+        schema.check(input).map_err(|message| {
+            InvokeError::new(ErrorKind::InvalidInput, message).with_component(tool.id())
+        })?;
+        self.govern(tool, input, call, principal)?;
         let input = input.to_string();
         let mut store = self.new_store(&tool.limits, call.clone());
-        let outcome = tokio::time::timeout(backstop(&call), async {
+        let outcome = tokio::time::timeout(backstop(call), async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_invoke(&mut store, &input).await
         })
@@ -1209,6 +1258,96 @@ impl HostInner {
             e
         })?;
         self.parse_output(tool, &output)
+    }
+
+    /// The audit records of one invocation: the call with its input digest
+    /// and status, and the limit it hit, if any.
+    fn record_call<T>(
+        &self,
+        call: &CallContext,
+        component: &LoadedComponent,
+        input: &Value,
+        result: &Result<T, InvokeError>,
+    ) -> Result<(), InvokeError> {
+        if self.audit.is_none() {
+            return Ok(());
+        }
+        let id = component.id();
+        let (outcome, error) = match result {
+            Ok(_) => ("ok".to_owned(), None),
+            Err(e) => (e.kind.to_string(), Some(e)),
+        };
+        let what = serde_json::json!({
+            "component": format!("{}@{}", id.name, id.version),
+            "digest": id.digest,
+            "world": component.world.name(),
+            "tier": component.tier.map(Tier::as_str),
+            "input_digest": digest(canonical_json(input).as_bytes()),
+            "depth": call.depth,
+            "error": error.map(|e| e.message.clone()),
+            "policies": error.map(|e| e.policies.clone()).unwrap_or_default(),
+            "approval_request": error.and_then(|e| e.approval_request.clone()),
+        });
+        let failed = |e: String| InvokeError::internal(e).with_component(id);
+        call.evidence(audit::Kind::ToolCall, &outcome, what, None).map_err(failed)?;
+        if let Some(limit) = error.and_then(|e| e.limit.as_ref()) {
+            let what =
+                serde_json::json!({ "component": format!("{}@{}", id.name, id.version), "limit": limit });
+            let why = error.map(|e| e.message.clone());
+            call.evidence(audit::Kind::Limit, &outcome, what, why).map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// A `deploy` record for every component loaded into this host.
+    fn record_load(&self, loaded: &LoadedComponent) -> Result<(), String> {
+        let Some(audit) = &self.audit else { return Ok(()) };
+        let id = loaded.id();
+        let mut event = audit::Event::new(
+            audit::Kind::Deploy,
+            loaded.tenant(),
+            "loaded",
+            serde_json::json!({
+                "component": format!("{}@{}", id.name, id.version),
+                "digest": id.digest,
+                "world": loaded.world.name(),
+                "tier": loaded.tier.map(Tier::as_str),
+                "source": format!("{:?}", loaded.source),
+                "imports": loaded.imports,
+            }),
+        );
+        event.agent = Some(format!("{}@{}", id.name, id.version));
+        event.component = Some(id.digest.clone());
+        audit.append_owned(event).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// A top-level call refused before it ran (a tenant quota): its limit record.
+    fn record_refusal(&self, component: &LoadedComponent, root: &Root, e: &InvokeError) {
+        let Some(audit) = &self.audit else { return };
+        let id = component.id();
+        let mut event = audit::Event::new(
+            audit::Kind::Limit,
+            component.tenant(),
+            e.kind.to_string(),
+            serde_json::json!({ "component": format!("{}@{}", id.name, id.version), "limit": e.limit }),
+        );
+        event.principal = Some(root.principal.clone());
+        event.agent = Some(format!("{}@{}", id.name, id.version));
+        event.component = Some(id.digest.clone());
+        event.run_id.clone_from(&root.run_id);
+        event.why = Some(e.message.clone());
+        if let Err(e) = audit.append_owned(event) {
+            tracing::error!(target: "agenthost::audit", error = %e, "a refused call could not be recorded");
+        }
+    }
+
+    /// Waits until every record queued so far is durable.
+    async fn settle(&self) -> Result<(), InvokeError> {
+        let Some(audit) = &self.audit else { return Ok(()) };
+        audit
+            .durable_ticket(audit.last_ticket())
+            .await
+            .map_err(|e| InvokeError::new(ErrorKind::Unavailable, e.to_string()))
     }
 
     /// The per-call gate of a tool invocation: policy, then the obligations
@@ -1333,6 +1472,8 @@ impl HostInner {
                 }
             }
             tracing::info!(target: "agenthost::decision", tenant = tenant.id(), tool = %tool_ref, tier = tier.as_str(), approvals = ?used, "approved call runs");
+            let what = serde_json::json!({ "tool": tool_ref, "tier": tier.as_str(), "input_digest": input_digest, "tokens": used });
+            call.evidence(audit::Kind::Approval, "used", what, None).map_err(InvokeError::internal)?;
             return Ok(());
         }
         if valid.len() > approvers.len() || (!valid.is_empty() && needed > 1) {
@@ -1380,6 +1521,14 @@ impl HostInner {
         } else {
             String::new()
         };
+        let what = serde_json::json!({
+            "request": request.id,
+            "tool": tool_ref,
+            "tier": tier.as_str(),
+            "input_digest": input_digest,
+            "approvals_needed": needed,
+        });
+        call.evidence(audit::Kind::Approval, "requested", what, None).map_err(InvokeError::internal)?;
         let mut e = InvokeError::new(
             ErrorKind::ApprovalRequired,
             format!(

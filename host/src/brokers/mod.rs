@@ -1,7 +1,120 @@
-//! Backends behind the host interfaces: the model broker with its built-in
-//! deterministic backend, and an in-process memory store. Persistent and
-//! AWS backends (embedded store, DynamoDB, SQS/EventBridge, audit) arrive
-//! with the brokers issue.
+//! Backends behind the host interfaces, chosen by configuration (`host.toml`):
+//! models (built-in, Bedrock Converse, OpenAI-compatible HTTP), memory
+//! (embedded redb, DynamoDB, in-process), and the AWS client settings they
+//! share. [`Backends::open`] builds what a host's settings ask for.
 
+pub mod aws;
 pub mod memory;
 pub mod model;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::audit::s3::{self, S3Sink};
+use crate::audit::{AuditLog, Sink};
+use crate::governance::HostSettings;
+use memory::{DEFAULT_TABLE, DynamoMemory, EmbeddedMemory, InProcessMemory, MemoryBackend, MemoryStore};
+use model::{BedrockModel, BuiltinModel, ModelBackend, ModelBackendKind, OpenAiModel};
+
+/// The backends of one host process.
+pub struct Backends {
+    pub audit: Option<Arc<AuditLog>>,
+    pub audit_s3: Option<Arc<S3Sink>>,
+    pub memory: Arc<dyn MemoryStore>,
+    pub model: Arc<dyn ModelBackend>,
+}
+
+/// The model backend `settings` ask for.
+///
+/// # Errors
+/// A missing endpoint for `openai`, or a client that cannot be built.
+pub async fn model_backend(
+    settings: &model::ModelSettings,
+    aws: &aws::AwsSettings,
+) -> Result<Arc<dyn ModelBackend>, String> {
+    Ok(match settings.backend {
+        ModelBackendKind::Builtin => Arc::new(BuiltinModel),
+        ModelBackendKind::Bedrock => {
+            let config = aws.load().await;
+            let model = settings
+                .default_model
+                .clone()
+                .ok_or("[model] backend = \"bedrock\" needs default_model (a Bedrock model id)")?;
+            Arc::new(BedrockModel::new(aws_sdk_bedrockruntime::Client::new(&config), model))
+        }
+        ModelBackendKind::Openai => {
+            let endpoint = settings
+                .endpoint
+                .as_deref()
+                .ok_or("[model] backend = \"openai\" needs endpoint (e.g. http://127.0.0.1:8080/v1)")?;
+            let key = match &settings.api_key_env {
+                Some(var) => {
+                    Some(std::env::var(var).map_err(|_| format!("[model] api_key_env: ${var} is not set"))?)
+                }
+                None => None,
+            };
+            let timeout = std::time::Duration::from_millis(settings.timeout_ms.unwrap_or(60_000));
+            let model = settings.default_model.clone().unwrap_or_else(|| "default".to_owned());
+            Arc::new(OpenAiModel::new(endpoint, key, model, timeout)?)
+        }
+    })
+}
+
+impl Backends {
+    /// Opens what `settings` ask for, with local state under `data`.
+    ///
+    /// # Errors
+    /// Names the backend that cannot be opened and why.
+    pub async fn open(settings: &HostSettings, data: &Path) -> Result<Backends, String> {
+        let memory: Arc<dyn MemoryStore> = match settings.memory.backend {
+            MemoryBackend::Embedded => Arc::new(
+                EmbeddedMemory::open(&data.join("memory"), settings.memory.durable.unwrap_or(true))
+                    .map_err(|e| format!("memory backend `embedded`: {e}"))?,
+            ),
+            MemoryBackend::InProcess => Arc::new(InProcessMemory::default()),
+            MemoryBackend::Dynamodb => {
+                let config = settings.aws.load().await;
+                let table = settings.memory.table.clone().unwrap_or_else(|| DEFAULT_TABLE.to_owned());
+                Arc::new(DynamoMemory::new(aws_sdk_dynamodb::Client::new(&config), table))
+            }
+        };
+        let (audit, audit_s3) = if settings.audit.enabled {
+            let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+            let mut audit_s3 = None;
+            if let Some(s3_settings) = &settings.audit.s3 {
+                let client = s3::client(&settings.aws).await;
+                let sink = S3Sink::new(client, s3_settings.clone()).map_err(|e| e.to_string())?;
+                sinks.push(sink.clone());
+                audit_s3 = Some(sink);
+            }
+            let root = data.join("audit");
+            let log =
+                AuditLog::open(&root, settings.audit.options(), None, sinks).map_err(|e| e.to_string())?;
+            if let Some(sink) = &audit_s3 {
+                // Segments sealed by an earlier process whose upload never finished.
+                if let Err(e) = sink.backfill(log.stream(), log.dir(), None).await {
+                    tracing::warn!(target: "agenthost::audit", error = %e, "cannot catch up on earlier audit uploads");
+                }
+            }
+            (Some(log), audit_s3)
+        } else {
+            (None, None)
+        };
+        let model = model_backend(&settings.model, &settings.aws).await?;
+        Ok(Backends { audit, audit_s3, memory, model })
+    }
+
+    /// Signs a final checkpoint, seals the segment and waits for its upload.
+    ///
+    /// # Errors
+    /// When the last records or uploads could not be written.
+    pub async fn close(&self) -> Result<(), String> {
+        if let Some(audit) = &self.audit {
+            audit.close().map_err(|e| e.to_string())?;
+        }
+        if let Some(sink) = &self.audit_s3 {
+            sink.flush().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}

@@ -17,6 +17,7 @@ pub mod tools;
 pub mod unavailable;
 pub mod wasi;
 
+use crate::audit::{self, AuditLog};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
@@ -267,9 +268,41 @@ pub struct CallContext {
     /// How many `tools.invoke` hops led here (0 for a top-level call).
     pub depth: u32,
     pub transcript: Option<Arc<Transcript>>,
+    /// Where this call's evidence goes; `None` runs without an audit trail.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 impl CallContext {
+    /// Queues an audit record of this call: the caller, component, trace and
+    /// run come from the context, the rest from the arguments.
+    ///
+    /// # Errors
+    ///
+    /// When the audit trail has failed: the caller must not go on as if the
+    /// side effect were recorded.
+    pub(crate) fn evidence(
+        &self,
+        kind: audit::Kind,
+        outcome: &str,
+        what: serde_json::Value,
+        why: Option<String>,
+    ) -> Result<(), String> {
+        let Some(audit) = &self.audit else { return Ok(()) };
+        let event = audit::Event {
+            kind,
+            tenant: self.tenant.id().to_owned(),
+            principal: Some(self.requested_by.clone()),
+            agent: Some(self.trace.agent_id.clone()),
+            component: Some(self.component.digest.clone()),
+            trace_id: Some(self.trace.trace_id.clone()),
+            run_id: Some(self.trace.run_id.clone()),
+            outcome: outcome.to_owned(),
+            what,
+            why,
+        };
+        audit.append_owned(event).map(|_| ()).map_err(|e| e.to_string())
+    }
+
     /// `name@version` of the component, for logs and transcripts.
     pub fn caller(&self) -> String {
         format!("{}@{}", self.component.name, self.component.version)
@@ -289,7 +322,7 @@ impl CallContext {
     /// The decision, when it stops the call (a denial in enforce mode), or
     /// why the engine could not decide.
     pub(crate) fn judge(&self, query: impl FnOnce() -> Query) -> Result<(), Refusal> {
-        if self.policy.permits_all() && self.transcript.is_none() {
+        if self.policy.permits_all() && self.transcript.is_none() && self.audit.is_none() {
             return Ok(());
         }
         let query = query();
@@ -331,6 +364,20 @@ impl CallContext {
     }
 }
 
+/// The WIT case of an error, as the audit trail names outcomes.
+pub(crate) fn error_case(error: &bindings::types::Error) -> &'static str {
+    use bindings::types::Error;
+    match error {
+        Error::Denied(_) => "denied",
+        Error::NotFound(_) => "not-found",
+        Error::InvalidInput(_) => "invalid-input",
+        Error::LimitExceeded(_) => "limit-exceeded",
+        Error::Unavailable(_) => "unavailable",
+        Error::ApprovalRequired(_) => "approval-required",
+        Error::Internal(_) => "internal",
+    }
+}
+
 /// Why the policy stopped a call.
 pub(crate) enum Refusal {
     /// Denied, with the explanation and the deciding policies.
@@ -339,9 +386,28 @@ pub(crate) enum Refusal {
     Failed(String),
 }
 
-/// Logs a decision (the audit trail records it once it lands) and adds it
-/// to the run's transcript.
+/// Logs a decision, appends it to the audit trail and adds it to the run's
+/// transcript.
 pub(crate) fn record_decision(call: &CallContext, query: &Query, decision: &Decision) {
+    if call.audit.is_some() {
+        let outcome = match (decision.allowed, decision.enforced) {
+            (true, _) => "allowed",
+            (false, true) => "denied",
+            (false, false) => "denied (log-only)",
+        };
+        let what = serde_json::json!({
+            "principal": query.principal.to_string(),
+            "action": query.action.as_str(),
+            "resource": query.resource.to_string(),
+            "policies": decision.policies,
+            "source": decision.source,
+            "enforced": decision.enforced,
+        });
+        let why = (!decision.allowed).then(|| decision.explain(query));
+        if let Err(e) = call.evidence(audit::Kind::Decision, outcome, what, why) {
+            tracing::error!(target: "agenthost::audit", error = %e, "a policy decision could not be recorded");
+        }
+    }
     tracing::info!(
         target: "agenthost::decision",
         tenant = call.tenant.id(),

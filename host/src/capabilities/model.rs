@@ -6,12 +6,15 @@
 //! them. Tokens used (from the response) are charged to the tenant. The
 //! call is recorded in the run's transcript.
 
+use crate::audit;
 use crate::bindings::model::{ConverseRequest, ConverseResponse, Host};
 use crate::bindings::types::Error;
+use crate::brokers::model::stop_reason_name;
+use crate::governance::keys::{canonical_json, digest};
 use crate::governance::policy::{Action, EntityRef};
 use crate::trace::TranscriptEvent;
 
-use super::InstanceState;
+use super::{InstanceState, error_case};
 
 impl Host for InstanceState {
     async fn converse(
@@ -48,6 +51,40 @@ impl Host for InstanceState {
             call.tenant
                 .tokens
                 .record(u64::from(response.usage.input_tokens) + u64::from(response.usage.output_tokens));
+        }
+        if call.audit.is_some() {
+            // The prompt's digest, never its content: the trail proves what
+            // was sent without becoming a copy of it.
+            let prompt = serde_json::to_value(&request).map(|v| digest(canonical_json(&v).as_bytes()));
+            let (outcome, what) = match &result {
+                Ok(response) => (
+                    "ok".to_owned(),
+                    serde_json::json!({
+                        "backend": backend.name(),
+                        "model": response.model_id,
+                        "prompt_digest": prompt.ok(),
+                        "messages": request.messages.len(),
+                        "stop_reason": stop_reason_name(response.stop_reason),
+                        "usage": {
+                            "input_tokens": response.usage.input_tokens,
+                            "output_tokens": response.usage.output_tokens,
+                            "total_tokens": response.usage.total_tokens,
+                        },
+                    }),
+                ),
+                Err(e) => (
+                    error_case(e).to_owned(),
+                    serde_json::json!({
+                        "backend": backend.name(),
+                        "model": request.model_id,
+                        "prompt_digest": prompt.ok(),
+                        "error": format!("{e:?}"),
+                    }),
+                ),
+            };
+            if let Err(e) = call.evidence(audit::Kind::ModelCall, &outcome, what, None) {
+                return Ok(Err(Error::Unavailable(e)));
+            }
         }
         if let Some(transcript) = &self.call.transcript {
             let (response, error) = match &result {

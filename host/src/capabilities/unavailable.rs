@@ -38,8 +38,42 @@ impl events::Host for InstanceState {
     }
 }
 
+/// The largest `data` a guest may attach to one evidence record.
+const EVIDENCE_DATA_BYTES: usize = 16 * 1024;
+
 impl audit::Host for InstanceState {
-    async fn emit(&mut self, _item: audit::Evidence) -> wasmtime::Result<Result<String, Error>> {
-        unavailable(Capability::Audit)
+    /// Guest evidence goes into the same chain as the host's own records,
+    /// marked `evidence` and attributed by the host (tenant, agent, run),
+    /// never by the guest.
+    async fn emit(&mut self, item: audit::Evidence) -> wasmtime::Result<Result<String, Error>> {
+        let call = self.call.clone();
+        if let Err(e) = call.charge() {
+            return Ok(Err(e));
+        }
+        let Some(log) = &call.audit else {
+            return unavailable(Capability::Audit);
+        };
+        if item.data.len() > EVIDENCE_DATA_BYTES || item.summary.len() > 1024 || item.kind.len() > 64 {
+            return Ok(Err(Error::InvalidInput(format!(
+                "evidence is limited to a kind of 64 bytes, a summary of 1024 and data of {EVIDENCE_DATA_BYTES}"
+            ))));
+        }
+        let data: serde_json::Value = match serde_json::from_str(&item.data) {
+            Ok(data) => data,
+            Err(e) => return Ok(Err(Error::InvalidInput(format!("evidence `data` is not JSON: {e}")))),
+        };
+        let event = crate::audit::Event {
+            kind: crate::audit::Kind::Evidence,
+            tenant: call.tenant.id().to_owned(),
+            principal: Some(call.requested_by.clone()),
+            agent: Some(call.trace.agent_id.clone()),
+            component: Some(call.component.digest.clone()),
+            trace_id: Some(call.trace.trace_id.clone()),
+            run_id: Some(call.trace.run_id.clone()),
+            outcome: "emitted".to_owned(),
+            what: serde_json::json!({ "kind": item.kind, "data": data }),
+            why: Some(item.summary),
+        };
+        Ok(log.append_owned(event).map(|receipt| receipt.id).map_err(|e| Error::Unavailable(e.to_string())))
     }
 }

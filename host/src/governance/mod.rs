@@ -60,6 +60,18 @@ pub struct HostSettings {
     /// The tenant a call runs for when none is named.
     #[serde(default)]
     pub default_tenant: Option<String>,
+    /// Where AWS clients send their calls (endpoint, region, timeouts).
+    #[serde(default)]
+    pub aws: crate::brokers::aws::AwsSettings,
+    /// The audit trail: checkpoints, segments, the S3 Object Lock sink.
+    #[serde(default)]
+    pub audit: crate::audit::AuditSettings,
+    /// The memory backend.
+    #[serde(default)]
+    pub memory: crate::brokers::memory::MemorySettings,
+    /// The model backend.
+    #[serde(default)]
+    pub model: crate::brokers::model::ModelSettings,
 }
 
 /// A tenant as the host runs it: its configuration, approvers' keys,
@@ -185,6 +197,11 @@ impl Governance {
             approvals: data_dir.map(|d| ApprovalStore::open(&d.join("approvals"))).transpose()?,
             default_policy: PolicyEngine::permissive()?,
         })
+    }
+
+    /// The host-wide settings of `host.toml` (defaults without `--config`).
+    pub fn settings(&self) -> &HostSettings {
+        &self.settings
     }
 
     /// Loads `<config>/host.toml` (optional) and `<config>/tenants/*.toml`.

@@ -46,3 +46,50 @@ pub async fn try_load(
 pub fn bytes(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
+
+/// AWS clients for tests: the moto server that `scripts/test` starts.
+pub mod aws {
+    use aws_config::BehaviorVersion;
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    use aws_credential_types::Credentials;
+    use std::time::Duration;
+
+    /// The moto endpoint, from `AGENTHOST_TEST_AWS_ENDPOINT`. Without it the
+    /// AWS tests are skipped with a note, unless `AGENTHOST_REQUIRE_AWS=1`
+    /// (set by `scripts/test`) makes that a failure.
+    pub fn endpoint() -> Option<String> {
+        match std::env::var("AGENTHOST_TEST_AWS_ENDPOINT") {
+            Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+            _ => {
+                assert!(
+                    std::env::var("AGENTHOST_REQUIRE_AWS").as_deref() != Ok("1"),
+                    "AGENTHOST_TEST_AWS_ENDPOINT is not set: scripts/test starts moto and sets it"
+                );
+                eprintln!("skipped: no AWS emulator (run scripts/test, which starts moto)");
+                None
+            }
+        }
+    }
+
+    pub async fn moto() -> Option<aws_config::SdkConfig> {
+        Some(config_for(&endpoint()?).await)
+    }
+
+    /// Static test credentials, one region, short timeouts, one retry.
+    pub async fn config_for(endpoint: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "agenthost-tests"))
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_millis(500))
+                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .build(),
+            )
+            .load()
+            .await
+    }
+}

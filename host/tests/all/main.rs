@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod cache;
 mod cli;
 mod common;
@@ -11,5 +12,7 @@ mod engine;
 mod governance;
 mod limits;
 mod loading;
+mod memory;
+mod models;
 mod samples;
 mod schema;

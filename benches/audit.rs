@@ -1,0 +1,138 @@
+#![allow(clippy::expect_used)] // a bench that cannot set up has nothing to measure
+//! The evidence plane's throughput.
+//!
+//! - `audit/append-group-commit`: 256 concurrent callers each append a
+//!   record and wait until it is durable (fdatasync'd), over and over; the
+//!   figure is per record. The baseline in the same run,
+//!   `audit/plain-write-fsync-per-batch`, writes the same number of equally
+//!   sized lines to a plain file with one fdatasync per 256 lines: what group
+//!   commit costs above the disk itself.
+//! - `audit/verify`: checking a 100 000-record stream (chain, hashes,
+//!   checkpoint signatures); per record. Target ≥ 1 M records/s.
+//!
+//! Run: `cargo bench -p agenthost-benches --bench audit`.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agenthost::audit::verify;
+use agenthost::audit::{AuditLog, AuditOptions, Event, Kind, root_public_key};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::json;
+
+const CALLERS: usize = 256;
+
+fn event(i: u64) -> Event {
+    let mut event = Event::new(
+        Kind::Decision,
+        "acme",
+        "allowed",
+        json!({
+            "action": "ReadMemory",
+            "resource": "MemoryNamespace::\"acme/notes\"",
+            "policies": ["base/allow-read"],
+            "n": i,
+        }),
+    );
+    event.principal = Some("alice".into());
+    event.agent = Some("triage@1.0.0".into());
+    event.component = Some(format!("sha256:{}", "ab".repeat(32)));
+    event.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+    event.run_id = Some("01J9Z3R6W3F3K1S9V7N6Q2B8XA".into());
+    event
+}
+
+fn append(c: &mut Criterion) {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let dir = tempfile::tempdir().expect("dir");
+    let options = AuditOptions { segment_bytes: 1 << 30, ..AuditOptions::default() };
+    let log = AuditLog::open(dir.path(), options, None, Vec::new()).expect("open");
+    let sample_line = log.dir().to_path_buf();
+    let mut group = c.benchmark_group("audit");
+    group.throughput(Throughput::Elements(CALLERS as u64));
+    group.sample_size(20);
+    group.bench_function("append-group-commit", |b| {
+        b.iter_custom(|iters| {
+            let log = log.clone();
+            runtime.block_on(async move {
+                let started = Instant::now();
+                let tasks: Vec<_> = (0..CALLERS)
+                    .map(|t| {
+                        let log = log.clone();
+                        tokio::spawn(async move {
+                            for i in 0..iters {
+                                log.record(&event(i * CALLERS as u64 + t as u64)).await.expect("durable");
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                started.elapsed()
+            })
+        });
+    });
+    // A line as long as the ones the trail writes.
+    let line_len = std::fs::read_dir(&sample_line)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .and_then(|e| std::fs::read_to_string(e.path()).ok())
+        .and_then(|t| t.lines().next().map(str::len))
+        .unwrap_or(600);
+    let plain = dir.path().join("plain.log");
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&plain).expect("plain");
+    let line = vec![b'x'; line_len];
+    group.bench_function("plain-write-fsync-per-batch", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            let mut buf = Vec::with_capacity(CALLERS * (line_len + 1));
+            for _ in 0..iters {
+                buf.clear();
+                for _ in 0..CALLERS {
+                    buf.extend_from_slice(&line);
+                    buf.push(b'\n');
+                }
+                file.write_all(&buf).expect("write");
+                file.sync_data().expect("fsync");
+            }
+            started.elapsed()
+        });
+    });
+    group.finish();
+    log.close().expect("close");
+}
+
+fn verify_stream(c: &mut Criterion) {
+    const RECORDS: u64 = 100_000;
+    let dir = tempfile::tempdir().expect("dir");
+    let options = AuditOptions {
+        checkpoint_every: 4096,
+        checkpoint_interval: Duration::from_secs(3600),
+        ..AuditOptions::default()
+    };
+    let log: Arc<AuditLog> = AuditLog::open(dir.path(), options, None, Vec::new()).expect("open");
+    for i in 0..RECORDS {
+        log.append_owned(event(i)).expect("append");
+    }
+    log.close().expect("close");
+    let streams = verify::load_dir(dir.path()).expect("load");
+    let key = root_public_key(dir.path()).expect("key");
+    let mut group = c.benchmark_group("audit");
+    group.throughput(Throughput::Elements(RECORDS));
+    group.sample_size(10);
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            let report = verify::verify(&streams, Some(&key));
+            assert!(report.ok());
+            report
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, verify_stream);
+criterion_main!(benches);
