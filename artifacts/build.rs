@@ -12,6 +12,8 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("CALCULATOR", "calculator", "calculator.wasm"),
     ("KV_NOTE", "kv-note", "kv_note.wasm"),
     ("MEMORY_LOOP", "memory-loop", "memory_loop.wasm"),
+    ("NOTIFY", "notify", "notify.wasm"),
+    ("EVENT_RECORDER", "event-recorder", "event_recorder.wasm"),
     ("SPIN_FOREVER", "spin-forever", "spin_forever.wasm"),
     ("MEMORY_HOG", "memory-hog", "memory_hog.wasm"),
     ("DEEP_RECURSION", "deep-recursion", "deep_recursion.wasm"),

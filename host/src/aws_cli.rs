@@ -7,6 +7,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use agenthost::audit::s3;
+use agenthost::brokers::events;
 use agenthost::brokers::memory::{self, DEFAULT_TABLE};
 use agenthost::governance::HostSettings;
 
@@ -23,12 +24,18 @@ pub enum AwsCommand {
         /// The S3 bucket for sealed audit segments [default: [audit.s3] bucket; none if unset]
         #[arg(long, value_name = "NAME")]
         audit_bucket: Option<String>,
+        /// The SQS queue events are delivered from [default: [events] queue, or agenthost-events]
+        #[arg(long, value_name = "NAME")]
+        queue: Option<String>,
+        /// Also an EventBridge bus with a rule sending agenthost events to the queue [default: [events] bus when backend = "eventbridge"]
+        #[arg(long, value_name = "NAME")]
+        bus: Option<String>,
     },
 }
 
 pub async fn run(command: AwsCommand, settings: &HostSettings) -> Result<(), Failure> {
     match command {
-        AwsCommand::Bootstrap { memory_table, audit_bucket } => {
+        AwsCommand::Bootstrap { memory_table, audit_bucket, queue, bus } => {
             let config = settings.aws.load().await;
             let table = memory_table
                 .or_else(|| settings.memory.table.clone())
@@ -44,6 +51,19 @@ pub async fn run(command: AwsCommand, settings: &HostSettings) -> Result<(), Fai
                 let created = s3::create_bucket(&client, &bucket).await.map_err(|e| anyhow!(e))?;
                 report["audit_bucket"] = json!({ "name": bucket, "created": created, "object_lock": true });
             }
+            let queue = queue
+                .or_else(|| settings.events.queue.clone())
+                .unwrap_or_else(|| events::DEFAULT_QUEUE.to_owned());
+            let bus = bus.or_else(|| {
+                (settings.events.backend == events::EventBackend::Eventbridge)
+                    .then(|| settings.events.bus.clone().unwrap_or_else(|| "default".to_owned()))
+            });
+            let sqs = aws_sdk_sqs::Client::new(&config);
+            let eventbridge = aws_sdk_eventbridge::Client::new(&config);
+            let url = events::bootstrap(&sqs, Some(&eventbridge), &queue, bus.as_deref())
+                .await
+                .map_err(|e| anyhow!(e))?;
+            report["events"] = json!({ "queue": queue, "queue_url": url, "bus": bus });
             print_json(&report)
         }
     }

@@ -288,6 +288,7 @@ async fn run(
     config.audit = backends.audit.clone();
     config.memory = Some(backends.memory.clone());
     config.model = backends.model.clone();
+    config.events.clone_from(&backends.events);
     let host = Host::new(config)?;
     let result = run_on(&host, &args, &input).await;
     drop(host);
@@ -318,8 +319,12 @@ async fn run_on(host: &Host, args: &RunArgs, input: &Value) -> Result<Value, Fai
         })?;
         approvals.push(token);
     }
-    let options =
-        CallOptions { principal: args.principal.clone(), approvals, approval_request: args.approval.clone() };
+    let options = CallOptions {
+        principal: args.principal.clone(),
+        approvals,
+        approval_request: args.approval.clone(),
+        ..CallOptions::default()
+    };
     let component = host.load_file(&args.component, load()).await?;
     Ok(match component.world() {
         World::Tool => {

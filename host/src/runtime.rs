@@ -21,6 +21,7 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use crate::audit::{self, AuditLog};
 use crate::bindings::types::{RiskTier, ToolSpec, TraceContext};
 use crate::bindings::{AgentPre, AgentSpec, Task, ToolPre};
+use crate::brokers::events::{Dispatcher, Envelope, EventBus, InProcessBus, Subscription};
 use crate::brokers::memory::{InProcessMemory, MemoryStore};
 use crate::brokers::model::{BuiltinModel, ModelBackend};
 use crate::cache::{ArtifactCache, Lookup};
@@ -55,6 +56,9 @@ pub struct HostConfig {
     pub audit: Option<Arc<AuditLog>>,
     /// The memory backend; `None` keeps records in this process only.
     pub memory: Option<Arc<dyn MemoryStore>>,
+    /// Where published events go; `None` is an in-process bus whose
+    /// subscribers ([`Host::subscribe`]) run in this host.
+    pub events: Option<Arc<dyn EventBus>>,
 }
 
 impl Default for HostConfig {
@@ -68,6 +72,7 @@ impl Default for HostConfig {
             model: Arc::new(BuiltinModel),
             audit: None,
             memory: None,
+            events: None,
         }
     }
 }
@@ -141,6 +146,9 @@ pub struct CallOptions {
     /// Re-submits the call of a pending approval request: the call runs in
     /// that request's run, with the tokens its approvers signed.
     pub approval_request: Option<String>,
+    /// Continues this W3C trace (32 hex digits) instead of starting one: an
+    /// event's subscriber runs in the trace of the run that published it.
+    pub trace_id: Option<String>,
 }
 
 /// The governed identity of a component: what every call of it carries.
@@ -277,6 +285,9 @@ pub(crate) struct HostInner {
     tools: RwLock<BTreeMap<(String, String), Arc<LoadedComponent>>>,
     pub(crate) model: Arc<dyn ModelBackend>,
     pub(crate) memory: Arc<dyn MemoryStore>,
+    pub(crate) events: Arc<dyn EventBus>,
+    in_process: Arc<InProcessBus>,
+    dispatcher: Dispatcher,
     pub(crate) audit: Option<Arc<AuditLog>>,
     limits: Limits,
     governance: Arc<Governance>,
@@ -334,6 +345,7 @@ pub(crate) struct Root {
     principal: String,
     requested_by: String,
     run_id: Option<String>,
+    trace_id: Option<String>,
     approvals: Arc<[ApprovalToken]>,
 }
 
@@ -344,6 +356,7 @@ impl Root {
             principal: "agenthost".into(),
             requested_by: "agenthost".into(),
             run_id: None,
+            trace_id: None,
             approvals: Arc::from([]),
         }
     }
@@ -371,6 +384,9 @@ impl Host {
             Some(governance) => governance,
             None => Arc::new(Governance::development(&config.tenant, None).map_err(InvokeError::internal)?),
         };
+        let in_process = Arc::new(InProcessBus::default());
+        let events: Arc<dyn EventBus> = config.events.unwrap_or_else(|| in_process.clone());
+        let dispatcher = Dispatcher::default();
         Ok(Host {
             inner: Arc::new(HostInner {
                 engine,
@@ -379,6 +395,9 @@ impl Host {
                 tools: RwLock::new(BTreeMap::new()),
                 model: config.model,
                 memory: config.memory.unwrap_or_else(|| Arc::new(InProcessMemory::default())),
+                events,
+                in_process,
+                dispatcher,
                 audit: config.audit,
                 limits: config.limits,
                 governance,
@@ -655,6 +674,64 @@ impl Host {
         Ok(())
     }
 
+    /// Runs `agent` for every event of its tenant whose topic matches
+    /// `topic` (a name or a `prefix.*` pattern), in the publisher's trace.
+    /// Its input is `{"event": {id, topic, tenant, source, published_at,
+    /// attributes, payload}}` (the payload as JSON when it is JSON, else
+    /// base64). A run that fails leaves the event for redelivery; a run that
+    /// succeeded is not repeated for the same event id.
+    ///
+    /// # Errors
+    ///
+    /// `invalid-input` when the component is not an agent.
+    pub fn subscribe(&self, topic: &str, agent: Arc<LoadedComponent>) -> Result<(), InvokeError> {
+        if agent.world() != World::Agent {
+            return Err(InvokeError::new(
+                ErrorKind::InvalidInput,
+                format!("{} is a tool; only agents subscribe to events", agent.id()),
+            ));
+        }
+        let host = Arc::downgrade(&self.inner);
+        let subscriber = agent.clone();
+        let handler: crate::brokers::events::Handler = Arc::new(move |event: Envelope| {
+            let host = host.clone();
+            let agent = subscriber.clone();
+            Box::pin(async move {
+                let inner = host.upgrade().ok_or("the host is gone")?;
+                let host = Host { inner };
+                let payload = event.payload_bytes();
+                let payload = serde_json::from_slice::<Value>(&payload)
+                    .unwrap_or_else(|_| Value::String(event.payload.clone()));
+                let attributes: serde_json::Map<String, Value> =
+                    event.attributes.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+                let input = serde_json::json!({ "event": {
+                    "id": event.id, "topic": event.topic, "tenant": event.tenant, "source": event.source,
+                    "published_at": event.published_at, "attributes": attributes, "payload": payload,
+                }});
+                let options = CallOptions {
+                    principal: Some(format!("event:{}", event.source)),
+                    trace_id: Some(event.trace_id.clone()),
+                    ..CallOptions::default()
+                };
+                host.run_agent_with(&agent, &input, &options).await.map(|_| ()).map_err(|e| e.to_string())
+            })
+        });
+        self.inner.dispatcher.subscribe(Subscription {
+            tenant: agent.tenant().to_owned(),
+            topic: crate::governance::names::Patterns(vec![topic.to_owned()]),
+            handler,
+        });
+        // In-process events are served from the first subscription on.
+        let _ = self.inner.dispatcher.serve_in_process(&self.inner.in_process);
+        Ok(())
+    }
+
+    /// Delivers the events of an SQS queue (fed by the SQS bus or by an
+    /// EventBridge rule) to this host's subscribers, until the task is aborted.
+    pub fn serve_sqs(&self, client: aws_sdk_sqs::Client, queue_url: String) -> tokio::task::JoinHandle<()> {
+        self.inner.dispatcher.serve_sqs(client, queue_url)
+    }
+
     /// The registered tool of that name in the host's default tenant.
     pub fn tool(&self, name: &str) -> Option<Arc<LoadedComponent>> {
         self.tenant_tool(self.inner.governance.default_tenant(), name)
@@ -889,6 +966,9 @@ impl HostInner {
                 if let Some(run_id) = &root.run_id {
                     trace.run_id.clone_from(run_id);
                 }
+                if let Some(trace_id) = &root.trace_id {
+                    trace.trace_id.clone_from(trace_id);
+                }
                 (trace, own_deadline, 0, transcript, root.requested_by.clone(), root.approvals.clone())
             }
             Parent::Caller(caller) => (
@@ -970,6 +1050,9 @@ impl HostInner {
             requested_by: principal.clone(),
             principal,
             run_id: None,
+            trace_id: options.trace_id.clone().filter(|t| {
+                t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) && t.bytes().any(|b| b != b'0')
+            }),
             approvals: if options.approvals.is_empty() {
                 self.no_approvals.clone()
             } else {

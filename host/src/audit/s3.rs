@@ -306,7 +306,10 @@ pub async fn create_bucket(client: &Client, bucket: &str) -> Result<bool, AuditE
     if client.head_bucket().bucket(bucket).send().await.is_ok() {
         // It exists: it is only of use if Object Lock is on.
         let lock = client.get_object_lock_configuration().bucket(bucket).send().await.map_err(|e| {
-            AuditError::Sink(format!("the bucket {bucket} exists but its Object Lock setting cannot be read: {}", describe(&e)))
+            AuditError::Sink(format!(
+                "the bucket {bucket} exists but its Object Lock setting cannot be read: {}",
+                describe(&e)
+            ))
         })?;
         let enabled = lock
             .object_lock_configuration()

@@ -4,6 +4,7 @@
 //! share. [`Backends::open`] builds what a host's settings ask for.
 
 pub mod aws;
+pub mod events;
 pub mod memory;
 pub mod model;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use crate::audit::s3::{self, S3Sink};
 use crate::audit::{AuditLog, Sink};
 use crate::governance::HostSettings;
+use events::{EventBackend, EventBus};
 use memory::{DEFAULT_TABLE, DynamoMemory, EmbeddedMemory, InProcessMemory, MemoryBackend, MemoryStore};
 use model::{BedrockModel, BuiltinModel, ModelBackend, ModelBackendKind, OpenAiModel};
 
@@ -22,6 +24,47 @@ pub struct Backends {
     pub audit_s3: Option<Arc<S3Sink>>,
     pub memory: Arc<dyn MemoryStore>,
     pub model: Arc<dyn ModelBackend>,
+    /// `None`: the host's own in-process bus.
+    pub events: Option<Arc<dyn EventBus>>,
+    /// The SQS queue subscribers are served from (SQS and EventBridge backends).
+    pub event_queue: Option<(aws_sdk_sqs::Client, String)>,
+}
+
+/// The events bus `settings` ask for, and the queue its subscribers read.
+///
+/// # Errors
+/// When the queue cannot be found (run `agenthost aws bootstrap`).
+pub async fn event_backend(
+    settings: &events::EventSettings,
+    aws: &aws::AwsSettings,
+) -> Result<(Option<Arc<dyn EventBus>>, Option<(aws_sdk_sqs::Client, String)>), String> {
+    if settings.backend == EventBackend::InProcess {
+        return Ok((None, None));
+    }
+    let config = aws.load().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = settings.queue.clone().unwrap_or_else(|| events::DEFAULT_QUEUE.to_owned());
+    let url = sqs
+        .get_queue_url()
+        .queue_name(&queue)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "events: cannot find the SQS queue `{queue}` ({}); `agenthost aws bootstrap` creates it",
+                aws::describe(&e)
+            )
+        })?
+        .queue_url
+        .ok_or("events: SQS returned no queue URL")?;
+    let bus: Arc<dyn EventBus> = match settings.backend {
+        EventBackend::Eventbridge => Arc::new(events::EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&config),
+            settings.bus.clone().unwrap_or_else(|| "default".to_owned()),
+        )),
+        _ => Arc::new(events::SqsBus::new(sqs.clone(), url.clone())),
+    };
+    Ok((Some(bus), Some((sqs, url))))
 }
 
 /// The model backend `settings` ask for.
@@ -101,7 +144,8 @@ impl Backends {
             (None, None)
         };
         let model = model_backend(&settings.model, &settings.aws).await?;
-        Ok(Backends { audit, audit_s3, memory, model })
+        let (events, event_queue) = event_backend(&settings.events, &settings.aws).await?;
+        Ok(Backends { audit, audit_s3, memory, model, events, event_queue })
     }
 
     /// Signs a final checkpoint, seals the segment and waits for its upload.

@@ -1,7 +1,7 @@
 //! Capabilities: what a component may reach outside its own memory.
 //!
-//! One module per capability (`log`, `model`, `tools`, the not-yet-provided
-//! `memory`/`events`/`audit` in `unavailable`, and `wasi`), each with its
+//! One module per capability (`log`, `model`, `tools`, `memory`, `events`,
+//! `audit`, `http` egress and `wasi`), each with its
 //! host trait implemented on [`InstanceState`], the per-instance state that
 //! lives in the `Store`. This module owns the [`Grant`] and the linker
 //! wiring, and gates twice: an interface outside the component's world or
@@ -9,20 +9,22 @@
 //! that removed it), and every host call re-checks its detail (which tools,
 //! which models) at call time.
 
+pub mod audit;
+pub mod events;
 pub mod http;
 pub mod log;
 pub mod memory;
 pub mod model;
 pub mod tools;
-pub mod unavailable;
 pub mod wasi;
 
-use crate::audit::{self, AuditLog};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+
+use crate::audit::AuditLog;
 
 use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -282,13 +284,13 @@ impl CallContext {
     /// side effect were recorded.
     pub(crate) fn evidence(
         &self,
-        kind: audit::Kind,
+        kind: crate::audit::Kind,
         outcome: &str,
         what: serde_json::Value,
         why: Option<String>,
     ) -> Result<(), String> {
         let Some(audit) = &self.audit else { return Ok(()) };
-        let event = audit::Event {
+        let event = crate::audit::Event {
             kind,
             tenant: self.tenant.id().to_owned(),
             principal: Some(self.requested_by.clone()),
@@ -404,7 +406,7 @@ pub(crate) fn record_decision(call: &CallContext, query: &Query, decision: &Deci
             "enforced": decision.enforced,
         });
         let why = (!decision.allowed).then(|| decision.explain(query));
-        if let Err(e) = call.evidence(audit::Kind::Decision, outcome, what, why) {
+        if let Err(e) = call.evidence(crate::audit::Kind::Decision, outcome, what, why) {
             tracing::error!(target: "agenthost::audit", error = %e, "a policy decision could not be recorded");
         }
     }

@@ -72,6 +72,9 @@ pub struct HostSettings {
     /// The model backend.
     #[serde(default)]
     pub model: crate::brokers::model::ModelSettings,
+    /// The events backend.
+    #[serde(default)]
+    pub events: crate::brokers::events::EventSettings,
 }
 
 /// A tenant as the host runs it: its configuration, approvers' keys,

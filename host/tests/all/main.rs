@@ -9,6 +9,7 @@ mod cache;
 mod cli;
 mod common;
 mod engine;
+mod events;
 mod governance;
 mod limits;
 mod loading;

@@ -1,42 +1,12 @@
-//! `events` and `audit`: linked (so components that import them load) but
-//! not yet served. An event publish is still governed (quota, topic grant,
-//! policy) before it answers `unavailable` naming the interface, until the
-//! brokers issue lands the backends.
+//! `agenthost:platform/audit`: a guest's own evidence goes into the host's
+//! hash-chained trail, marked `evidence` and attributed by the host (tenant,
+//! agent, component digest, trace, run), never by the guest. Charged to the
+//! tenant's host-call quota; size-capped.
 
+use crate::bindings::audit;
 use crate::bindings::types::Error;
-use crate::bindings::{audit, events};
-use crate::governance::policy::{Action, EntityRef};
 
-use super::{Capability, InstanceState};
-
-fn unavailable<T>(capability: Capability) -> wasmtime::Result<Result<T, Error>> {
-    Ok(Err(Error::Unavailable(format!(
-        "{} is not served by this host yet: its backend arrives with the brokers release",
-        capability.import_name()
-    ))))
-}
-
-impl events::Host for InstanceState {
-    async fn publish(
-        &mut self,
-        topic: String,
-        _payload: Vec<u8>,
-        _attributes: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<String, Error>> {
-        let call = &self.call;
-        if let Err(e) = call.charge() {
-            return Ok(Err(e));
-        }
-        if let Some(denial) = call.grant.topics.denial("topic", &topic) {
-            return Ok(Err(Error::Denied(format!("{}: {denial}", call.caller()))));
-        }
-        let resource = EntityRef::new("Topic", format!("{}/{topic}", call.tenant.id()));
-        if let Err(e) = call.decide(Action::PublishEvent, resource, Vec::new()) {
-            return Ok(Err(e));
-        }
-        unavailable(Capability::Events)
-    }
-}
+use super::InstanceState;
 
 /// The largest `data` a guest may attach to one evidence record.
 const EVIDENCE_DATA_BYTES: usize = 16 * 1024;
@@ -51,7 +21,9 @@ impl audit::Host for InstanceState {
             return Ok(Err(e));
         }
         let Some(log) = &call.audit else {
-            return unavailable(Capability::Audit);
+            return Ok(Err(Error::Unavailable(
+                "this host keeps no audit trail (audit is disabled)".to_owned(),
+            )));
         };
         if item.data.len() > EVIDENCE_DATA_BYTES || item.summary.len() > 1024 || item.kind.len() > 64 {
             return Ok(Err(Error::InvalidInput(format!(

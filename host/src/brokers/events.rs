@@ -1,0 +1,495 @@
+//! The events broker: what `agenthost:platform/events` publishes, and how a
+//! published event reaches the agents subscribed to its topic.
+//!
+//! Every event travels as one [`Envelope`]: its id (the idempotency key),
+//! tenant, topic, payload, attributes and the W3C trace context of the run
+//! that published it. Transports:
+//!
+//! - in-process (default): a channel inside this host;
+//! - SQS: `SendMessage` of the envelope, with the topic, tenant, key and
+//!   `traceparent` as message attributes; a poller receives and deletes;
+//! - EventBridge: `PutEvents` with source `agenthost.<tenant>`, detail-type
+//!   the topic and the envelope as detail; a rule (made by `agenthost aws
+//!   bootstrap`) sends them to an SQS queue, which the same poller reads.
+//!
+//! Delivery is at least once: a message is deleted only after every
+//! subscriber ran; one whose handling failed comes back. The dispatcher
+//! remembers the (subscriber, idempotency key) pairs it completed, so a
+//! message delivered twice runs each subscriber once.
+
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::brokers::aws::describe;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One event, as every transport carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Unique per event, and its idempotency key.
+    pub id: String,
+    pub tenant: String,
+    pub topic: String,
+    /// The payload, base64.
+    pub payload: String,
+    pub attributes: Vec<(String, String)>,
+    pub trace_id: String,
+    pub run_id: String,
+    /// `name@version` of the publisher.
+    pub source: String,
+    /// RFC 3339.
+    pub published_at: String,
+}
+
+impl Envelope {
+    pub fn payload_bytes(&self) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD.decode(&self.payload).unwrap_or_default()
+    }
+
+    pub fn encode_payload(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// The W3C `traceparent` for the publisher's trace.
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{:016x}-01", self.trace_id, rand::random::<u64>() | 1)
+    }
+}
+
+/// Why a publish failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    #[error("the events backend is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the events backend failed: {0}")]
+    Internal(String),
+}
+
+/// Where published events go.
+pub trait EventBus: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn publish<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<(), EventError>>;
+}
+
+/// A subscriber: runs the subscribed agent for one event; `Err` leaves the
+/// message for redelivery.
+pub type Handler = Arc<dyn Fn(Envelope) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// Events inside this process.
+pub struct InProcessBus {
+    tx: tokio::sync::mpsc::UnboundedSender<Envelope>,
+    rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Envelope>>>,
+}
+
+impl Default for InProcessBus {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        InProcessBus { tx, rx: Mutex::new(Some(rx)) }
+    }
+}
+
+impl InProcessBus {
+    /// The receiving end, once (the dispatcher takes it).
+    pub fn take_receiver(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Envelope>> {
+        self.rx.lock().ok().and_then(|mut rx| rx.take())
+    }
+}
+
+impl EventBus for InProcessBus {
+    fn name(&self) -> &'static str {
+        "in-process"
+    }
+
+    fn publish<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<(), EventError>> {
+        // Until a dispatcher takes the receiver nobody subscribed: the event
+        // reaches no one, and is not kept.
+        let nobody = self.rx.lock().map(|rx| rx.is_some()).unwrap_or(true);
+        let sent = if nobody {
+            Ok(())
+        } else {
+            self.tx
+                .send(event.clone())
+                .map_err(|_| EventError::Unavailable("the in-process bus is closed".into()))
+        };
+        Box::pin(std::future::ready(sent))
+    }
+}
+
+/// Events through an SQS queue.
+pub struct SqsBus {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsBus {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        SqsBus { client, queue_url: queue_url.into() }
+    }
+}
+
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, EventError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| EventError::Internal(e.to_string()))
+}
+
+fn sdk_failure<E>(
+    what: &str,
+    e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> EventError
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let text = format!("{what}: {}", describe(e));
+    if crate::brokers::aws::is_unavailable(e) {
+        EventError::Unavailable(text)
+    } else {
+        EventError::Internal(text)
+    }
+}
+
+impl EventBus for SqsBus {
+    fn name(&self) -> &'static str {
+        "sqs"
+    }
+
+    fn publish<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<(), EventError>> {
+        Box::pin(async move {
+            let body = serde_json::to_string(event).map_err(|e| EventError::Internal(e.to_string()))?;
+            self.client
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(body)
+                .message_attributes("topic", string_attribute(&event.topic)?)
+                .message_attributes("tenant", string_attribute(&event.tenant)?)
+                .message_attributes("idempotency-key", string_attribute(&event.id)?)
+                .message_attributes("traceparent", string_attribute(&event.traceparent())?)
+                .send()
+                .await
+                .map_err(|e| sdk_failure("SQS SendMessage", &e))?;
+            Ok(())
+        })
+    }
+}
+
+/// Events through an EventBridge bus (delivered by a rule to SQS).
+pub struct EventBridgeBus {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+impl EventBridgeBus {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
+        EventBridgeBus { client, bus: bus.into() }
+    }
+}
+
+/// The EventBridge `source` of a tenant's events.
+pub fn source_of(tenant: &str) -> String {
+    format!("agenthost.{tenant}")
+}
+
+impl EventBus for EventBridgeBus {
+    fn name(&self) -> &'static str {
+        "eventbridge"
+    }
+
+    fn publish<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<(), EventError>> {
+        Box::pin(async move {
+            let detail = serde_json::to_string(event).map_err(|e| EventError::Internal(e.to_string()))?;
+            let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name(&self.bus)
+                .source(source_of(&event.tenant))
+                .detail_type(&event.topic)
+                .detail(detail)
+                .trace_header(event.traceparent())
+                .build();
+            let out = self.client.put_events().entries(entry).send().await.map_err(|e| {
+                let text = format!("EventBridge PutEvents: {}", describe(&e));
+                if crate::brokers::aws::is_unavailable(&e) {
+                    EventError::Unavailable(text)
+                } else {
+                    EventError::Internal(text)
+                }
+            })?;
+            if out.failed_entry_count() > 0 {
+                let why =
+                    out.entries().iter().find_map(|e| e.error_message()).unwrap_or("unknown").to_owned();
+                return Err(EventError::Internal(format!("EventBridge refused the event: {why}")));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The envelope in an SQS message body: ours directly, or the `detail` of
+/// an EventBridge event a rule delivered.
+pub fn envelope_of(body: &str) -> Result<Envelope, String> {
+    let value: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    let inner = match value.get("detail") {
+        Some(detail) if value.get("detail-type").is_some() => detail.clone(),
+        _ => value,
+    };
+    serde_json::from_value(inner).map_err(|e| format!("not an agenthost event: {e}"))
+}
+
+/// Remembers which (subscriber, event) pairs completed, for a bounded number of them.
+#[derive(Default)]
+pub struct Completed {
+    seen: HashSet<(usize, String)>,
+    order: VecDeque<(usize, String)>,
+}
+
+const REMEMBERED: usize = 100_000;
+
+impl Completed {
+    pub fn contains(&self, subscriber: usize, id: &str) -> bool {
+        self.seen.contains(&(subscriber, id.to_owned()))
+    }
+
+    pub fn insert(&mut self, subscriber: usize, id: &str) {
+        let key = (subscriber, id.to_owned());
+        if self.seen.insert(key.clone()) {
+            self.order.push_back(key);
+            if self.order.len() > REMEMBERED
+                && let Some(old) = self.order.pop_front()
+            {
+                self.seen.remove(&old);
+            }
+        }
+    }
+}
+
+/// A subscription: events of `tenant` whose topic matches `topic` run `handler`.
+#[derive(Clone)]
+pub struct Subscription {
+    pub tenant: String,
+    pub topic: crate::governance::names::Patterns,
+    pub handler: Handler,
+}
+
+/// Runs the subscribers of each event, at most once each per idempotency key.
+#[derive(Clone, Default)]
+pub struct Dispatcher {
+    subscriptions: Arc<Mutex<Vec<Subscription>>>,
+    completed: Arc<Mutex<Completed>>,
+}
+
+impl Dispatcher {
+    pub fn subscribe(&self, subscription: Subscription) {
+        if let Ok(mut subs) = self.subscriptions.lock() {
+            subs.push(subscription);
+        }
+    }
+
+    /// Delivers one event to every matching subscriber not yet done with it.
+    ///
+    /// # Errors
+    /// The first subscriber that failed: the event must come again.
+    pub async fn deliver(&self, event: Envelope) -> Result<usize, String> {
+        let subs: Vec<(usize, Subscription)> =
+            self.subscriptions.lock().map(|s| s.iter().cloned().enumerate().collect()).unwrap_or_default();
+        let mut ran = 0;
+        let mut failure = None;
+        for (index, sub) in subs {
+            if sub.tenant != event.tenant || !sub.topic.matches(&event.topic) {
+                continue;
+            }
+            if self.completed.lock().is_ok_and(|c| c.contains(index, &event.id)) {
+                tracing::debug!(target: "agenthost::events", id = %event.id, "duplicate delivery skipped");
+                continue;
+            }
+            match (sub.handler)(event.clone()).await {
+                Ok(()) => {
+                    ran += 1;
+                    if let Ok(mut completed) = self.completed.lock() {
+                        completed.insert(index, &event.id);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target: "agenthost::events", id = %event.id, topic = %event.topic, error = %e, "a subscriber failed; the event will come again");
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(ran),
+        }
+    }
+
+    /// Serves an in-process bus until it closes.
+    pub fn serve_in_process(&self, bus: &InProcessBus) -> Option<tokio::task::JoinHandle<()>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let mut rx = bus.take_receiver()?;
+        let dispatcher = self.clone();
+        Some(runtime.spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let mut attempt = 0;
+                // At least once: retry a failed delivery a few times.
+                while dispatcher.deliver(event.clone()).await.is_err() && attempt < 3 {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }))
+    }
+
+    /// Polls an SQS queue (fed directly or by an EventBridge rule) until aborted.
+    pub fn serve_sqs(&self, client: aws_sdk_sqs::Client, queue_url: String) -> tokio::task::JoinHandle<()> {
+        let dispatcher = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let received = client
+                    .receive_message()
+                    .queue_url(&queue_url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(1)
+                    .visibility_timeout(30)
+                    .message_attribute_names("All")
+                    .send()
+                    .await;
+                let messages = match received {
+                    Ok(out) => out.messages.unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!(target: "agenthost::events", error = %describe(&e), "cannot receive from SQS; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                for message in messages {
+                    let Some(receipt) = message.receipt_handle() else { continue };
+                    let outcome = match envelope_of(message.body().unwrap_or_default()) {
+                        Ok(event) => dispatcher.deliver(event).await.map(|_| ()),
+                        Err(e) => {
+                            tracing::error!(target: "agenthost::events", error = %e, "dropping a message that is not an event");
+                            Ok(())
+                        }
+                    };
+                    let done = match outcome {
+                        Ok(()) => client
+                            .delete_message()
+                            .queue_url(&queue_url)
+                            .receipt_handle(receipt)
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| describe(&e)),
+                        // Back soon, not after the full visibility timeout.
+                        Err(_) => client
+                            .change_message_visibility()
+                            .queue_url(&queue_url)
+                            .receipt_handle(receipt)
+                            .visibility_timeout(1)
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| describe(&e)),
+                    };
+                    if let Err(e) = done {
+                        tracing::warn!(target: "agenthost::events", error = %e, "cannot settle an SQS message");
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Creates the SQS queue, and with `bus`, the EventBridge bus and the rule
+/// that sends every agenthost event to the queue. Returns the queue URL.
+///
+/// # Errors
+/// Names the call that failed.
+pub async fn bootstrap(
+    sqs: &aws_sdk_sqs::Client,
+    eventbridge: Option<&aws_sdk_eventbridge::Client>,
+    queue: &str,
+    bus: Option<&str>,
+) -> Result<String, String> {
+    let url = sqs
+        .create_queue()
+        .queue_name(queue)
+        .send()
+        .await
+        .map_err(|e| format!("cannot create the SQS queue {queue}: {}", describe(&e)))?
+        .queue_url
+        .ok_or("SQS returned no queue URL")?;
+    let (Some(eventbridge), Some(bus)) = (eventbridge, bus) else { return Ok(url) };
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| format!("cannot read the queue's ARN: {}", describe(&e)))?
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .ok_or("SQS returned no queue ARN")?;
+    if bus != "default" {
+        match eventbridge.create_event_bus().name(bus).send().await {
+            Ok(_) => {}
+            Err(e) if describe(&e).contains("ResourceAlreadyExists") => {}
+            Err(e) => return Err(format!("cannot create the event bus {bus}: {}", describe(&e))),
+        }
+    }
+    let rule = format!("{queue}-agenthost-events");
+    eventbridge
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(bus)
+        .event_pattern(r#"{"source":[{"prefix":"agenthost."}]}"#)
+        .send()
+        .await
+        .map_err(|e| format!("cannot create the rule {rule}: {}", describe(&e)))?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("agenthost-queue")
+        .arn(arn)
+        .build()
+        .map_err(|e| e.to_string())?;
+    eventbridge
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| format!("cannot point the rule {rule} at the queue: {}", describe(&e)))?;
+    Ok(url)
+}
+
+/// `[events]` in host.toml.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    #[serde(default)]
+    pub backend: EventBackend,
+    /// SQS (and EventBridge delivery): the queue's name.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// EventBridge: the bus name (`default` for the account's default bus).
+    #[serde(default)]
+    pub bus: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventBackend {
+    #[default]
+    InProcess,
+    Sqs,
+    Eventbridge,
+}
+
+/// The default queue name.
+pub const DEFAULT_QUEUE: &str = "agenthost-events";
