@@ -30,6 +30,7 @@ pub mod governance;
 pub mod limits;
 pub mod runtime;
 mod schema;
+pub mod telemetry;
 pub mod trace;
 
 pub use capabilities::{Capability, Grant, Mount, World};

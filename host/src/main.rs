@@ -57,6 +57,11 @@ struct Cli {
     /// Log filter for stderr, e.g. `info` or `agenthost=debug,agenthost::guest=trace`
     #[arg(long, global = true, env = "AGENTHOST_LOG", default_value = "warn", value_name = "FILTER")]
     log: String,
+
+    /// Export spans (invocations, host calls, policy decisions) over OTLP/HTTP to this
+    /// collector, e.g. http://127.0.0.1:4318
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -162,7 +167,6 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -170,7 +174,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let tracer = {
+        let _entered = runtime.enter();
+        init_logging(&cli.log, cli.otlp_endpoint.as_deref())
+    };
+    let outcome = runtime.block_on(dispatch(cli));
+    if let Some(provider) = tracer {
+        // Sends the spans still batched before the process ends.
+        if let Err(e) = provider.shutdown() {
+            write_stderr(&format!("warning: not every span reached the OTLP collector: {e}"));
+        }
+    }
+    match outcome {
         Ok(code) => code,
         Err(Failure::Invoke(e)) => {
             write_stderr(&serde_json::to_string_pretty(&e.to_json()).unwrap_or_else(|_| e.to_string()));
@@ -183,10 +198,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, otlp: Option<&str>) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter);
+    let provider =
+        otlp.and_then(|endpoint| match agenthost::telemetry::otlp_provider(endpoint, "agenthost") {
+            Ok(provider) => Some(provider),
+            Err(e) => {
+                write_stderr(&format!("warning: {e}; spans are not exported"));
+                None
+            }
+        });
+    let otel = provider.as_ref().map(|p| {
+        agenthost::telemetry::layer(p).with_filter(tracing_subscriber::EnvFilter::new("agenthost=info"))
+    });
+    tracing_subscriber::registry().with(stderr).with(otel).init();
+    provider
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 use wasmtime::component::Component;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
@@ -36,6 +37,7 @@ use crate::governance::{
 };
 use crate::limits::{LimitTracker, Limits};
 use crate::schema::InputSchema;
+use crate::telemetry::{self, Metrics};
 use crate::trace::{self, Transcript};
 
 /// How a host is set up.
@@ -289,6 +291,7 @@ pub(crate) struct HostInner {
     in_process: Arc<InProcessBus>,
     dispatcher: Dispatcher,
     pub(crate) audit: Option<Arc<AuditLog>>,
+    metrics: Arc<Metrics>,
     limits: Limits,
     governance: Arc<Governance>,
     /// Shared by every call that presents no approval token.
@@ -399,6 +402,7 @@ impl Host {
                 in_process,
                 dispatcher,
                 audit: config.audit,
+                metrics: Arc::new(Metrics::new()),
                 limits: config.limits,
                 governance,
                 no_approvals: Arc::from([]),
@@ -409,6 +413,24 @@ impl Host {
 
     pub fn governance(&self) -> &Arc<Governance> {
         &self.inner.governance
+    }
+
+    /// The host's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Every metric in the Prometheus text format, approvals pending included.
+    pub fn metrics_text(&self) -> String {
+        if let Some(store) = self.inner.governance.approvals()
+            && let Ok(requests) = store.list(None)
+        {
+            let now = approvals::now_secs();
+            let pending =
+                requests.iter().filter(|r| r.status == Status::Pending && r.expires_at > now).count();
+            self.inner.metrics.set_approvals_pending(i64::try_from(pending).unwrap_or(i64::MAX));
+        }
+        self.inner.metrics.encode()
     }
 
     pub fn allocator(&self) -> AllocatorKind {
@@ -948,6 +970,23 @@ fn describe_failed(e: InvokeError) -> InvokeError {
     }
 }
 
+/// The span of one invocation; a top-level one joins the run's W3C trace.
+fn invocation_span(call: &CallContext) -> tracing::Span {
+    let span = tracing::info_span!(
+        "invoke",
+        otel.name = %format!("invoke {}", call.trace.agent_id),
+        tenant = call.tenant.id(),
+        component = %call.trace.agent_id,
+        trace_id = %call.trace.trace_id,
+        run_id = %call.trace.run_id,
+        depth = call.depth,
+    );
+    if call.depth == 0 {
+        telemetry::join_run(&span, &call.trace.trace_id);
+    }
+    span
+}
+
 fn backstop(call: &CallContext) -> Duration {
     call.deadline.saturating_duration_since(Instant::now()) + BACKSTOP_GRACE
 }
@@ -993,6 +1032,7 @@ impl HostInner {
             depth,
             transcript,
             audit: self.audit.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 
@@ -1012,7 +1052,10 @@ impl HostInner {
         let transcript = Arc::new(Transcript::default());
         let call =
             self.call_context(&agent.subject, &agent.limits, Parent::Root(Some(transcript.clone()), root));
-        let result = self.run_agent_in(agent, pre, input, &call).await;
+        let span = invocation_span(&call);
+        let started = Instant::now();
+        let result = self.run_agent_in(agent, pre, input, &call).instrument(span).await;
+        self.observe(&call, agent, started, &result);
         self.record_call(&call, agent, input, &result)?;
         let (output, trace) = result?;
         Ok(RunOutput { output, trace, transcript })
@@ -1034,6 +1077,7 @@ impl HostInner {
         })
         .await;
         self.charge_fuel(&store, &agent.subject.tenant, &agent.limits);
+        self.cost(&store, agent);
         let outcome = self.finish(&store, agent.id(), &agent.limits, outcome)?;
         let outcome = outcome.map_err(|e| InvokeError::from_guest(e, agent.id()))?;
         let output = self.parse_output(agent, &outcome.output)?;
@@ -1305,9 +1349,35 @@ impl HostInner {
             Parent::Caller(caller) => Principal::Component(caller),
         };
         let call = self.call_context(&tool.subject, &tool.limits, parent);
-        let result = self.run_tool(tool, pre, schema, input, &call, principal).await;
+        let span = invocation_span(&call);
+        let started = Instant::now();
+        let result = self.run_tool(tool, pre, schema, input, &call, principal).instrument(span).await;
+        self.observe(&call, tool, started, &result);
         self.record_call(&call, tool, input, &result)?;
         result
+    }
+
+    /// Latency and outcome into the metrics.
+    fn observe<T>(
+        &self,
+        call: &CallContext,
+        component: &LoadedComponent,
+        started: Instant,
+        result: &Result<T, InvokeError>,
+    ) {
+        let outcome = match result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.kind.to_string(),
+        };
+        let id = component.id();
+        self.metrics.invocation(call.tenant.id(), &id.name, &outcome, started.elapsed().as_secs_f64());
+    }
+
+    /// Fuel and memory an instance used, into the metrics.
+    fn cost(&self, store: &Store<InstanceState>, component: &LoadedComponent) {
+        let used = component.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let memory = store.data().limits.memory_in_use() as u64;
+        self.metrics.cost(component.tenant(), &component.id().name, used, memory);
     }
 
     async fn run_tool(
@@ -1331,6 +1401,7 @@ impl HostInner {
         })
         .await;
         self.charge_fuel(&store, &tool.subject.tenant, &tool.limits);
+        self.cost(&store, tool);
         let result = self.finish(&store, tool.id(), &tool.limits, outcome)?;
         let output = result.map_err(|e| {
             let mut e = InvokeError::from_guest(e, tool.id());

@@ -15,6 +15,7 @@ impl audit::Host for InstanceState {
     /// Guest evidence goes into the same chain as the host's own records,
     /// marked `evidence` and attributed by the host (tenant, agent, run),
     /// never by the guest.
+    #[tracing::instrument(level = "info", name = "host.audit.emit", skip_all)]
     async fn emit(&mut self, item: audit::Evidence) -> wasmtime::Result<Result<String, Error>> {
         let call = self.call.clone();
         if let Err(e) = call.charge() {

@@ -19,6 +19,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 pub const MAX_ATTRIBUTES: usize = 16;
 
 impl events::Host for InstanceState {
+    #[tracing::instrument(level = "info", name = "host.events.publish", skip_all, fields(topic = %topic))]
     async fn publish(
         &mut self,
         topic: String,

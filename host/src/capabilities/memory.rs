@@ -108,6 +108,7 @@ impl InstanceState {
 }
 
 impl memory::Host for InstanceState {
+    #[tracing::instrument(level = "info", name = "host.memory.get", skip_all, fields(namespace = %ns))]
     async fn get(&mut self, ns: String, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
         if let Err(e) = self.memory_gate(&ns, None) {
             return Ok(Err(e));
@@ -116,6 +117,7 @@ impl memory::Host for InstanceState {
         Ok(store.get(self.scope(&ns), &key).await.map(|r| r.map(entry)).map_err(Error::from))
     }
 
+    #[tracing::instrument(level = "info", name = "host.memory.put", skip_all, fields(namespace = %ns))]
     async fn put(
         &mut self,
         ns: String,
@@ -158,6 +160,7 @@ impl memory::Host for InstanceState {
         Ok(result.map_err(Error::from))
     }
 
+    #[tracing::instrument(level = "info", name = "host.memory.delete", skip_all, fields(namespace = %ns))]
     async fn delete(
         &mut self,
         ns: String,
@@ -181,6 +184,7 @@ impl memory::Host for InstanceState {
         Ok(result.map_err(Error::from))
     }
 
+    #[tracing::instrument(level = "info", name = "host.memory.list", skip_all, fields(namespace = %ns))]
     async fn list(
         &mut self,
         ns: String,

@@ -272,6 +272,7 @@ pub struct CallContext {
     pub transcript: Option<Arc<Transcript>>,
     /// Where this call's evidence goes; `None` runs without an audit trail.
     pub audit: Option<Arc<AuditLog>>,
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl CallContext {
@@ -328,7 +329,18 @@ impl CallContext {
             return Ok(());
         }
         let query = query();
+        let _span = tracing::info_span!(
+            "policy.decision",
+            action = query.action.as_str(),
+            resource = %query.resource,
+            allowed = tracing::field::Empty,
+        )
+        .entered();
         let decision = self.policy.decide(&query).map_err(Refusal::Failed)?;
+        _span.record("allowed", decision.allowed);
+        if !decision.allowed {
+            self.metrics.denial(self.tenant.id(), query.action.as_str());
+        }
         record_decision(self, &query, &decision);
         if decision.permits() {
             Ok(())

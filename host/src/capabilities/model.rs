@@ -17,6 +17,7 @@ use crate::trace::TranscriptEvent;
 use super::{InstanceState, error_case};
 
 impl Host for InstanceState {
+    #[tracing::instrument(level = "info", name = "host.model.converse", skip_all)]
     async fn converse(
         &mut self,
         mut request: ConverseRequest,
@@ -51,6 +52,12 @@ impl Host for InstanceState {
             call.tenant
                 .tokens
                 .record(u64::from(response.usage.input_tokens) + u64::from(response.usage.output_tokens));
+            call.metrics.model_tokens(
+                call.tenant.id(),
+                &response.model_id,
+                u64::from(response.usage.input_tokens),
+                u64::from(response.usage.output_tokens),
+            );
         }
         if call.audit.is_some() {
             // The prompt's digest, never its content: the trail proves what

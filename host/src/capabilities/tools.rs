@@ -21,6 +21,7 @@ impl Host for InstanceState {
         Ok(self.host.tool_specs(self.call.tenant.id(), &self.call.grant.tools))
     }
 
+    #[tracing::instrument(level = "info", name = "host.tools.invoke", skip_all, fields(tool = %name))]
     async fn invoke(&mut self, name: String, input: String) -> wasmtime::Result<Result<String, Error>> {
         let call = self.call.clone();
         if let Err(e) = call.charge() {

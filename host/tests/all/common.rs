@@ -1,7 +1,12 @@
 //! Helpers shared by the test modules.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message as _;
 
 use agenthost::{EngineConfig, Host, HostConfig, InvokeError, Limits, LoadOptions, LoadedComponent};
 
@@ -92,4 +97,84 @@ pub mod aws {
             .load()
             .await
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub name: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent: String,
+}
+
+pub type Received = Arc<Mutex<Vec<Span>>>;
+
+async fn traces(State(received): State<Received>, body: Bytes) -> &'static str {
+    let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf export");
+    let mut received = received.lock().unwrap();
+    for resource in request.resource_spans {
+        for scope in resource.scope_spans {
+            for span in scope.spans {
+                received.push(Span {
+                    name: span.name,
+                    trace_id: hex::encode(span.trace_id),
+                    span_id: hex::encode(span.span_id),
+                    parent: hex::encode(span.parent_span_id),
+                });
+            }
+        }
+    }
+    ""
+}
+
+/// A collector on its own thread and runtime (the exporter blocks the
+/// caller's thread while it flushes).
+fn collector() -> (String, Received) {
+    let received: Received = Arc::default();
+    let state = received.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let app = axum::Router::new().route("/v1/traces", axum::routing::post(traces)).with_state(state);
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (format!("http://{}", rx.recv().unwrap()), received)
+}
+
+/// What the test binary's one global `tracing` subscriber collects: the
+/// threads guest log events ran on, and every span, exported over OTLP to a
+/// collector on loopback. One for the whole binary, because a thread-scoped
+/// subscriber misses spans while other tests run beside it.
+pub struct Global {
+    pub guest_log_threads: Arc<Mutex<Vec<String>>>,
+    pub spans: Received,
+    pub provider: opentelemetry_sdk::trace::SdkTracerProvider,
+}
+
+pub fn global() -> &'static Global {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    static GLOBAL: OnceLock<Global> = OnceLock::new();
+    struct Record(Arc<Mutex<Vec<String>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Record {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if event.metadata().target() == "agenthost::guest" {
+                let name = std::thread::current().name().unwrap_or("").to_owned();
+                self.0.lock().unwrap().push(name);
+            }
+        }
+    }
+    GLOBAL.get_or_init(|| {
+        let (endpoint, spans) = collector();
+        let provider = agenthost::telemetry::otlp_provider(&endpoint, "agenthost-test").unwrap();
+        let guest_log_threads = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry()
+            .with(Record(guest_log_threads.clone()))
+            .with(agenthost::telemetry::layer(&provider));
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of the tests");
+        Global { guest_log_threads, spans, provider }
+    })
 }

@@ -17,3 +17,4 @@ mod memory;
 mod models;
 mod samples;
 mod schema;
+mod telemetry;
