@@ -278,3 +278,74 @@ fn policy_test_and_resolve_on_the_sample_packs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is a domain pack, given as --base"));
 }
+
+#[test]
+fn aws_bootstrap_then_a_run_on_dynamodb_audited_to_s3_verifies_from_the_bucket() {
+    let Some(endpoint) = crate::common::aws::endpoint() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data, work) = (dir.path().join("config"), dir.path().join("data"), dir.path().join("work"));
+    for d in [&config.join("tenants"), &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let suffix = format!("{:08x}", rand::random::<u32>());
+    std::fs::write(
+        config.join("host.toml"),
+        format!(
+            "[aws]\nendpoint_url = \"{endpoint}\"\nregion = \"us-east-1\"\n\
+             [memory]\nbackend = \"dynamodb\"\ntable = \"cli-{suffix}\"\n\
+             [audit.s3]\nbucket = \"cli-audit-{suffix}\"\nprefix = \"prod\"\nretention_mode = \"GOVERNANCE\"\nretention_days = 7\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("tenants/acme.toml"),
+        "id = \"acme\"\n[grants]\nmemory_namespaces = [\"notes\"]\n",
+    )
+    .unwrap();
+
+    let out = stdout_json(&governed(&config, &data, &["aws", "bootstrap"]));
+    assert_eq!(out["memory_table"]["created"], true, "{out}");
+    assert_eq!(out["audit_bucket"]["object_lock"], true, "{out}");
+    assert!(out["events"]["queue_url"].as_str().is_some(), "{out}");
+
+    let wasm = work.join("kv_note.wasm");
+    std::fs::copy(artifacts::KV_NOTE, &wasm).unwrap();
+    let wasm = wasm.to_str().unwrap();
+    stdout_json(&governed(&config, &data, &["manifest", "init", wasm]));
+    let manifest = work.join("kv_note.manifest.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("memory_namespaces = []", "memory_namespaces = [\"notes\"]"))
+        .unwrap();
+    let run = ["run", wasm, "--tenant", "acme", "--input", r#"{"key":"k1","note":"hello"}"#];
+    assert_eq!(stdout_json(&governed(&config, &data, &run))["version"], 1);
+    // The second write finds the first in DynamoDB, not in this process.
+    assert_eq!(stdout_json(&governed(&config, &data, &run))["version"], 2);
+
+    // Both runs sealed their segments into the bucket under Object Lock.
+    let out = governed(
+        &config,
+        &data,
+        &["audit", "verify", "--from", &format!("s3://cli-audit-{suffix}/prod"), "--json"],
+    );
+    let report = stdout_json(&out);
+    assert_eq!(report["ok"], true, "{report}");
+    let retention = report["retention"].as_array().unwrap();
+    assert!(retention.len() >= 2 && retention.iter().all(|r| r["mode"] == "GOVERNANCE"), "{report}");
+    let out = governed(&config, &data, &["audit", "query", "--tenant", "acme", "--kind", "memory_write"]);
+    assert!(out.status.success());
+    let writes: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert_eq!(writes[1]["record"]["what"]["backend"], "dynamodb");
+}
+
+#[test]
+fn the_readmes_host_toml_example_parses() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme.split("## Backends and configuration").nth(1).unwrap();
+    let example = section.split("```toml").nth(1).unwrap().split("```").next().unwrap();
+    let settings: agenthost::governance::HostSettings = toml::from_str(example).unwrap();
+    assert_eq!(settings.memory.backend, agenthost::brokers::memory::MemoryBackend::Dynamodb);
+    assert_eq!(settings.audit.s3.unwrap().retention_days, 365);
+    assert_eq!(settings.events.backend, agenthost::brokers::events::EventBackend::Sqs);
+}
