@@ -8,7 +8,7 @@
 use crate::audit;
 use crate::bindings::memory::{self, Classification as WitClass, Entry, Governance, ListPage, PutOptions};
 use crate::bindings::types::Error;
-use crate::brokers::memory::{Classification as MemClass, Put, Record, RecordMeta, Scope, now_secs};
+use crate::brokers::memory::{Put, Record, RecordMeta, Scope, now_secs};
 use crate::governance::keys::digest;
 use crate::governance::packs::Classification;
 use crate::governance::policy::{Action, EntityRef, Value as PolicyValue};
@@ -61,21 +61,12 @@ impl InstanceState {
     }
 }
 
-fn wit_class(c: MemClass) -> WitClass {
+fn wit_class(c: Classification) -> WitClass {
     match c {
-        MemClass::Public => WitClass::Public,
-        MemClass::Internal => WitClass::Internal,
-        MemClass::Confidential => WitClass::Confidential,
-        MemClass::Restricted => WitClass::Restricted,
-    }
-}
-
-fn mem_class(c: WitClass) -> MemClass {
-    match c {
-        WitClass::Public => MemClass::Public,
-        WitClass::Internal => MemClass::Internal,
-        WitClass::Confidential => MemClass::Confidential,
-        WitClass::Restricted => MemClass::Restricted,
+        Classification::Public => WitClass::Public,
+        Classification::Internal => WitClass::Internal,
+        Classification::Confidential => WitClass::Confidential,
+        Classification::Restricted => WitClass::Restricted,
     }
 }
 
@@ -128,7 +119,7 @@ impl memory::Host for InstanceState {
         if let Err(e) = self.memory_gate(&ns, Some(class(options.governance.classification))) {
             return Ok(Err(e));
         }
-        let classification = mem_class(options.governance.classification);
+        let classification = class(options.governance.classification);
         let value_digest = digest(&value);
         let put = Put {
             value,

@@ -68,6 +68,12 @@ impl Classification {
             Classification::Restricted => "restricted",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Public, Self::Internal, Self::Confidential, Self::Restricted]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
 }
 
 /// What a layer constrains. An absent field leaves the layer above in force.

@@ -96,13 +96,14 @@ async fn behaviour(store: Arc<dyn MemoryStore>) {
     assert_eq!(keys, expected, "{name}");
     assert_eq!(pages, 3, "{name}");
 
-    // TTL: gone once expired, for get, list and compare-and-set.
+    // TTL: gone once expired, for get, list and compare-and-set. Expiry is
+    // kept in whole seconds, so a TTL of 2 s leaves at least 1 s to read.
     let mut short = put("soon gone", None);
-    short.ttl_seconds = Some(1);
+    short.ttl_seconds = Some(2);
     store.put(ACME, "ttl/x", short).await.unwrap();
     let live = store.get(ACME, "ttl/x").await.unwrap().unwrap();
     assert!(live.expires_at.is_some(), "{name}");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(store.get(ACME, "ttl/x").await.unwrap(), None, "{name}: expired record read");
     assert!(store.list(ACME, "ttl/", None, 10).await.unwrap().keys.is_empty(), "{name}");
     assert_eq!(store.put(ACME, "ttl/x", put("again", Some(0))).await.unwrap(), 1, "{name}");

@@ -37,32 +37,8 @@ pub struct Scope<'a> {
     pub namespace: &'a str,
 }
 
-/// A record's sensitivity (the WIT `classification`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Classification {
-    Public,
-    Internal,
-    Confidential,
-    Restricted,
-}
-
-impl Classification {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Classification::Public => "public",
-            Classification::Internal => "internal",
-            Classification::Confidential => "confidential",
-            Classification::Restricted => "restricted",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Public, Self::Internal, Self::Confidential, Self::Restricted]
-            .into_iter()
-            .find(|c| c.as_str() == text)
-    }
-}
+/// A record's sensitivity: the classification the policy packs cap.
+pub use crate::governance::packs::Classification;
 
 /// Who wrote a record and under which rules it is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
