@@ -219,7 +219,7 @@ impl AuditLog {
         let writer = Writer::open(&dir, key, settings)?;
         let (durable_watch, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue { items: Vec::new(), enqueued: 0, closing: false }),
+            queue: Mutex::new(Queue { items: Vec::new(), enqueued: 0, closing: false, sleeping: false }),
             wake: Condvar::new(),
             durable: Mutex::new(Durable { upto: 0, failed: None }),
             durable_changed: Condvar::new(),
@@ -310,9 +310,12 @@ impl AuditLog {
             }
             queue.items.push(pending);
             queue.enqueued += 1;
-            queue.enqueued
+            (queue.enqueued, queue.sleeping)
         };
-        self.shared.wake.notify_one();
+        let (ticket, sleeping) = ticket;
+        if sleeping {
+            self.shared.wake.notify_one();
+        }
         Ok(Receipt { id, ticket })
     }
 

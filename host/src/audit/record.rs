@@ -15,10 +15,8 @@
 
 use std::time::SystemTime;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-
-use crate::governance::keys::canonical_json;
 
 /// The `prev` of the first record of a stream.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -133,21 +131,103 @@ impl Event {
 
     /// The record body: canonical JSON with its record id and the time it happened.
     pub fn body(&self, id: &str, time: SystemTime) -> String {
-        canonical_json(&json!({
-            "agent": self.agent,
-            "component": self.component,
-            "id": id,
-            "kind": self.kind.as_str(),
-            "outcome": self.outcome,
-            "principal": self.principal,
-            "run_id": self.run_id,
-            "tenant": self.tenant,
-            "time": humantime::format_rfc3339_micros(time).to_string(),
-            "trace_id": self.trace_id,
-            "what": self.what,
-            "why": self.why,
-        }))
+        let mut out = Vec::new();
+        self.write_body(id, time, &mut out);
+        String::from_utf8(out).unwrap_or_default()
     }
+
+    /// Writes the body straight into `out`: the fields in sorted order, the
+    /// `what` document with its keys sorted, no whitespace.
+    pub fn write_body(&self, id: &str, time: SystemTime, out: &mut Vec<u8>) {
+        let time = humantime::format_rfc3339_micros(time).to_string();
+        let body = Body {
+            agent: self.agent.as_deref(),
+            component: self.component.as_deref(),
+            id,
+            kind: self.kind.as_str(),
+            outcome: &self.outcome,
+            principal: self.principal.as_deref(),
+            run_id: self.run_id.as_deref(),
+            tenant: &self.tenant,
+            time: &time,
+            trace_id: self.trace_id.as_deref(),
+            what: Sorted(&self.what),
+            why: self.why.as_deref(),
+        };
+        // Serializing plain strings, options and JSON values into a Vec
+        // cannot fail.
+        let _ = serde_json::to_writer(out, &body);
+    }
+}
+
+/// A record body; the fields are declared in their canonical (sorted) order.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    agent: Option<&'a str>,
+    component: Option<&'a str>,
+    id: &'a str,
+    kind: &'a str,
+    outcome: &'a str,
+    principal: Option<&'a str>,
+    run_id: Option<&'a str>,
+    tenant: &'a str,
+    time: &'a str,
+    trace_id: Option<&'a str>,
+    what: Sorted<'a>,
+    why: Option<&'a str>,
+}
+
+/// A JSON value serialized with the keys of every object sorted.
+struct Sorted<'a>(&'a Value);
+
+impl serde::Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap as _, SerializeSeq as _};
+        match self.0 {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                let mut out = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    out.serialize_entry(key, &Sorted(value))?;
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&Sorted(item))?;
+                }
+                out.end()
+            }
+            scalar => scalar.serialize(serializer),
+        }
+    }
+}
+
+/// Appends the line of an event's record to `out`, encoding the body in
+/// place, and returns the record's hash.
+pub fn encode_event_line(
+    seq: u64,
+    prev: &str,
+    event: &Event,
+    id: &str,
+    time: SystemTime,
+    out: &mut Vec<u8>,
+) -> String {
+    let start = out.len();
+    out.extend_from_slice(&[b'0'; 64]);
+    out.push(b' ');
+    let hashed = out.len();
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(prev.as_bytes());
+    out.push(b' ');
+    event.write_body(id, time, out);
+    let digest = Sha256::digest(&out[hashed..]);
+    let _ = hex::encode_to_slice(digest, &mut out[start..start + 64]);
+    out.push(b'\n');
+    String::from_utf8_lossy(&out[start..start + 64]).into_owned()
 }
 
 /// The current time as RFC 3339 UTC with microseconds.
@@ -248,6 +328,8 @@ pub fn checkpoint_message(seq: u64, hash: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::governance::keys::canonical_json;
+    use serde_json::json;
 
     #[test]
     fn a_line_round_trips_and_its_hash_covers_seq_prev_and_body() {
@@ -278,6 +360,18 @@ mod tests {
             Line::parse(bad_seq.as_bytes()).unwrap_err(),
             "the sequence number is not a decimal number"
         );
+    }
+
+    #[test]
+    fn an_event_line_hashes_like_any_line() {
+        let event = Event::new(Kind::Deploy, "acme", "loaded", json!({"b": [{"y": 1, "x": 2}], "a": null}));
+        let time = SystemTime::now();
+        let mut direct = Vec::new();
+        let hash = encode_event_line(3, GENESIS, &event, "id", time, &mut direct);
+        let mut via_body = Vec::new();
+        assert_eq!(encode_line(3, GENESIS, &event.body("id", time), &mut via_body), hash);
+        assert_eq!(direct, via_body);
+        assert!(String::from_utf8(direct).unwrap().contains(r#""what":{"a":null,"b":[{"x":2,"y":1}]}"#));
     }
 
     #[test]

@@ -146,8 +146,18 @@ fn check_segment(name: &str, bytes: &[u8], key: Option<&PublicKey>, head_seq: Op
             acknowledged: false,
         });
     }
-    let lines: Vec<&[u8]> =
-        if complete == 0 { Vec::new() } else { bytes[..complete - 1].split(|&b| b == b'\n').collect() };
+    let lines: Vec<&[u8]> = if complete == 0 {
+        Vec::new()
+    } else {
+        memchr::memchr_iter(b'\n', &bytes[..complete])
+            .scan(0, |start, end| {
+                let line = &bytes[*start..end];
+                *start = end + 1;
+                Some(line)
+            })
+            .collect()
+    };
+    let hashes_ok = hashes_match(&lines);
     let mut expected: Option<(u64, &[u8])> = None;
     for (index, raw) in lines.iter().enumerate() {
         let number = index as u64 + 1;
@@ -164,7 +174,7 @@ fn check_segment(name: &str, bytes: &[u8], key: Option<&PublicKey>, head_seq: Op
                 return result;
             }
         };
-        if !line.hash_matches() {
+        if !hashes_ok[index] {
             result.problem = Some(problem(
                 ProblemKind::Modified,
                 name,
@@ -242,6 +252,28 @@ fn check_segment(name: &str, bytes: &[u8], key: Option<&PublicKey>, head_seq: Op
     result
 }
 
+/// Whether each line's stored hash is right: the SHA-256 work, spread over
+/// the machine's cores.
+fn hashes_match(lines: &[&[u8]]) -> Vec<bool> {
+    let check = |line: &&[u8]| Line::parse(line).is_ok_and(|l| l.hash_matches());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if workers <= 1 || lines.len() < 4096 {
+        return lines.iter().map(check).collect();
+    }
+    let mut out = vec![false; lines.len()];
+    let chunk = lines.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        for (slots, input) in out.chunks_mut(chunk).zip(lines.chunks(chunk)) {
+            scope.spawn(move || {
+                for (slot, line) in slots.iter_mut().zip(input) {
+                    *slot = check(line);
+                }
+            });
+        }
+    });
+    out
+}
+
 /// A record out of place: decides between deletion, insertion and reordering.
 fn classify_gap(name: &str, lines: &[&[u8]], index: usize, expected: u64, found: u64) -> Problem {
     let number = index as u64 + 1;
@@ -302,10 +334,7 @@ fn body_kind_is(line: &Line<'_>, kind: &str) -> Option<Value> {
     // Canonical bodies can only hold `"kind":"<kind>"` unescaped as a key of
     // some object; the parse below makes sure it is the record's own kind.
     let needle = format!("\"kind\":\"{kind}\"");
-    let found = line.body.windows(needle.len()).any(|w| w == needle.as_bytes());
-    if !found {
-        return None;
-    }
+    memchr::memmem::find(line.body, needle.as_bytes())?;
     let value = line.body_json()?;
     (value.get("kind").and_then(Value::as_str) == Some(kind)).then_some(value)
 }
@@ -507,28 +536,7 @@ fn check_segments(
     key: Option<&PublicKey>,
     head_seq: Option<u64>,
 ) -> Vec<SegmentResult> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(segments.len().max(1));
-    if workers <= 1 {
-        return segments.iter().map(|(name, bytes)| check_segment(name, bytes, key, head_seq)).collect();
-    }
-    let mut results: Vec<Option<SegmentResult>> = (0..segments.len()).map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let chunks: Vec<_> = results
-            .chunks_mut(segments.len().div_ceil(workers))
-            .zip(segments.chunks(segments.len().div_ceil(workers)))
-            .map(|(out, input)| {
-                scope.spawn(move || {
-                    for (slot, (name, bytes)) in out.iter_mut().zip(input) {
-                        *slot = Some(check_segment(name, bytes, key, head_seq));
-                    }
-                })
-            })
-            .collect();
-        for chunk in chunks {
-            let _ = chunk.join();
-        }
-    });
-    results.into_iter().map(Option::unwrap_or_default).collect()
+    segments.iter().map(|(name, bytes)| check_segment(name, bytes, key, head_seq)).collect()
 }
 
 struct Head {

@@ -35,6 +35,9 @@ pub(crate) struct Queue {
     pub items: Vec<Pending>,
     pub enqueued: u64,
     pub closing: bool,
+    /// The writer waits on the condition variable: only then is a wake-up
+    /// (a system call) worth making.
+    pub sleeping: bool,
 }
 
 pub(crate) struct Durable {
@@ -228,6 +231,13 @@ impl Writer {
         self.since_checkpoint += 1;
     }
 
+    fn push_event(&mut self, item: &Pending) {
+        self.seq += 1;
+        self.head =
+            record::encode_event_line(self.seq, &self.head, &item.event, &item.id, item.time, &mut self.buf);
+        self.since_checkpoint += 1;
+    }
+
     /// Writes the buffered lines and makes them durable; then publishes the
     /// newest checkpoint among them as HEAD.
     fn commit(&mut self) -> Result<(), AuditError> {
@@ -310,8 +320,7 @@ impl Writer {
     /// inside it, and makes it durable.
     fn write_group(&mut self, items: &[Pending]) -> Result<(), AuditError> {
         for item in items {
-            let body = item.event.body(&item.id, item.time);
-            self.push(&body);
+            self.push_event(item);
             if self.since_checkpoint >= self.settings.checkpoint_every {
                 self.push_checkpoint();
             }
@@ -337,8 +346,10 @@ impl Writer {
                 let Ok(mut queue) = shared.queue.lock() else { return };
                 while queue.items.is_empty() && !queue.closing {
                     let wait = self.settings.checkpoint_interval;
+                    queue.sleeping = true;
                     let Ok((guard, timeout)) = shared.wake.wait_timeout(queue, wait) else { return };
                     queue = guard;
+                    queue.sleeping = false;
                     if timeout.timed_out() && queue.items.is_empty() {
                         break;
                     }
