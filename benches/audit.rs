@@ -143,6 +143,31 @@ fn append(c: &mut Criterion) {
     log.close().expect("close");
 }
 
+fn encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("audit");
+    group.throughput(Throughput::Elements(1));
+    let mut buf = Vec::with_capacity(1 << 20);
+    let head = "0".repeat(64);
+    let id = "0123456789abcdef0123456789abcdef";
+    group.bench_function("encode-one-record", |b| {
+        b.iter(|| {
+            if buf.len() > 1 << 19 {
+                buf.clear();
+            }
+            agenthost::audit::record::encode_event_line(
+                7,
+                &head,
+                &event(7),
+                id,
+                std::time::SystemTime::now(),
+                &mut buf,
+            )
+        });
+    });
+    group.bench_function("build-one-event", |b| b.iter(|| event(7)));
+    group.finish();
+}
+
 fn verify_stream(c: &mut Criterion) {
     const RECORDS: u64 = 100_000;
     let dir = tempfile::tempdir().expect("dir");
@@ -171,5 +196,5 @@ fn verify_stream(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, verify_stream);
+criterion_group!(benches, encode, append, verify_stream);
 criterion_main!(benches);

@@ -299,7 +299,9 @@ impl AuditLog {
     /// As [`AuditLog::append`].
     pub fn append_owned(&self, event: Event) -> Result<Receipt, AuditError> {
         let id = record_id();
-        let pending = writer::Pending { event, id: id.clone(), time: std::time::SystemTime::now() };
+        let mut body = Vec::with_capacity(512);
+        event.write_body(&id, std::time::SystemTime::now(), &mut body);
+        let pending = writer::Pending { body };
         let ticket = {
             let mut queue =
                 self.shared.queue.lock().map_err(|_| AuditError::Failed("writer lock poisoned".into()))?;

@@ -205,6 +205,23 @@ impl serde::Serialize for Sorted<'_> {
     }
 }
 
+/// Appends the line of an encoded body to `out` and returns its hash.
+pub fn encode_body_line(seq: u64, prev: &str, body: &[u8], out: &mut Vec<u8>) -> String {
+    let start = out.len();
+    out.extend_from_slice(&[b'0'; 64]);
+    out.push(b' ');
+    let hashed = out.len();
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(prev.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body);
+    let digest = Sha256::digest(&out[hashed..]);
+    let _ = hex::encode_to_slice(digest, &mut out[start..start + 64]);
+    out.push(b'\n');
+    String::from_utf8_lossy(&out[start..start + 64]).into_owned()
+}
+
 /// Appends the line of an event's record to `out`, encoding the body in
 /// place, and returns the record's hash.
 pub fn encode_event_line(

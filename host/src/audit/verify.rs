@@ -247,7 +247,9 @@ fn check_segment(name: &str, bytes: &[u8], key: Option<&PublicKey>, head_seq: Op
         }
         result.records += 1;
         expected = Some((line.seq + 1, line.hash));
-        result.last = Some((line.seq, text(line.hash)));
+    }
+    if let Some((next, hash)) = expected {
+        result.last = Some((next - 1, text(hash)));
     }
     result
 }
@@ -330,18 +332,22 @@ fn classify_gap(name: &str, lines: &[&[u8]], index: usize, expected: u64, found:
     )
 }
 
-fn body_kind_is(line: &Line<'_>, kind: &str) -> Option<Value> {
+static CHECKPOINT: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""kind":"checkpoint""#));
+static RECOVERY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""kind":"recovery""#));
+
+fn body_kind_is(line: &Line<'_>, kind: &str, needle: &memchr::memmem::Finder<'_>) -> Option<Value> {
     // Canonical bodies can only hold `"kind":"<kind>"` unescaped as a key of
     // some object; the parse below makes sure it is the record's own kind.
-    let needle = format!("\"kind\":\"{kind}\"");
-    memchr::memmem::find(line.body, needle.as_bytes())?;
+    needle.find(line.body)?;
     let value = line.body_json()?;
     (value.get("kind").and_then(Value::as_str) == Some(kind)).then_some(value)
 }
 
 /// (seq, hash, key id, signature) of a checkpoint record.
 fn checkpoint_of(line: &Line<'_>) -> Option<(u64, String, String, String)> {
-    let value = body_kind_is(line, "checkpoint")?;
+    let value = body_kind_is(line, "checkpoint", &CHECKPOINT)?;
     let what = value.get("what")?;
     Some((
         what.get("seq")?.as_u64()?,
@@ -352,7 +358,7 @@ fn checkpoint_of(line: &Line<'_>) -> Option<(u64, String, String, String)> {
 }
 
 fn recovery_of(line: &Line<'_>) -> Option<(String, u64)> {
-    let value = body_kind_is(line, "recovery")?;
+    let value = body_kind_is(line, "recovery", &RECOVERY)?;
     let what = value.get("what")?;
     Some((what.get("segment")?.as_str()?.to_owned(), what.get("offset")?.as_u64()?))
 }

@@ -23,12 +23,11 @@ use crate::governance::keys::canonical_json;
 /// so that a stream cut short after it is seen as truncated.
 pub const HEAD_FILE: &str = "HEAD.json";
 
-/// A record waiting for the writer: its body is encoded on the writer
-/// thread, off the caller's (a guest's host call's) path.
+/// A record waiting for the writer, its body already encoded by the caller:
+/// callers encode in parallel on every core, the one writer only chains,
+/// hashes and writes.
 pub(crate) struct Pending {
-    pub event: record::Event,
-    pub id: String,
-    pub time: std::time::SystemTime,
+    pub body: Vec<u8>,
 }
 
 pub(crate) struct Queue {
@@ -233,8 +232,7 @@ impl Writer {
 
     fn push_event(&mut self, item: &Pending) {
         self.seq += 1;
-        self.head =
-            record::encode_event_line(self.seq, &self.head, &item.event, &item.id, item.time, &mut self.buf);
+        self.head = record::encode_body_line(self.seq, &self.head, &item.body, &mut self.buf);
         self.since_checkpoint += 1;
     }
 
@@ -286,13 +284,15 @@ impl Writer {
         self.commit()
     }
 
-    /// `HEAD.json`, replaced atomically, then handed to the sinks.
+    /// `HEAD.json`, replaced atomically, then handed to the sinks. It is a
+    /// copy of a checkpoint that is already durable in the segment, so it is
+    /// not fsync'd itself: after a crash it may name an older checkpoint,
+    /// which verifies just as well.
     fn publish_head(&self, seq: u64, head: &serde_json::Value) -> Result<(), AuditError> {
         let tmp = self.dir.join("HEAD.json.tmp");
         let target = self.dir.join(HEAD_FILE);
         let text = serde_json::to_vec_pretty(head).unwrap_or_default();
         std::fs::write(&tmp, text)
-            .and_then(|()| File::open(&tmp).and_then(|f| f.sync_all()))
             .and_then(|()| std::fs::rename(&tmp, &target))
             .map_err(|e| AuditError::io(&target, e))?;
         for sink in &self.settings.sinks {

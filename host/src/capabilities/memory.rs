@@ -120,7 +120,8 @@ impl memory::Host for InstanceState {
             return Ok(Err(e));
         }
         let classification = class(options.governance.classification);
-        let value_digest = digest(&value);
+        let audited = self.call.audit.is_some();
+        let value_digest = if audited { digest(&value) } else { String::new() };
         let put = Put {
             value,
             expected_version: options.expected_version,
@@ -135,18 +136,19 @@ impl memory::Host for InstanceState {
         };
         let store = self.host.memory.clone();
         let result = store.put(self.scope(&ns), &key, put).await;
-        let (outcome, what) = match &result {
-            Ok(version) => ("put", serde_json::json!({ "version": version })),
-            Err(e) => ("refused", serde_json::json!({ "error": e.to_string() })),
-        };
-        let mut what = what;
-        what["classification"] = classification.as_str().into();
-        what["retention_days"] = options.governance.retention_days.into();
-        what["ttl_seconds"] = options.ttl_seconds.into();
-        what["expected_version"] = options.expected_version.into();
-        what["value_digest"] = value_digest.into();
-        if let Err(e) = self.record_write(&ns, &key, outcome, what) {
-            return Ok(Err(e));
+        if audited {
+            let (outcome, mut what) = match &result {
+                Ok(version) => ("put", serde_json::json!({ "version": version })),
+                Err(e) => ("refused", serde_json::json!({ "error": e.to_string() })),
+            };
+            what["classification"] = classification.as_str().into();
+            what["retention_days"] = options.governance.retention_days.into();
+            what["ttl_seconds"] = options.ttl_seconds.into();
+            what["expected_version"] = options.expected_version.into();
+            what["value_digest"] = value_digest.into();
+            if let Err(e) = self.record_write(&ns, &key, outcome, what) {
+                return Ok(Err(e));
+            }
         }
         Ok(result.map_err(Error::from))
     }
@@ -163,14 +165,15 @@ impl memory::Host for InstanceState {
         }
         let store = self.host.memory.clone();
         let result = store.delete(self.scope(&ns), &key, expected_version).await;
-        let (outcome, what) = match &result {
-            Ok(deleted) => ("deleted", serde_json::json!({ "existed": deleted })),
-            Err(e) => ("refused", serde_json::json!({ "error": e.to_string() })),
-        };
-        let mut what = what;
-        what["expected_version"] = expected_version.into();
-        if let Err(e) = self.record_write(&ns, &key, outcome, what) {
-            return Ok(Err(e));
+        if self.call.audit.is_some() {
+            let (outcome, mut what) = match &result {
+                Ok(deleted) => ("deleted", serde_json::json!({ "existed": deleted })),
+                Err(e) => ("refused", serde_json::json!({ "error": e.to_string() })),
+            };
+            what["expected_version"] = expected_version.into();
+            if let Err(e) = self.record_write(&ns, &key, outcome, what) {
+                return Ok(Err(e));
+            }
         }
         Ok(result.map_err(Error::from))
     }
