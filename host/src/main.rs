@@ -313,12 +313,16 @@ async fn run(
     data: &Path,
 ) -> Result<(), Failure> {
     let input = read_input(&args)?;
-    let backends = Backends::open(governance.settings(), data).await.map_err(|e| anyhow::anyhow!(e))?;
+    let tenants: Vec<&agenthost::governance::TenantConfig> =
+        governance.tenants().map(|t| &t.config).collect();
+    let backends =
+        Backends::open_for(governance.settings(), &tenants, data).await.map_err(|e| anyhow::anyhow!(e))?;
     let mut config = host_config(&args.limits, cache_dir);
     config.governance = Some(governance);
     config.audit = backends.audit.clone();
     config.memory = Some(backends.memory.clone());
     config.model = backends.model.clone();
+    config.tenant_models.clone_from(&backends.tenant_models);
     config.events.clone_from(&backends.events);
     let host = Host::new(config)?;
     let result = run_on(&host, &args, &input).await;

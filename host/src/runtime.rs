@@ -54,6 +54,8 @@ pub struct HostConfig {
     /// tenant (see [`Governance::development`]).
     pub governance: Option<Arc<Governance>>,
     pub model: Arc<dyn ModelBackend>,
+    /// Tenants whose calls go to a model backend of their own.
+    pub tenant_models: BTreeMap<String, Arc<dyn ModelBackend>>,
     /// The evidence plane; `None` runs without an audit trail (tests, benches).
     pub audit: Option<Arc<AuditLog>>,
     /// The memory backend; `None` keeps records in this process only.
@@ -72,6 +74,7 @@ impl Default for HostConfig {
             tenant: "default".to_owned(),
             governance: None,
             model: Arc::new(BuiltinModel),
+            tenant_models: BTreeMap::new(),
             audit: None,
             memory: None,
             events: None,
@@ -285,7 +288,8 @@ pub(crate) struct HostInner {
     compiled: Mutex<HashMap<String, Component>>,
     /// Registered tools by (tenant, name).
     tools: RwLock<BTreeMap<(String, String), Arc<LoadedComponent>>>,
-    pub(crate) model: Arc<dyn ModelBackend>,
+    model: Arc<dyn ModelBackend>,
+    tenant_models: BTreeMap<String, Arc<dyn ModelBackend>>,
     pub(crate) memory: Arc<dyn MemoryStore>,
     pub(crate) events: Arc<dyn EventBus>,
     in_process: Arc<InProcessBus>,
@@ -397,6 +401,7 @@ impl Host {
                 compiled: Mutex::new(HashMap::new()),
                 tools: RwLock::new(BTreeMap::new()),
                 model: config.model,
+                tenant_models: config.tenant_models,
                 memory: config.memory.unwrap_or_else(|| Arc::new(InProcessMemory::default())),
                 events,
                 in_process,
@@ -1355,6 +1360,11 @@ impl HostInner {
         self.observe(&call, tool, started, &result);
         self.record_call(&call, tool, input, &result)?;
         result
+    }
+
+    /// The model backend of a tenant: its own, else the host's.
+    pub(crate) fn model_for(&self, tenant: &str) -> &Arc<dyn ModelBackend> {
+        self.tenant_models.get(tenant).unwrap_or(&self.model)
     }
 
     /// Latency and outcome into the metrics.

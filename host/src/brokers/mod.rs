@@ -24,6 +24,8 @@ pub struct Backends {
     pub audit_s3: Option<Arc<S3Sink>>,
     pub memory: Arc<dyn MemoryStore>,
     pub model: Arc<dyn ModelBackend>,
+    /// Tenants with a model backend of their own (`[model]` in the tenant file).
+    pub tenant_models: std::collections::BTreeMap<String, Arc<dyn ModelBackend>>,
     /// `None`: the host's own in-process bus.
     pub events: Option<Arc<dyn EventBus>>,
     /// The SQS queue subscribers are served from (SQS and EventBridge backends).
@@ -109,6 +111,18 @@ impl Backends {
     /// # Errors
     /// Names the backend that cannot be opened and why.
     pub async fn open(settings: &HostSettings, data: &Path) -> Result<Backends, String> {
+        Self::open_for(settings, &[], data).await
+    }
+
+    /// [`Backends::open`], with the model backends of the tenants that name their own.
+    ///
+    /// # Errors
+    /// Names the backend (and tenant) that cannot be opened and why.
+    pub async fn open_for(
+        settings: &HostSettings,
+        tenants: &[&crate::governance::TenantConfig],
+        data: &Path,
+    ) -> Result<Backends, String> {
         let memory: Arc<dyn MemoryStore> = match settings.memory.backend {
             MemoryBackend::Embedded => Arc::new(
                 EmbeddedMemory::open(&data.join("memory"), settings.memory.durable.unwrap_or(true))
@@ -144,8 +158,17 @@ impl Backends {
             (None, None)
         };
         let model = model_backend(&settings.model, &settings.aws).await?;
+        let mut tenant_models = std::collections::BTreeMap::new();
+        for tenant in tenants {
+            if let Some(own) = &tenant.model {
+                let backend = model_backend(own, &settings.aws)
+                    .await
+                    .map_err(|e| format!("tenant `{}`: {e}", tenant.id))?;
+                tenant_models.insert(tenant.id.clone(), backend);
+            }
+        }
         let (events, event_queue) = event_backend(&settings.events, &settings.aws).await?;
-        Ok(Backends { audit, audit_s3, memory, model, events, event_queue })
+        Ok(Backends { audit, audit_s3, memory, model, tenant_models, events, event_queue })
     }
 
     /// Signs a final checkpoint, seals the segment and waits for its upload.

@@ -26,7 +26,10 @@ impl Host for InstanceState {
         if let Err(e) = call.charge() {
             return Ok(Err(e));
         }
-        let model_id = request.model_id.clone().unwrap_or_else(|| self.host.model.default_model().to_owned());
+        let model_id = request
+            .model_id
+            .clone()
+            .unwrap_or_else(|| self.host.model_for(call.tenant.id()).default_model().to_owned());
         if let Some(denial) = call.grant.models.denial("model", &model_id) {
             return Ok(Err(Error::Denied(format!("{} may not call it: {denial}", call.caller()))));
         }
@@ -46,7 +49,7 @@ impl Host for InstanceState {
             system.append(&mut request.system);
             request.system = system;
         }
-        let backend = self.host.model.clone();
+        let backend = self.host.model_for(call.tenant.id()).clone();
         let result = backend.converse(&request, &self.call.trace).await;
         if let Ok(response) = &result {
             call.tenant

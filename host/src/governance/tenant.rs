@@ -56,6 +56,9 @@ pub struct TenantConfig {
     /// tenant's components that name none of their own.
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    /// The tenant's own model backend, instead of the host's `[model]`.
+    #[serde(default)]
+    pub model: Option<crate::brokers::model::ModelSettings>,
 }
 
 /// Per-tenant quotas. Each is optional; an absent one is unlimited (for
@@ -182,6 +185,7 @@ impl TenantConfig {
             },
             approvers: BTreeMap::new(),
             policy: None,
+            model: None,
         }
     }
 

@@ -358,3 +358,41 @@ async fn openai_compatible_chat_maps_tools_both_ways() {
     let tool = second.last().unwrap();
     assert_eq!((tool["role"].as_str(), tool["tool_call_id"].as_str()), (Some("tool"), Some("call_1")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_can_have_a_model_backend_of_its_own() {
+    let text = "id = \"acme\"\n[model]\nbackend = \"openai\"\nendpoint = \"http://127.0.0.1:8080/v1\"\ndefault_model = \"llama-test\"\n";
+    let config =
+        agenthost::governance::TenantConfig::parse(std::path::Path::new("tenants/acme.toml"), text).unwrap();
+    let own = config.model.unwrap();
+    assert_eq!(
+        (own.backend, own.default_model.as_deref()),
+        (agenthost::brokers::model::ModelBackendKind::Openai, Some("llama-test"))
+    );
+
+    // The development tenant `default` talks to its own server; the host's
+    // backend (the built-in model) is not asked.
+    let seen: Shared = Arc::new(Mutex::new(Seen::default()));
+    let endpoint =
+        serve(Router::new().route("/{*path}", axum::routing::post(chat)).with_state(seen.clone())).await;
+    let own = OpenAiModel::new(
+        &format!("{endpoint}/v1"),
+        Some("sk-local-test".into()),
+        "llama-test",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let host = Host::new(HostConfig {
+        engine: common::engine_config(),
+        tenant_models: [("default".to_owned(), Arc::new(own) as Arc<dyn ModelBackend>)].into(),
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let calculator = common::load(&host, agenthost_artifacts::CALCULATOR).await;
+    host.register_tool(calculator).unwrap();
+    let triage =
+        host.load(&common::bytes(agenthost_artifacts::TRIAGE), LoadOptions::default()).await.unwrap();
+    let run = host.run_agent(&triage, &json!({ "question": "What is six times seven?" })).await.unwrap();
+    assert_eq!(run.output["answer"].as_str(), Some("The answer is 42."), "{}", run.output);
+    assert_eq!(seen.lock().unwrap().requests.len(), 2);
+}

@@ -50,8 +50,8 @@ pub fn stop_reason_name(reason: StopReason) -> &'static str {
     }
 }
 
-/// `[model]` in host.toml.
-#[derive(Debug, Clone, Default, serde::Deserialize, PartialEq, Eq)]
+/// `[model]` in host.toml, or in a tenant file for that tenant's own backend.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSettings {
     #[serde(default)]
@@ -70,7 +70,7 @@ pub struct ModelSettings {
     pub timeout_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelBackendKind {
     #[default]
