@@ -141,6 +141,9 @@ struct RunArgs {
     /// An approval token (JSON file from `approvals approve`) to present (repeatable)
     #[arg(long = "token", value_name = "FILE")]
     tokens: Vec<PathBuf>,
+    /// After the run, write the host's Prometheus metrics (text format) to FILE
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -326,6 +329,10 @@ async fn run(
     config.events.clone_from(&backends.events);
     let host = Host::new(config)?;
     let result = run_on(&host, &args, &input).await;
+    if let Some(path) = &args.metrics {
+        std::fs::write(path, host.metrics_text())
+            .with_context(|| format!("cannot write the metrics to {}", path.display()))?;
+    }
     drop(host);
     backends.close().await.map_err(|e| anyhow::anyhow!(e))?;
     print_json(&result?)

@@ -349,3 +349,23 @@ fn the_readmes_host_toml_example_parses() {
     assert_eq!(settings.audit.s3.unwrap().retention_days, 365);
     assert_eq!(settings.events.backend, agenthost::brokers::events::EventBackend::Sqs);
 }
+
+#[test]
+fn run_writes_prometheus_metrics_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dir.path().join("metrics.txt");
+    let output = agenthost(&[
+        "run",
+        artifacts::CALCULATOR,
+        "--input",
+        r#"{"expression":"2 * 21"}"#,
+        "--metrics",
+        metrics.to_str().unwrap(),
+    ]);
+    assert_eq!(stdout_json(&output)["value"], 42);
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains(r#"agenthost_invocation_duration_seconds_count{tenant="default",component="calculator",outcome="ok"} 1"#),
+        "{text}"
+    );
+}
