@@ -2,7 +2,7 @@
 # installed on first use, started on 127.0.0.1 at a free port, and stopped by
 # its PID when the script exits.
 
-SERVICES_DIR="${AGENTHOST_SERVICES_DIR:-$PWD/target/test-services}"
+SERVICES_DIR="${AGENTHOST_SERVICES_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/test-services}"
 SERVICE_PIDS=()
 
 stop_services() {
