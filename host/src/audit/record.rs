@@ -50,20 +50,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
-        Kind::Decision,
-        Kind::ModelCall,
-        Kind::ToolCall,
-        Kind::MemoryWrite,
-        Kind::EventPublish,
-        Kind::Approval,
-        Kind::Deploy,
-        Kind::Limit,
-        Kind::Evidence,
-        Kind::Checkpoint,
-        Kind::Recovery,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Decision => "decision",
@@ -78,10 +64,6 @@ impl Kind {
             Kind::Checkpoint => "checkpoint",
             Kind::Recovery => "recovery",
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == text)
     }
 }
 
@@ -207,23 +189,20 @@ impl serde::Serialize for Sorted<'_> {
 
 /// Appends the line of an encoded body to `out` and returns its hash.
 pub fn encode_body_line(seq: u64, prev: &str, body: &[u8], out: &mut Vec<u8>) -> String {
-    let start = out.len();
-    out.extend_from_slice(&[b'0'; 64]);
+    let hash = chain_hash(seq, prev, body);
+    out.reserve(hash.len() + prev.len() + body.len() + 24);
+    out.extend_from_slice(hash.as_bytes());
     out.push(b' ');
-    let hashed = out.len();
     out.extend_from_slice(seq.to_string().as_bytes());
     out.push(b' ');
     out.extend_from_slice(prev.as_bytes());
     out.push(b' ');
     out.extend_from_slice(body);
-    let digest = Sha256::digest(&out[hashed..]);
-    let _ = hex::encode_to_slice(digest, &mut out[start..start + 64]);
     out.push(b'\n');
-    String::from_utf8_lossy(&out[start..start + 64]).into_owned()
+    hash
 }
 
-/// Appends the line of an event's record to `out`, encoding the body in
-/// place, and returns the record's hash.
+/// Appends the line of an event's record to `out` and returns its hash.
 pub fn encode_event_line(
     seq: u64,
     prev: &str,
@@ -232,19 +211,9 @@ pub fn encode_event_line(
     time: SystemTime,
     out: &mut Vec<u8>,
 ) -> String {
-    let start = out.len();
-    out.extend_from_slice(&[b'0'; 64]);
-    out.push(b' ');
-    let hashed = out.len();
-    out.extend_from_slice(seq.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(prev.as_bytes());
-    out.push(b' ');
-    event.write_body(id, time, out);
-    let digest = Sha256::digest(&out[hashed..]);
-    let _ = hex::encode_to_slice(digest, &mut out[start..start + 64]);
-    out.push(b'\n');
-    String::from_utf8_lossy(&out[start..start + 64]).into_owned()
+    let mut body = Vec::with_capacity(512);
+    event.write_body(id, time, &mut body);
+    encode_body_line(seq, prev, &body, out)
 }
 
 /// The current time as RFC 3339 UTC with microseconds.
@@ -265,17 +234,7 @@ pub fn chain_hash(seq: u64, prev: &str, body: &[u8]) -> String {
 
 /// Appends the line of a record to `out` and returns its hash.
 pub fn encode_line(seq: u64, prev: &str, body: &str, out: &mut Vec<u8>) -> String {
-    let hash = chain_hash(seq, prev, body.as_bytes());
-    out.reserve(hash.len() + prev.len() + body.len() + 24);
-    out.extend_from_slice(hash.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(seq.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(prev.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(body.as_bytes());
-    out.push(b'\n');
-    hash
+    encode_body_line(seq, prev, body.as_bytes(), out)
 }
 
 /// A line split into its fields, borrowed from the segment's bytes.

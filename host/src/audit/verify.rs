@@ -213,9 +213,8 @@ fn check_segment(name: &str, bytes: &[u8], key: Option<&PublicKey>, head_seq: Op
             }
         }
         if let Some(checkpoint) = checkpoint_of(&line) {
-            let covers_previous = expected
-                .is_some_and(|(seq, prev)| checkpoint.0 == seq - 1 && checkpoint.1 == text(prev))
-                || (expected.is_none() && checkpoint.0 == line.seq - 1 && checkpoint.1 == text(line.prev));
+            // seq and prev of this line are already checked against the chain.
+            let covers_previous = checkpoint.0 + 1 == line.seq && checkpoint.1.as_bytes() == line.prev;
             if !covers_previous {
                 result.problem = Some(problem(
                     ProblemKind::Modified,
@@ -419,8 +418,7 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
     let results = check_segments(&input.segments, key, head_seq);
     let mut expected = (1u64, GENESIS.to_owned());
     let mut head_hash = None;
-    let count = results.len();
-    for (i, ((name, _), result)) in input.segments.iter().zip(results).enumerate() {
+    for ((name, _), result) in input.segments.iter().zip(results) {
         if let Some((first_seq, first_prev)) = &result.first {
             if *first_seq != expected.0 {
                 let kind =
@@ -496,7 +494,6 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
         if let Some(torn) = result.torn {
             report.torn.push(torn);
         }
-        let _ = (i, count);
     }
     if let Some(torn) = report.torn.iter().find(|t| !t.acknowledged) {
         report.warnings.push(format!(

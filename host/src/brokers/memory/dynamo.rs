@@ -303,10 +303,7 @@ impl DynamoMemory {
                 _ => break,
             }
         }
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        let next_cursor = if more { keys.last().cloned() } else { None };
-        Ok(Page { keys, next_cursor })
+        Ok(Page::from_overfetch(keys, limit))
     }
 }
 

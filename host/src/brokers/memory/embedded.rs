@@ -221,10 +221,7 @@ impl EmbeddedMemory {
                 break;
             }
         }
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        let next_cursor = if more { keys.last().cloned() } else { None };
-        Ok(Page { keys, next_cursor })
+        Ok(Page::from_overfetch(keys, limit))
     }
 }
 

@@ -78,17 +78,14 @@ impl InProcessMemory {
             Some(after) => Bound::Excluded(id(scope, after)),
             None => Bound::Included(id(scope, prefix)),
         };
-        let mut keys: Vec<String> = records
+        let keys: Vec<String> = records
             .range((start, Bound::Unbounded))
             .take_while(|((t, n, k), _)| t == scope.tenant && n == scope.namespace && k.starts_with(prefix))
             .filter(|(_, r)| live(r.expires_at, now))
             .map(|((_, _, k), _)| k.clone())
             .take(limit + 1)
             .collect();
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        let next_cursor = if more { keys.last().cloned() } else { None };
-        Ok(Page { keys, next_cursor })
+        Ok(Page::from_overfetch(keys, limit))
     }
 }
 

@@ -80,6 +80,17 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+impl Page {
+    /// A page of at most `limit` keys from up to `limit + 1` fetched in
+    /// order: the extra one only says there is more, after the last kept.
+    pub(crate) fn from_overfetch(mut keys: Vec<String>, limit: usize) -> Page {
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let next_cursor = if more { keys.last().cloned() } else { None };
+        Page { keys, next_cursor }
+    }
+}
+
 /// Why a memory call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
