@@ -25,6 +25,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("WIPE_TENANT_DATA", "wipe-tenant-data", "wipe_tenant_data.wasm"),
     ("HTTP_FETCH", "http-fetch", "http_fetch.wasm"),
     ("HOSTILE_PROBE", "hostile-probe", "hostile_probe.wasm"),
+    ("DESCRIBE_PROBE", "describe-probe", "describe_probe.wasm"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";

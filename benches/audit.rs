@@ -53,7 +53,9 @@ fn append(c: &mut Criterion) {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     let dir = tempfile::tempdir().expect("dir");
     let options = AuditOptions { segment_bytes: 1 << 30, ..AuditOptions::default() };
-    let log = AuditLog::open(dir.path(), options, None, Vec::new()).expect("open");
+    let log =
+        AuditLog::open(dir.path(), options, agenthost::governance::KeyPair::from_seed([7; 32]), Vec::new())
+            .expect("open");
     let sample_line = log.dir().to_path_buf();
     let mut group = c.benchmark_group("audit");
     group.sample_size(20);
@@ -176,7 +178,9 @@ fn verify_stream(c: &mut Criterion) {
         checkpoint_interval: Duration::from_secs(3600),
         ..AuditOptions::default()
     };
-    let log: Arc<AuditLog> = AuditLog::open(dir.path(), options, None, Vec::new()).expect("open");
+    let log: Arc<AuditLog> =
+        AuditLog::open(dir.path(), options, agenthost::governance::KeyPair::from_seed([7; 32]), Vec::new())
+            .expect("open");
     for i in 0..RECORDS {
         log.append_owned(event(i)).expect("append");
     }

@@ -157,8 +157,13 @@ fn brokers(c: &mut Criterion) {
     };
     let plain_store = backend("plain");
     let host = host_for(None, backend("host"));
-    let audit =
-        AuditLog::open(&dir.path().join("audit"), AuditOptions::default(), None, Vec::new()).expect("audit");
+    let audit = AuditLog::open(
+        &dir.path().join("audit"),
+        AuditOptions::default(),
+        agenthost::governance::KeyPair::from_seed([7; 32]),
+        Vec::new(),
+    )
+    .expect("audit");
     let audited = host_for(Some(audit.clone()), backend("audited"));
     let plain = PlainLoop::new(host.engine(), &bytes, plain_store);
     let tool = rt.block_on(host.load(&bytes, LoadOptions::default())).expect("load");

@@ -81,16 +81,19 @@ fn governed_setup() -> Governed {
     write_key_pair(&config.join("security")).expect("key");
     let key = KeyPair::read(&config.join("security.key")).expect("key");
     let stack = packs::stack_of(&[root.join("base"), domain]).expect("stack");
-    let manifest = packs::resolve(&stack, Mode::Enforce, &key, 86_400).expect("resolve");
+    let binding = packs::Binding { tenants: vec!["acme".into()], component_stacks: Vec::new() };
+    let manifest = packs::resolve(&stack, Mode::Enforce, &binding, &key, 86_400).expect("resolve");
     let policy_path = config.join("policy.json");
-    std::fs::write(&policy_path, serde_json::to_string(&manifest).expect("json")).expect("write");
+    let text = serde_json::to_string(&manifest).expect("json");
+    let pinned = digest(text.as_bytes());
+    std::fs::write(&policy_path, &text).expect("write");
     std::fs::write(config.join("host.toml"), "trusted_keys = [\"security.pub\"]\n").expect("host.toml");
     std::fs::write(
         config.join("tenants/acme.toml"),
-        "id = \"acme\"\npolicy = \"policy.json\"\n[quotas]\nconcurrent_invocations = 64\nfuel_per_minute = 1000000000000000\nhost_calls_per_minute = 1000000000\n[grants]\ntools = [\"*\"]\nmodels = [\"*\"]\n",
+        format!("id = \"acme\"\npolicy = \"policy.json\"\npolicy_digest = \"{pinned}\"\n[quotas]\nconcurrent_invocations = 64\nfuel_per_minute = 1000000000000000\nhost_calls_per_minute = 1000000000\n[grants]\ntools = [\"*\"]\nmodels = [\"*\"]\n"),
     )
     .expect("tenant");
-    let policy = LoadedPolicy::read(&policy_path, &[key.public()]).expect("policy");
+    let policy = LoadedPolicy::read(&policy_path, &pinned, &[key.public()]).expect("policy");
     let data = dir.path().join("data");
     Governed { _dir: dir, policy, config, data }
 }
@@ -148,6 +151,7 @@ fn governed_invoke(c: &mut Criterion) {
         world: "tool".into(),
         risk_tier: Some(Tier::Read),
         policy: None,
+        policy_digest: None,
         requests: Requests { interfaces: vec!["log".into()], ..Requests::default() },
         input_schema: None,
         signature: None,

@@ -13,7 +13,7 @@ use agenthost::audit::{Report, s3};
 use agenthost::brokers::aws::AwsSettings;
 use agenthost::governance::PublicKey;
 
-use crate::{Failure, print_json, write_stderr};
+use crate::{Failure, print_json};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -25,7 +25,8 @@ pub enum AuditCommand {
         /// An audit directory or `s3://bucket/prefix` [default: <data-dir>/audit]
         #[arg(long, value_name = "DIR|S3_URL")]
         from: Option<String>,
-        /// The trusted checkpoint key (SPKI PEM) [default: audit.pub of the audit directory]
+        /// The trusted checkpoint key (SPKI PEM) [default: the host's key directory;
+        /// failing that, the trail's own audit.pub, which makes an intact result exit 3]
         #[arg(long, value_name = "PUB")]
         key: Option<PathBuf>,
         /// Print the full report as JSON
@@ -52,41 +53,59 @@ pub enum AuditCommand {
 }
 
 /// Reads the streams a `--from` names; the default is the data dir's audit root.
-async fn load(
-    from: Option<&str>,
-    data: &Path,
-    aws: &AwsSettings,
-) -> anyhow::Result<(Vec<StreamInput>, PathBuf, Option<Vec<s3::Retention>>)> {
+/// What a `--from` holds: its streams, the signed stream index, and (for
+/// S3) each segment's retention.
+struct Loaded {
+    streams: Vec<StreamInput>,
+    index: Option<Vec<u8>>,
+    root: PathBuf,
+    retention: Option<Vec<s3::Retention>>,
+}
+
+/// Reads the streams a `--from` names; the default is the data dir's audit root.
+async fn load(from: Option<&str>, data: &Path, aws: &AwsSettings) -> anyhow::Result<Loaded> {
     match from {
         Some(url) if url.starts_with("s3://") => {
             let (bucket, prefix) =
                 s3::parse_url(url).ok_or_else(|| anyhow!("`{url}` is not s3://bucket/prefix"))?;
             let client = s3::client(aws).await;
-            let (streams, retention) = s3::fetch(&client, &bucket, &prefix).await?;
-            Ok((streams, data.join("audit"), Some(retention)))
+            let (streams, index, retention) = s3::fetch(&client, &bucket, &prefix).await?;
+            Ok(Loaded { streams, index, root: data.join("audit"), retention: Some(retention) })
         }
         Some(dir) => {
             let dir = PathBuf::from(dir);
             if !dir.is_dir() {
                 return Err(anyhow!("{} is not a directory", dir.display()));
             }
-            Ok((verify::load_dir(&dir)?, dir, None))
+            Ok(Loaded {
+                streams: verify::load_dir(&dir)?,
+                index: verify::load_index(&dir),
+                root: dir,
+                retention: None,
+            })
         }
         None => {
             let dir = data.join("audit");
-            Ok((
-                verify::load_dir(&dir).with_context(|| format!("no audit trail under {}", dir.display()))?,
-                dir,
-                None,
-            ))
+            Ok(Loaded {
+                streams: verify::load_dir(&dir)
+                    .with_context(|| format!("no audit trail under {}", dir.display()))?,
+                index: verify::load_index(&dir),
+                root: dir,
+                retention: None,
+            })
         }
     }
 }
 
-pub async fn run(command: AuditCommand, data: &Path, aws: &AwsSettings) -> Result<ExitCode, Failure> {
+pub async fn run(
+    command: AuditCommand,
+    data: &Path,
+    aws: &AwsSettings,
+    key_dir: Option<&Path>,
+) -> Result<ExitCode, Failure> {
     match command {
         AuditCommand::Verify { from, key, json } => {
-            let (streams, root, retention) = load(from.as_deref(), data, aws).await?;
+            let Loaded { streams, index, root, retention } = load(from.as_deref(), data, aws).await?;
             if streams.is_empty() {
                 return Err(anyhow!(
                     "no audit records found in {}",
@@ -94,22 +113,25 @@ pub async fn run(command: AuditCommand, data: &Path, aws: &AwsSettings) -> Resul
                 )
                 .into());
             }
-            let (key, given): (Option<PublicKey>, bool) = match verify::trusted_key(&root, key.as_deref()) {
-                Ok((key, given)) => (Some(key), given),
-                Err(e) if key.is_some() => return Err(anyhow!(e).into()),
-                Err(_) => (None, false),
-            };
-            if !given && key.is_some() && !json {
-                write_stderr(&format!(
-                    "note: checking checkpoints against {}/audit.pub, which sits beside the records; pass --key with a copy kept elsewhere to rule out a replaced key",
-                    root.display()
+            let (key, trusted): (Option<PublicKey>, Option<verify::TrustedKey>) =
+                match verify::trusted_key(&root, key.as_deref(), key_dir) {
+                    Ok((key, trusted)) => (Some(key), Some(trusted)),
+                    Err(e) if key.is_some() => return Err(anyhow!(e).into()),
+                    Err(_) => (None, None),
+                };
+            let mut report = verify::verify_trail(&streams, index.as_deref(), key.as_ref());
+            if let Some(trusted) = trusted.as_ref().filter(|t| t.from_trail) {
+                report.warnings.push(format!(
+                    "trusted key taken from the trail's own directory ({}): whoever can rewrite the trail can replace it; pass --key with a copy kept elsewhere",
+                    trusted.source
                 ));
             }
-            let report = verify::verify(&streams, key.as_ref());
             if json {
-                print_json(&json!({ "ok": report.ok(), "report": report, "retention": retention }))?;
+                print_json(
+                    &json!({ "ok": report.ok(), "key": trusted, "report": report, "retention": retention }),
+                )?;
             } else {
-                print_report(&report, retention.as_deref());
+                print_report(&report, trusted.as_ref(), retention.as_deref());
             }
             Ok(if !report.ok() {
                 ExitCode::from(1)
@@ -120,7 +142,7 @@ pub async fn run(command: AuditCommand, data: &Path, aws: &AwsSettings) -> Resul
             })
         }
         AuditCommand::Query { from, trace_id, run_id, tenant, kind, since } => {
-            let (streams, _, _) = load(from.as_deref(), data, aws).await?;
+            let Loaded { streams, .. } = load(from.as_deref(), data, aws).await?;
             let since =
                 since.as_deref().map(query::parse_since).transpose().map_err(|e| anyhow!("--since: {e}"))?;
             let filter = Filter { trace_id, run_id, tenant, kind, since };
@@ -136,8 +158,18 @@ pub async fn run(command: AuditCommand, data: &Path, aws: &AwsSettings) -> Resul
     }
 }
 
-fn print_report(report: &Report, retention: Option<&[s3::Retention]>) {
+fn print_report(report: &Report, trusted: Option<&verify::TrustedKey>, retention: Option<&[s3::Retention]>) {
     let mut out = String::new();
+    match trusted {
+        Some(key) => out.push_str(&format!("trusted key {} from {}\n", key.id, key.source)),
+        None => out.push_str("no trusted key: checkpoint signatures were not checked\n"),
+    }
+    if let Some(counter) = report.index_counter {
+        out.push_str(&format!("stream index: signed, counter {counter}, every listed stream present\n"));
+    }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
     for stream in &report.streams {
         let verdict = match &stream.problem {
             None => "intact".to_owned(),
@@ -163,6 +195,11 @@ fn print_report(report: &Report, retention: Option<&[s3::Retention]>) {
                 torn.offset,
                 torn.segment,
                 if torn.acknowledged { " (acknowledged by a recovery record)" } else { "" }
+            ));
+        }
+        for (at, previous) in &stream.crashes {
+            out.push_str(&format!(
+                "  crash: a writer stopped after seq {previous} without closing; the next one recorded it at seq {at}\n"
             ));
         }
         for warning in &stream.warnings {

@@ -10,13 +10,15 @@ use agenthost::audit::s3;
 use agenthost::brokers::events;
 use agenthost::brokers::memory::{self, DEFAULT_TABLE};
 use agenthost::governance::HostSettings;
+use agenthost::keystore::{DEFAULT_AUDIT_SECRET, DEFAULT_CACHE_SECRET, KeySource, create_secrets};
 
 use crate::{Failure, print_json};
 
 #[derive(Subcommand)]
 pub enum AwsCommand {
-    /// Create the memory table (DynamoDB, with TTL) and the audit bucket (S3
-    /// with Object Lock); existing ones are left as they are
+    /// Create the memory table (DynamoDB, with TTL), the audit bucket (S3 with
+    /// Object Lock), the events queue and, with `[keys] source =
+    /// "secretsmanager"`, the host's two key secrets; existing ones are left as they are
     Bootstrap {
         /// The DynamoDB table [default: [memory] table, or agenthost-memory]
         #[arg(long, value_name = "NAME")]
@@ -64,6 +66,13 @@ pub async fn run(command: AwsCommand, settings: &HostSettings) -> Result<(), Fai
                 .await
                 .map_err(|e| anyhow!(e))?;
             report["events"] = json!({ "queue": queue, "queue_url": url, "bus": bus });
+            if settings.keys.source == KeySource::Secretsmanager {
+                let client = aws_sdk_secretsmanager::Client::new(&config);
+                let audit = settings.keys.audit_secret.as_deref().unwrap_or(DEFAULT_AUDIT_SECRET);
+                let cache = settings.keys.cache_secret.as_deref().unwrap_or(DEFAULT_CACHE_SECRET);
+                let created = create_secrets(&client, audit, cache).await.map_err(|e| anyhow!(e))?;
+                report["keys"] = json!({ "audit_secret": audit, "cache_secret": cache, "created": created });
+            }
             print_json(&report)
         }
     }

@@ -4,9 +4,10 @@
 //! checks, so an artifact is only ever deserialized when (1) it sits under
 //! the digest the host computed itself from the component bytes it was
 //! asked to load, (2) it was made by an engine with the same fingerprint,
-//! and (3) its HMAC-SHA256 tag, keyed by a secret only this host's data dir
-//! holds, matches. A file that fails any check is reported, deleted and
-//! recompiled; it is never executed.
+//! and (3) its HMAC-SHA256 tag, keyed by a secret from the host's key
+//! directory or secrets service (never from the cache directory it
+//! protects), matches. A file that fails any check is reported, deleted
+//! and recompiled; it is never executed.
 
 use std::fs;
 use std::io::{self, Write};
@@ -34,14 +35,14 @@ pub struct ArtifactCache {
 }
 
 impl ArtifactCache {
-    /// Opens (creating if needed) the cache for one engine fingerprint under `root`.
+    /// Opens (creating if needed) the cache for one engine fingerprint under
+    /// `root`, authenticated with `key`.
     ///
     /// # Errors
     ///
-    /// I/O errors creating the directory or the key.
-    pub fn open(root: &Path, fingerprint: &str) -> io::Result<Self> {
+    /// I/O errors creating the directory.
+    pub fn open(root: &Path, fingerprint: &str, key: [u8; 32]) -> io::Result<Self> {
         fs::create_dir_all(root)?;
-        let key = load_or_create_key(&root.join("cache.key"))?;
         let dir = root.join(fingerprint);
         fs::create_dir_all(&dir)?;
         Ok(ArtifactCache { dir, key })
@@ -131,36 +132,5 @@ impl ArtifactCache {
             file.sync_all()?;
         }
         fs::rename(&tmp, &path)
-    }
-}
-
-fn load_or_create_key(path: &Path) -> io::Result<[u8; 32]> {
-    match fs::read(path) {
-        Ok(bytes) => {
-            bytes.try_into().map_err(|_| io::Error::other(format!("{} is not a 32-byte key", path.display())))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let key: [u8; 32] = rand::random();
-            // Written whole to a private file, then linked into place, so a
-            // concurrent host never reads a half-written key.
-            let tmp =
-                path.with_extension(format!("tmp{}-{:016x}", std::process::id(), rand::random::<u64>()));
-            let mut options = fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&tmp)?;
-            file.write_all(&key)?;
-            file.sync_all()?;
-            let linked = fs::hard_link(&tmp, path);
-            let _ = fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => Ok(key),
-                // Another host process created it first: use theirs.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load_or_create_key(path),
-                Err(e) => Err(e),
-            }
-        }
-        Err(e) => Err(e),
     }
 }

@@ -56,12 +56,19 @@ fn samples() -> (PathBuf, PathBuf) {
     (PathBuf::from("triage.wasm"), PathBuf::from("calculator.wasm"))
 }
 
-pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>, data: &Path) -> Result<(), Failure> {
+pub(crate) async fn run(
+    args: DemoArgs,
+    cache_dir: Option<PathBuf>,
+    data: &Path,
+    keys: &agenthost::keystore::HostKeys,
+) -> Result<(), Failure> {
     let (triage_path, calculator_path) = samples();
     let mut out = String::new();
-    let backends = Backends::open(&HostSettings::default(), data).await.map_err(|e| anyhow!(e))?;
+    let backends =
+        Backends::open(&HostSettings::default(), data, &keys.audit).await.map_err(|e| anyhow!(e))?;
     let host = Host::new(HostConfig {
         cache_dir,
+        cache_key: Some(keys.cache),
         audit: backends.audit.clone(),
         memory: Some(backends.memory.clone()),
         ..HostConfig::default()
@@ -89,6 +96,8 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>, data: &Path)
     for event in run.transcript.events() {
         match event {
             TranscriptEvent::ModelCall { request, response, error, .. } => {
+                // The demo's requests are small: the transcript keeps them whole.
+                let Some(request) = request.whole() else { continue };
                 let new_messages = if model_turns == 0 {
                     &request.messages[..]
                 } else {
@@ -103,7 +112,7 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>, data: &Path)
                     print_message(&mut out, message);
                 }
                 model_turns += 1;
-                match (response, error) {
+                match (response.as_ref().and_then(|r| r.whole()), error) {
                     (Some(response), _) => {
                         print_message(&mut out, &response.message);
                         say!(
@@ -127,10 +136,10 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>, data: &Path)
                 tool_calls += 1;
                 match (output, error) {
                     (Some(output), _) => {
-                        say!(out, "[host]      ran tool {tool} {input} -> {output}")
+                        say!(out, "[host]      ran tool {tool} {} -> {}", kept(&input), kept(&output))
                     }
                     (None, Some(error)) => {
-                        say!(out, "[host]      ran tool {tool} {input} -> {error}")
+                        say!(out, "[host]      ran tool {tool} {} -> {error}", kept(&input))
                     }
                     (None, None) => {}
                 }
@@ -149,13 +158,18 @@ pub(crate) async fn run(args: DemoArgs, cache_dir: Option<PathBuf>, data: &Path)
     drop(host);
     backends.close().await.map_err(|e| anyhow!(e))?;
     if let Some(audit) = &backends.audit {
-        print_evidence(&mut out, audit.root(), &run.trace.run_id)?;
+        print_evidence(&mut out, audit.root(), &run.trace.run_id, keys.dir.as_deref())?;
     }
     crate::write_stdout(&out)
 }
 
 /// The audit records of the demo's run, then `audit verify` over the trail.
-fn print_evidence(out: &mut String, root: &Path, run_id: &str) -> Result<(), Failure> {
+fn print_evidence(
+    out: &mut String,
+    root: &Path,
+    run_id: &str,
+    keys_dir: Option<&Path>,
+) -> Result<(), Failure> {
     let streams = verify::load_dir(root).map_err(|e| anyhow!(e))?;
     let filter = Filter { run_id: Some(run_id.to_owned()), ..Filter::default() };
     let found = query::query(&streams, &filter);
@@ -192,8 +206,8 @@ fn print_evidence(out: &mut String, root: &Path, run_id: &str) -> Result<(), Fai
             field("agent")
         );
     }
-    let (key, _) = verify::trusted_key(root, None).map_err(|e| anyhow!(e))?;
-    let report = verify::verify(&streams, Some(&key));
+    let (key, _) = verify::trusted_key(root, None, keys_dir).map_err(|e| anyhow!(e))?;
+    let report = verify::verify_trail(&streams, verify::load_index(root).as_deref(), Some(&key));
     for stream in &report.streams {
         let verdict = match &stream.problem {
             None => "intact".to_owned(),
@@ -254,5 +268,13 @@ fn print_message(out: &mut String, message: &Message) {
                 say!(out, "{who} tool-result {status} {} (id {})", content.join(" "), result.id);
             }
         }
+    }
+}
+
+/// A transcript value as JSON, or its digest and size when it was too big to keep.
+fn kept(value: &agenthost::trace::Kept<Value>) -> String {
+    match value {
+        agenthost::trace::Kept::Whole(value) => value.to_string(),
+        agenthost::trace::Kept::Summary { digest, bytes } => format!("<{bytes} bytes, {digest}>"),
     }
 }

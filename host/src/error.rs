@@ -11,6 +11,26 @@ use serde::Serialize;
 
 use crate::bindings::types::Error as WitError;
 
+/// The longest error message a guest can hand the host, in bytes.
+pub const MAX_GUEST_MESSAGE_BYTES: usize = 4096;
+
+/// A guest's message, cut to [`MAX_GUEST_MESSAGE_BYTES`] with a note of
+/// how long it was.
+fn cap_message(message: String) -> String {
+    if message.len() <= MAX_GUEST_MESSAGE_BYTES {
+        return message;
+    }
+    let mut end = MAX_GUEST_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… (cut: the guest's message was {} bytes; the cap is {MAX_GUEST_MESSAGE_BYTES})",
+        &message[..end],
+        message.len()
+    )
+}
+
 /// The category of an [`InvokeError`], stable for scripts (`kind` in JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -170,7 +190,9 @@ impl InvokeError {
         self
     }
 
-    /// The error a guest returned through its WIT `result`.
+    /// The error a guest returned through its WIT `result`. Its message is
+    /// cut at [`MAX_GUEST_MESSAGE_BYTES`] (a guest chooses its length, and
+    /// it travels on into logs, transcripts and the audit trail).
     pub fn from_guest(error: WitError, component: &ComponentRef) -> Self {
         let (kind, message, approval) = match error {
             WitError::Denied(m) => (ErrorKind::Denied, m, None),
@@ -184,7 +206,7 @@ impl InvokeError {
         InvokeError {
             origin: Origin::Guest,
             approval_request: approval,
-            ..Self::new(kind, message).with_component(component)
+            ..Self::new(kind, cap_message(message)).with_component(component)
         }
     }
 

@@ -68,8 +68,12 @@ pub enum ApprovalsCommand {
     /// Deny a request
     Deny {
         id: String,
+        /// The approver's name, as registered for the tenant
         #[arg(long = "as", value_name = "NAME")]
         approver: String,
+        /// The approver's signing key (PKCS#8 PEM): a denial is authenticated like an approval
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
         #[arg(long, default_value = "")]
         reason: String,
     },
@@ -104,6 +108,14 @@ pub struct ResolveArgs {
     /// Days until the manifest expires
     #[arg(long, default_value_t = 90, value_name = "DAYS")]
     valid_days: u64,
+    /// A tenant this stack governs (repeatable, at least one): no other
+    /// tenant's host accepts it
+    #[arg(long = "tenant", value_name = "ID", required = true)]
+    tenants: Vec<String>,
+    /// A resolved stack (file) that the tenants' components may name in
+    /// their own manifests instead of this one (repeatable)
+    #[arg(long = "allow-stack", value_name = "FILE")]
+    allow_stacks: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +159,7 @@ pub async fn manifest(command: ManifestCommand, cache_dir: Option<PathBuf>) -> R
                 world: loaded.world().name().to_owned(),
                 risk_tier: loaded.tier(),
                 policy: None,
+                policy_digest: None,
                 requests: agenthost::governance::manifest::Requests { interfaces, ..Default::default() },
                 input_schema: loaded.tool_spec().map(|s| s.input_schema.clone()),
                 signature: None,
@@ -185,16 +198,21 @@ pub async fn approvals(
     command: ApprovalsCommand,
     governance: &Governance,
     data: &Path,
+    keys: &agenthost::keystore::HostKeys,
 ) -> Result<(), Failure> {
     let store = governance.approvals().ok_or_else(|| anyhow!("no approvals store (no data directory)"))?;
     // An approval or denial is evidence: it goes into the audit trail
     // before the command reports it done.
-    let record = |request: &approvals::ApprovalRequest, approver: &str, outcome: &str, reason: &str| {
+    let record = |request: &approvals::ApprovalRequest,
+                  approver: &str,
+                  key_id: String,
+                  outcome: &str,
+                  reason: &str| {
         if !governance.settings().audit.enabled {
             return Ok::<(), anyhow::Error>(());
         }
         let settings = &governance.settings().audit;
-        let log = AuditLog::open(&data.join("audit"), settings.options(), None, Vec::new())?;
+        let log = AuditLog::open(&data.join("audit"), settings.options(), keys.audit.clone(), Vec::new())?;
         let mut event = audit::Event::new(
             audit::Kind::Approval,
             request.tenant.clone(),
@@ -209,6 +227,7 @@ pub async fn approvals(
             }),
         );
         event.principal = Some(approver.to_owned());
+        event.what["key"] = key_id.into();
         event.trace_id = Some(request.trace_id.clone());
         event.run_id = Some(request.run_id.clone());
         event.why = (!reason.is_empty()).then(|| reason.to_owned());
@@ -240,10 +259,10 @@ pub async fn approvals(
         ApprovalsCommand::Approve { id, approver, key, ttl, reason } => {
             let key = KeyPair::read(&key).map_err(|e| anyhow!(e))?;
             let request = store.get(&id).map_err(|e| anyhow!(e))?;
-            check_approver(governance, &request.tenant, &approver, Some(&key))?;
+            check_approver(governance, &request.tenant, &approver, &key)?;
             let (request, token) =
-                store.decide(&id, &approver, Some(&key), true, &reason, ttl).map_err(|e| anyhow!(e))?;
-            record(&request, &approver, "approved", &reason)?;
+                store.decide(&id, &approver, &key, true, &reason, ttl).map_err(|e| anyhow!(e))?;
+            record(&request, &approver, key.id(), "approved", &reason)?;
             print_json(&json!({
                 "id": request.id,
                 "status": request.status,
@@ -252,12 +271,13 @@ pub async fn approvals(
                 "resubmit": format!("agenthost run <tool.wasm> --tenant {} --approval {} (same input)", request.tenant, request.id),
             }))
         }
-        ApprovalsCommand::Deny { id, approver, reason } => {
+        ApprovalsCommand::Deny { id, approver, key, reason } => {
+            let key = KeyPair::read(&key).map_err(|e| anyhow!(e))?;
             let request = store.get(&id).map_err(|e| anyhow!(e))?;
-            check_approver(governance, &request.tenant, &approver, None)?;
+            check_approver(governance, &request.tenant, &approver, &key)?;
             let (request, _) =
-                store.decide(&id, &approver, None, false, &reason, 0).map_err(|e| anyhow!(e))?;
-            record(&request, &approver, "denied", &reason)?;
+                store.decide(&id, &approver, &key, false, &reason, 0).map_err(|e| anyhow!(e))?;
+            record(&request, &approver, key.id(), "denied", &reason)?;
             print_json(&json!({ "id": request.id, "status": request.status }))
         }
     }
@@ -268,7 +288,7 @@ fn check_approver(
     governance: &Governance,
     tenant: &str,
     approver: &str,
-    key: Option<&KeyPair>,
+    key: &KeyPair,
 ) -> anyhow::Result<()> {
     let Some(tenant) = governance.tenants().find(|t| t.id() == tenant) else {
         bail!("tenant `{tenant}` is not configured on this host (--config)");
@@ -277,9 +297,7 @@ fn check_approver(
         let known: Vec<&String> = tenant.approvers.keys().collect();
         bail!("`{approver}` is not an approver of tenant `{}` (approvers: {known:?})", tenant.id());
     };
-    if let Some(key) = key
-        && key.id() != registered.id()
-    {
+    if key.id() != registered.id() {
         bail!("that key ({}) is not `{approver}`'s registered key ({})", key.id(), registered.id());
     }
     Ok(())
@@ -317,13 +335,23 @@ pub fn policy(command: PolicyCommand) -> Result<(), Failure> {
                 ModeArg::Enforce => Mode::Enforce,
                 ModeArg::LogOnly => Mode::LogOnly,
             };
+            let mut component_stacks = Vec::new();
+            for file in &args.allow_stacks {
+                let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+                component_stacks.push(keys::digest(&bytes));
+            }
+            let binding = packs::Binding { tenants: args.tenants.clone(), component_stacks };
             let manifest =
-                packs::resolve(&stack, mode, &key, args.valid_days * 86_400).map_err(|e| anyhow!(e))?;
-            let text = serde_json::to_string_pretty(&manifest).context("cannot render the manifest")?;
-            std::fs::write(&args.output, text + "\n")
+                packs::resolve(&stack, mode, &binding, &key, args.valid_days.saturating_mul(86_400))
+                    .map_err(|e| anyhow!(e))?;
+            let text = serde_json::to_string_pretty(&manifest).context("cannot render the manifest")? + "\n";
+            std::fs::write(&args.output, &text)
                 .with_context(|| format!("cannot write {}", args.output.display()))?;
             print_json(&json!({
                 "written": args.output,
+                "digest": keys::digest(text.as_bytes()),
+                "tenants": manifest.tenants,
+                "component_stacks": manifest.component_stacks,
                 "key_id": key.id(),
                 "mode": manifest.mode,
                 "layers": manifest.layers,

@@ -27,6 +27,7 @@ pub mod capabilities;
 pub mod engine;
 pub mod error;
 pub mod governance;
+pub mod keystore;
 pub mod limits;
 pub mod runtime;
 mod schema;

@@ -26,6 +26,10 @@ pub struct Limits {
     pub timeout: Duration,
     /// Largest output accepted from the guest, in bytes.
     pub output_bytes: u64,
+    /// Host calls (memory, model, events, tools, audit, HTTP) one call may
+    /// make: each may write audit records and reach a backend, so a guest
+    /// gets a bounded number per call even where no per-minute quota is set.
+    pub host_calls: u64,
 }
 
 impl Default for Limits {
@@ -36,6 +40,7 @@ impl Default for Limits {
             fuel: 2_000_000_000,
             timeout: Duration::from_secs(10),
             output_bytes: 1 << 20,
+            host_calls: 10_000,
         }
     }
 }

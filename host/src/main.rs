@@ -50,6 +50,11 @@ struct Cli {
     #[arg(long, global = true, env = "AGENTHOST_CONFIG", value_name = "DIR")]
     config: Option<PathBuf>,
 
+    /// The host's key directory (audit signing key, cache key): owned by the
+    /// host's user, mode 0700 [default: [keys] dir of host.toml, else <data-dir>/keys]
+    #[arg(long, global = true, env = "AGENTHOST_KEY_DIR", value_name = "DIR")]
+    key_dir: Option<PathBuf>,
+
     /// Serve only this tenant and refuse every other (account isolation)
     #[arg(long, global = true, env = "AGENTHOST_TENANT_SCOPE", value_name = "ID")]
     tenant_scope: Option<String>,
@@ -132,9 +137,14 @@ struct RunArgs {
     /// The tenant to run for [default: host.toml's default_tenant, or the first tenant]
     #[arg(long, value_name = "ID")]
     tenant: Option<String>,
-    /// Who is calling (the requester of any approval) [default: anonymous]
-    #[arg(long = "as", value_name = "NAME")]
+    /// Call as this person or service of the tenant (the requester of any
+    /// approval); needs --key [default: the operating-system user, `unix:<name>`]
+    #[arg(long = "as", value_name = "NAME", requires = "key")]
     principal: Option<String>,
+    /// The private key (PKCS#8 PEM) that proves --as: its public half must be
+    /// the one the tenant lists for NAME ([principals] or [approvers])
+    #[arg(long, value_name = "KEY", requires = "principal")]
+    key: Option<PathBuf>,
     /// Re-submit the call of an approved request (same input): runs in its run with its tokens
     #[arg(long, value_name = "REQUEST_ID")]
     approval: Option<String>,
@@ -229,16 +239,82 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     let governance =
         || governance_cli::load_governance(cli.config.as_deref(), cli.tenant_scope.as_deref(), &data);
     let done = |r: Result<(), Failure>| r.map(|()| ExitCode::SUCCESS);
+    let uses_data =
+        !matches!(cli.command, Command::Policy(_) | Command::Keygen { .. } | Command::Manifest(_));
+    if uses_data {
+        // Whoever else can write here could plant evidence or artifacts.
+        agenthost::keystore::check_data_dir(&data).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let keys = Keys { flag: cli.key_dir.clone(), config: cli.config.clone(), data: data.clone() };
     match cli.command {
-        Command::Run(args) => done(run(args, cache_dir, governance()?, &data).await),
-        Command::Inspect { component } => done(inspect(&component, cache_dir, governance()?).await),
-        Command::Demo(args) => done(demo::run(args, cache_dir, &data).await),
-        Command::Manifest(command) => done(governance_cli::manifest(command, cache_dir).await),
-        Command::Approvals(command) => done(governance_cli::approvals(command, &*governance()?, &data).await),
+        Command::Run(args) => {
+            let governance = governance()?;
+            let host_keys = keys.load(governance.settings()).await?;
+            done(run(args, cache_dir, governance, &data, &host_keys).await)
+        }
+        Command::Inspect { component } => {
+            let governance = governance()?;
+            let host_keys = keys.load(governance.settings()).await?;
+            done(inspect(&component, cache_dir, governance, &host_keys).await)
+        }
+        Command::Demo(args) => {
+            let host_keys = keys.load(&agenthost::governance::HostSettings::default()).await?;
+            done(demo::run(args, cache_dir, &data, &host_keys).await)
+        }
+        // A one-off compile: no cache, so nothing is written under a key it does not hold.
+        Command::Manifest(command) => done(governance_cli::manifest(command, None).await),
+        Command::Approvals(command) => {
+            let governance = governance()?;
+            let host_keys = keys.load(governance.settings()).await?;
+            done(governance_cli::approvals(command, &governance, &data, &host_keys).await)
+        }
         Command::Policy(command) => done(governance_cli::policy(command)),
-        Command::Audit(command) => audit_cli::run(command, &data, &governance()?.settings().aws).await,
+        Command::Audit(command) => {
+            let governance = governance()?;
+            let key_dir = keys.dir(governance.settings());
+            audit_cli::run(command, &data, &governance.settings().aws, key_dir.as_deref()).await
+        }
         Command::Aws(command) => done(aws_cli::run(command, governance()?.settings()).await),
         Command::Keygen { stem } => done(governance_cli::keygen(&stem)),
+    }
+}
+
+/// Where the host's keys come from: `--key-dir`, `[keys]` in host.toml,
+/// else `<data-dir>/keys`.
+struct Keys {
+    flag: Option<PathBuf>,
+    config: Option<PathBuf>,
+    data: PathBuf,
+}
+
+impl Keys {
+    /// The key directory, when the keys come from one.
+    fn dir(&self, settings: &agenthost::governance::HostSettings) -> Option<PathBuf> {
+        if settings.keys.source == agenthost::keystore::KeySource::Secretsmanager && self.flag.is_none() {
+            return None;
+        }
+        let configured = settings.keys.dir.as_ref().map(|dir| match &self.config {
+            Some(config) if dir.is_relative() => config.join(dir),
+            _ => dir.clone(),
+        });
+        Some(self.flag.clone().or(configured).unwrap_or_else(|| self.data.join("keys")))
+    }
+
+    async fn load(
+        &self,
+        settings: &agenthost::governance::HostSettings,
+    ) -> Result<agenthost::keystore::HostKeys, Failure> {
+        use agenthost::keystore::{DEFAULT_AUDIT_SECRET, DEFAULT_CACHE_SECRET, HostKeys};
+        let keys = match self.dir(settings) {
+            Some(dir) => HostKeys::open_dir(&dir, Some(&self.data.join("audit").join("audit.key"))),
+            None => {
+                let client = aws_sdk_secretsmanager::Client::new(&settings.aws.load().await);
+                let audit = settings.keys.audit_secret.as_deref().unwrap_or(DEFAULT_AUDIT_SECRET);
+                let cache = settings.keys.cache_secret.as_deref().unwrap_or(DEFAULT_CACHE_SECRET);
+                HostKeys::from_secrets_manager(&client, audit, cache).await
+            }
+        };
+        keys.map_err(|e| Failure::Usage(anyhow::anyhow!(e)))
     }
 }
 
@@ -314,13 +390,17 @@ async fn run(
     cache_dir: Option<PathBuf>,
     governance: Arc<Governance>,
     data: &Path,
+    keys: &agenthost::keystore::HostKeys,
 ) -> Result<(), Failure> {
     let input = read_input(&args)?;
     let tenants: Vec<&agenthost::governance::TenantConfig> =
         governance.tenants().map(|t| &t.config).collect();
-    let backends =
-        Backends::open_for(governance.settings(), &tenants, data).await.map_err(|e| anyhow::anyhow!(e))?;
+    let backends = Backends::open_for(governance.settings(), &tenants, data, &keys.audit)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     let mut config = host_config(&args.limits, cache_dir);
+    config.cache_key = Some(keys.cache);
+    config.egress_ca = governance.egress_ca().map_err(|e| anyhow::anyhow!(e))?;
     config.governance = Some(governance);
     config.audit = backends.audit.clone();
     config.memory = Some(backends.memory.clone());
@@ -361,8 +441,10 @@ async fn run_on(host: &Host, args: &RunArgs, input: &Value) -> Result<Value, Fai
         })?;
         approvals.push(token);
     }
+    let (principal, principal_key) = caller(host, args)?;
     let options = CallOptions {
-        principal: args.principal.clone(),
+        principal: Some(principal),
+        principal_key,
         approvals,
         approval_request: args.approval.clone(),
         ..CallOptions::default()
@@ -384,12 +466,54 @@ async fn run_on(host: &Host, args: &RunArgs, input: &Value) -> Result<Value, Fai
     })
 }
 
+/// Who is calling: `--as NAME` proven by `--key`, else the OS user.
+fn caller(host: &Host, args: &RunArgs) -> Result<(String, Option<String>), Failure> {
+    let (Some(name), Some(key)) = (&args.principal, &args.key) else {
+        return Ok((os_user(), None));
+    };
+    let key = agenthost::governance::KeyPair::read(key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+    let governance = host.governance();
+    let tenant_id = args.tenant.as_deref().unwrap_or(governance.default_tenant());
+    let tenant = governance.tenant(tenant_id).map_err(|e| anyhow::anyhow!(e))?;
+    let key_id = tenant.authenticate(name, &key).map_err(|e| anyhow::anyhow!("--as {name}: {e}"))?;
+    Ok((name.clone(), Some(key_id)))
+}
+
+/// The operating-system user running this process, as `unix:<name>` (or
+/// `unix:uid-<n>` without a passwd entry): the uid comes from the kernel,
+/// not from an environment variable a caller could set.
+fn os_user() -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let Ok(meta) = std::fs::metadata("/proc/self") {
+            let uid = meta.uid();
+            let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|passwd| {
+                passwd.lines().find_map(|line| {
+                    let mut fields = line.split(':');
+                    let name = fields.next()?;
+                    let id = fields.nth(1)?.parse::<u32>().ok()?;
+                    (id == uid).then(|| name.to_owned())
+                })
+            });
+            return format!("unix:{}", name.unwrap_or_else(|| format!("uid-{uid}")));
+        }
+    }
+    "unix:unknown".to_owned()
+}
+
 async fn inspect(
     path: &Path,
     cache_dir: Option<PathBuf>,
     governance: Arc<Governance>,
+    keys: &agenthost::keystore::HostKeys,
 ) -> Result<(), Failure> {
-    let host = Host::new(HostConfig { cache_dir, governance: Some(governance), ..HostConfig::default() })?;
+    let host = Host::new(HostConfig {
+        cache_dir,
+        cache_key: Some(keys.cache),
+        governance: Some(governance),
+        ..HostConfig::default()
+    })?;
     let component = host.load_file(path, LoadOptions::default()).await?;
     print_json(&describe(&component))
 }
@@ -402,7 +526,7 @@ fn describe(component: &Arc<LoadedComponent>) -> Value {
         "version": id.version,
         "digest": id.digest,
         "world": component.world().to_string(),
-        "imports": component.imports(),
+        "imports": component.import_status(),
         "exports": component.exports(),
         "limits": component.limits(),
         "tenant": component.tenant(),

@@ -26,7 +26,8 @@ use crate::brokers::events::{Dispatcher, Envelope, EventBus, InProcessBus, Subsc
 use crate::brokers::memory::{InProcessMemory, MemoryStore};
 use crate::brokers::model::{BuiltinModel, ModelBackend};
 use crate::cache::{ArtifactCache, Lookup};
-use crate::capabilities::{self, CallContext, Capability, Grant, InstanceState, Refusal, World};
+use crate::capabilities::wasi::OpenMount;
+use crate::capabilities::{self, CallContext, Grant, ImportStatus, InstanceState, Refusal, World};
 use crate::engine::{AllocatorKind, EngineConfig, HostEngine};
 use crate::error::{ComponentRef, ErrorKind, InvokeError};
 use crate::governance::approvals::{self, ApprovalRequest, CallBinding, Status};
@@ -48,6 +49,10 @@ pub struct HostConfig {
     pub limits: Limits,
     /// Where precompiled artifacts are kept; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
+    /// The key that authenticates cached artifacts (from the host's key
+    /// directory, see [`crate::keystore`]); `None` uses a key made for this
+    /// process, so the disk cache then serves this process only.
+    pub cache_key: Option<[u8; 32]>,
     /// The development tenant's name, when `governance` is `None`.
     pub tenant: String,
     /// Tenants, grants, approvals and policy; `None` runs one development
@@ -63,6 +68,9 @@ pub struct HostConfig {
     /// Where published events go; `None` is an in-process bus whose
     /// subscribers ([`Host::subscribe`]) run in this host.
     pub events: Option<Arc<dyn EventBus>>,
+    /// CA certificates (name, PEM) that guests' HTTPS may chain to besides
+    /// the web PKI roots, e.g. a corporate CA (`[egress] ca_files`).
+    pub egress_ca: Vec<(String, Vec<u8>)>,
 }
 
 impl Default for HostConfig {
@@ -71,6 +79,7 @@ impl Default for HostConfig {
             engine: EngineConfig::default(),
             limits: Limits::default(),
             cache_dir: None,
+            cache_key: None,
             tenant: "default".to_owned(),
             governance: None,
             model: Arc::new(BuiltinModel),
@@ -78,6 +87,7 @@ impl Default for HostConfig {
             audit: None,
             memory: None,
             events: None,
+            egress_ca: Vec::new(),
         }
     }
 }
@@ -146,6 +156,11 @@ pub struct CallOptions {
     /// The caller, a person or service of the tenant (`User::"<tenant>/<name>"`
     /// to policies; the requester of any approval). Default `anonymous`.
     pub principal: Option<String>,
+    /// The key id that authenticated `principal` (the CLI's `--as NAME
+    /// --key KEY`); with it, nobody approves their own request even under
+    /// another name. An embedder that authenticates callers its own way
+    /// leaves it `None` and vouches for `principal`.
+    pub principal_key: Option<String>,
     /// Approval tokens presented with the call.
     pub approvals: Vec<ApprovalToken>,
     /// Re-submits the call of a pending approval request: the call runs in
@@ -164,24 +179,38 @@ pub(crate) struct Subject {
     tenant: Arc<Tenant>,
     policy: Arc<PolicyEngine>,
     prompts: Arc<[String]>,
+    /// The grant's mounts, opened once at load.
+    mounts: Arc<[OpenMount]>,
 }
 
 // One per loaded component, never per call: the size difference is harmless.
 #[allow(clippy::large_enum_variant)]
 enum Kind {
-    Tool { pre: ToolPre<InstanceState>, spec: ToolSpec, schema: InputSchema },
-    Agent { pre: AgentPre<InstanceState>, spec: AgentSpec },
+    Tool {
+        pre: ToolPre<InstanceState>,
+        spec: ToolSpec,
+        schema: InputSchema,
+        /// Input fields redacted in approval previews: the paths its schema
+        /// marks sensitive, and the names its policy stack does.
+        sensitive: (Vec<Vec<String>>, Vec<String>),
+    },
+    Agent {
+        pre: AgentPre<InstanceState>,
+        spec: AgentSpec,
+    },
 }
 
 /// A loaded, linked component, ready to be instantiated per call.
 pub struct LoadedComponent {
     subject: Subject,
     world: World,
-    /// A tool's effective tier: its manifest's, or the higher one its
-    /// `describe()` declares.
+    /// Its effective tier: a tool's manifest tier or the higher one its
+    /// `describe()` declares; an agent's manifest tier (default write-low).
     tier: Option<Tier>,
     limits: Limits,
     imports: Vec<String>,
+    /// How each import is served: live, or denied with the rule.
+    import_status: Vec<ImportStatus>,
     exports: Vec<String>,
     source: LoadSource,
     kind: Kind,
@@ -211,7 +240,7 @@ impl LoadedComponent {
         self.subject.tenant.id()
     }
 
-    /// A tool's effective risk tier.
+    /// Its effective risk tier.
     pub fn tier(&self) -> Option<Tier> {
         self.tier
     }
@@ -245,6 +274,11 @@ impl LoadedComponent {
 
     pub fn exports(&self) -> &[String] {
         &self.exports
+    }
+
+    /// Each import, live or denied (linked to a refusal) and why.
+    pub fn import_status(&self) -> &[ImportStatus] {
+        &self.import_status
     }
 
     pub fn source(&self) -> &LoadSource {
@@ -284,6 +318,9 @@ pub struct Host {
 
 pub(crate) struct HostInner {
     engine: HostEngine,
+    /// One linker per world: what a component may use is decided per call.
+    tool_linker: wasmtime::component::Linker<InstanceState>,
+    agent_linker: wasmtime::component::Linker<InstanceState>,
     cache: Option<ArtifactCache>,
     compiled: Mutex<HashMap<String, Component>>,
     /// Registered tools by (tenant, name).
@@ -294,7 +331,12 @@ pub(crate) struct HostInner {
     pub(crate) events: Arc<dyn EventBus>,
     in_process: Arc<InProcessBus>,
     dispatcher: Dispatcher,
+    /// Where per-minute quota use is kept across processes (the memory
+    /// backend, when the host has one of its own).
+    quota_ledger: Option<Arc<dyn governance::QuotaLedger>>,
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// TLS for guests' HTTPS requests.
+    pub(crate) tls: Arc<tokio_rustls::rustls::ClientConfig>,
     metrics: Arc<Metrics>,
     limits: Limits,
     governance: Arc<Governance>,
@@ -351,9 +393,12 @@ impl Principal<'_> {
 pub(crate) struct Root {
     principal: String,
     requested_by: String,
+    requested_by_key: Option<String>,
     run_id: Option<String>,
     trace_id: Option<String>,
     approvals: Arc<[ApprovalToken]>,
+    /// Approval requests the host issues in this run.
+    issued: Arc<Mutex<Vec<String>>>,
 }
 
 impl Root {
@@ -362,9 +407,11 @@ impl Root {
         Root {
             principal: "agenthost".into(),
             requested_by: "agenthost".into(),
+            requested_by_key: None,
             run_id: None,
             trace_id: None,
             approvals: Arc::from([]),
+            issued: Arc::default(),
         }
     }
 }
@@ -382,9 +429,16 @@ impl Host {
         let engine = HostEngine::new(config.engine.clone())
             .map_err(|e| InvokeError::internal(format!("cannot build the wasm engine: {e}")))?;
         let cache = match &config.cache_dir {
-            Some(dir) => Some(ArtifactCache::open(dir, &engine.fingerprint()).map_err(|e| {
-                InvokeError::internal(format!("cannot open the artifact cache at {}: {e}", dir.display()))
-            })?),
+            Some(dir) => Some(
+                ArtifactCache::open(
+                    dir,
+                    &engine.fingerprint(),
+                    config.cache_key.unwrap_or_else(process_cache_key),
+                )
+                .map_err(|e| {
+                    InvokeError::internal(format!("cannot open the artifact cache at {}: {e}", dir.display()))
+                })?,
+            ),
             None => None,
         };
         let governance = match config.governance {
@@ -394,19 +448,33 @@ impl Host {
         let in_process = Arc::new(InProcessBus::default());
         let events: Arc<dyn EventBus> = config.events.unwrap_or_else(|| in_process.clone());
         let dispatcher = Dispatcher::default();
+        let linker = |world| {
+            capabilities::linker(engine.engine(), world)
+                .map_err(|e| InvokeError::internal(format!("cannot build the {world} linker: {e:#}")))
+        };
+        let tls = capabilities::http_send::tls_config(&config.egress_ca).map_err(InvokeError::internal)?;
+        let tool_linker = linker(World::Tool)?;
+        let agent_linker = linker(World::Agent)?;
         Ok(Host {
             inner: Arc::new(HostInner {
                 engine,
+                tool_linker,
+                agent_linker,
                 cache,
                 compiled: Mutex::new(HashMap::new()),
                 tools: RwLock::new(BTreeMap::new()),
                 model: config.model,
                 tenant_models: config.tenant_models,
+                quota_ledger: config.memory.as_ref().map(|store| {
+                    Arc::new(crate::brokers::memory::MemoryQuotaLedger::new(store.clone()))
+                        as Arc<dyn governance::QuotaLedger>
+                }),
                 memory: config.memory.unwrap_or_else(|| Arc::new(InProcessMemory::default())),
                 events,
                 in_process,
                 dispatcher,
                 audit: config.audit,
+                tls,
                 metrics: Arc::new(Metrics::new()),
                 limits: config.limits,
                 governance,
@@ -547,7 +615,8 @@ impl Host {
                 manifest.digest, provisional.digest
             )));
         }
-        let (policy, loaded_policy) = governance.policy_for(&tenant, options.policy.as_ref());
+        let (policy, loaded_policy) =
+            governance.policy_for(&tenant, options.policy.as_ref()).map_err(&fail)?;
         let mut limits = options.limits.unwrap_or(self.inner.limits);
         apply_quotas(&mut limits, &tenant, loaded_policy.as_deref());
         check_limits(&limits, self.inner.engine.config()).map_err(|e| e.with_component(&provisional))?;
@@ -566,51 +635,53 @@ impl Host {
                 manifest.world
             )));
         }
-        let manifest_tier = manifest.and_then(|m| m.risk_tier);
-        let explicit_grant = options.grant.is_some();
-        let grant_for = |tier: Option<Tier>| {
-            governance::effective_grant(
+        // An agent's tier comes from its manifest alone (its describe()
+        // declares none); a tool's from its manifest, raised (never
+        // lowered) by what it declares once described.
+        let manifest_tier = match world {
+            World::Tool => manifest.and_then(|m| m.risk_tier),
+            World::Agent => Some(manifest.and_then(|m| m.risk_tier).unwrap_or(Tier::WriteLow)),
+        };
+        let explicit_grant = options.grant;
+        let grant_for = |tier: Option<Tier>| match &explicit_grant {
+            Some(grant) => Ok(grant.clone()),
+            None => governance::effective_grant(
                 &tenant,
                 manifest,
                 world,
                 tier,
                 loaded_policy.as_deref(),
                 governance.config_dir(),
-            )
+            ),
         };
-        let link = |grant: &Grant| {
-            check_imports(world, grant, &imports)?;
-            let linker = capabilities::linker(engine, world, grant)
-                .map_err(|e| format!("cannot build the linker: {e}"))?;
-            linker.instantiate_pre(&component).map_err(|e| format!("cannot link the component: {e:#}"))
+        let grant = grant_for(manifest_tier).map_err(&fail)?;
+        // Imports outside the world fail here; inside it, every interface
+        // is linked and the grant decides per call.
+        capabilities::import_report(world, &grant, &imports).map_err(&fail)?;
+        let linker = match world {
+            World::Tool => &self.inner.tool_linker,
+            World::Agent => &self.inner.agent_linker,
         };
-        let grant = match options.grant {
-            Some(grant) => grant,
-            None => grant_for(manifest_tier).map_err(&fail)?,
-        };
-        let grant = Arc::new(grant);
-        let pre = link(&grant).map_err(&fail)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail(format!("cannot link the component: {e:#}")))?;
         let prompts: Arc<[String]> =
             loaded_policy.as_ref().map_or_else(|| Arc::from([]), |p| p.prompts().into());
-        let mut subject = Subject { id: provisional.clone(), grant, tenant: tenant.clone(), policy, prompts };
+        // describe() runs before any gate has seen a call: with `log` only.
+        let describer = Subject {
+            id: provisional.clone(),
+            grant: Arc::new(grant.for_describe()),
+            tenant: tenant.clone(),
+            policy: policy.clone(),
+            prompts: prompts.clone(),
+            mounts: Arc::from([]),
+        };
 
-        let (kind, tier) = match world {
+        let (kind, tier, name, version) = match world {
             World::Tool => {
-                let tool_pre = |pre| {
-                    ToolPre::new(pre)
-                        .map_err(|e| fail(format!("its exports do not match the {world} world: {e:#}")))
-                };
-                let mut pre = tool_pre(pre)?;
-                let spec = self.describe_tool(&pre, &subject, &limits).await?;
-                check_name(&spec.name).map_err(&fail)?;
-                if let Some(manifest) = manifest
-                    && (manifest.name != spec.name || manifest.version != spec.version)
-                {
-                    return Err(fail(format!(
-                        "it describes itself as {}@{} but its manifest is for {}@{}",
-                        spec.name, spec.version, manifest.name, manifest.version
-                    )));
-                }
+                let pre = ToolPre::new(pre)
+                    .map_err(|e| fail(format!("its exports do not match the {world} world: {e:#}")))?;
+                let spec = self.describe_tool(&pre, &describer, &limits).await?;
                 let declared = Tier::from(spec.risk_tier);
                 let tier = match manifest_tier {
                     Some(signed) if declared < signed => {
@@ -621,48 +692,71 @@ impl Host {
                     Some(signed) => signed.max(declared),
                     None => declared,
                 };
-                if let Some(max) = loaded_policy.as_ref().and_then(|p| p.manifest.constraints.max_tier)
-                    && tier > max
-                {
-                    return Err(fail(format!(
-                        "its risk tier {tier} is above the policy pack's max_tier {max} ({})",
-                        subject.policy.source()
-                    )));
-                }
-                // Its own describe() raised the tier: grant (and link) by
-                // the tier it runs at.
-                if !explicit_grant && Some(tier) != manifest_tier {
-                    let grant = Arc::new(grant_for(Some(tier)).map_err(&fail)?);
-                    pre = tool_pre(link(&grant).map_err(&fail)?)?;
-                    subject.grant = grant;
-                }
                 let schema_text = manifest
                     .and_then(|m| m.input_schema.clone())
                     .unwrap_or_else(|| spec.input_schema.clone());
                 let schema = InputSchema::compile(&schema_text).map_err(|e| {
                     fail(format!("the input schema of tool `{}` is not usable: {e}", spec.name))
                 })?;
-                subject.id = Arc::new(ComponentRef {
-                    name: spec.name.clone(),
-                    version: spec.version.clone(),
-                    digest: provisional.digest.clone(),
-                });
-                (Kind::Tool { pre, spec, schema }, Some(tier))
+                let sensitive = (
+                    serde_json::from_str::<Value>(&schema_text)
+                        .map(|s| approvals::sensitive_paths(&s))
+                        .unwrap_or_default(),
+                    loaded_policy
+                        .as_ref()
+                        .and_then(|p| p.manifest.constraints.sensitive_fields.clone())
+                        .unwrap_or_default(),
+                );
+                let (name, version) = (spec.name.clone(), spec.version.clone());
+                (Kind::Tool { pre, spec, schema, sensitive }, tier, name, version)
             }
             World::Agent => {
                 let pre = AgentPre::new(pre)
                     .map_err(|e| fail(format!("its exports do not match the {world} world: {e:#}")))?;
-                let spec = self.describe_agent(&pre, &subject, &limits).await?;
-                check_name(&spec.name).map_err(&fail)?;
-                subject.id = Arc::new(ComponentRef {
-                    name: spec.name.clone(),
-                    version: spec.version.clone(),
-                    digest: provisional.digest.clone(),
-                });
-                (Kind::Agent { pre, spec }, None)
+                let spec = self.describe_agent(&pre, &describer, &limits).await?;
+                let (name, version) = (spec.name.clone(), spec.version.clone());
+                (Kind::Agent { pre, spec }, manifest_tier.unwrap_or(Tier::WriteLow), name, version)
             }
         };
-        let loaded = LoadedComponent { subject, world, tier, limits, imports, exports, source, kind };
+        check_name(&name).map_err(&fail)?;
+        if let Some(manifest) = manifest
+            && (manifest.name != name || manifest.version != version)
+        {
+            return Err(fail(format!(
+                "it describes itself as {name}@{version} but its manifest is for {}@{}",
+                manifest.name, manifest.version
+            )));
+        }
+        // Granted (and checked against the stack's max_tier) by the tier it
+        // runs at, which its describe() may have raised.
+        let grant = if Some(tier) == manifest_tier { grant } else { grant_for(Some(tier)).map_err(&fail)? };
+        let import_status = capabilities::import_report(world, &grant, &imports).map_err(&fail)?;
+        let mounts = grant
+            .mounts
+            .iter()
+            .map(|m| OpenMount::open(&m.host, &m.guest, m.writable))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(format!("tenant `{}`: {e}", tenant.id())))?;
+        let id = Arc::new(ComponentRef { name, version, digest: provisional.digest.clone() });
+        let subject = Subject {
+            id,
+            grant: Arc::new(grant),
+            tenant: tenant.clone(),
+            policy,
+            prompts,
+            mounts: mounts.into(),
+        };
+        let loaded = LoadedComponent {
+            subject,
+            world,
+            tier: Some(tier),
+            limits,
+            imports,
+            import_status,
+            exports,
+            source,
+            kind,
+        };
         self.inner.record_load(&loaded).map_err(|e| InvokeError::internal(e).with_component(loaded.id()))?;
         tracing::debug!(component = %loaded.id(), tenant = loaded.tenant(), world = world.name(), source = ?loaded.source, "loaded component");
         Ok(Arc::new(loaded))
@@ -857,6 +951,8 @@ impl Host {
         R: Send + 'static,
     {
         let root = self.inner.root(component, options)?;
+        // What other processes used this minute counts before admission.
+        self.inner.sync_quotas(&component.subject.tenant).await;
         let permit = match self.inner.admit(component) {
             Ok(permit) => permit,
             Err(e) => {
@@ -879,6 +975,7 @@ impl Host {
                 run.await
             }
         };
+        self.inner.sync_quotas(&component.subject.tenant).await;
         // The caller learns the outcome only once its evidence is on disk.
         self.inner.settle().await?;
         result
@@ -939,14 +1036,15 @@ impl Host {
         limits: &Limits,
     ) -> Result<ToolSpec, InvokeError> {
         let root = Root::host();
-        let call = self.inner.call_context(subject, limits, Parent::Root(None, &root));
+        let call = self.inner.describe_context(subject, limits, &root);
         let mut store = self.inner.new_store(limits, call.clone());
         let outcome = tokio::time::timeout(backstop(&call), async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
         })
         .await;
-        self.inner.finish(&store, &subject.id, limits, outcome).map_err(describe_failed)
+        let outcome = self.inner.finish(&store, &subject.id, limits, outcome);
+        described(&call, &subject.id, outcome)
     }
 
     async fn describe_agent(
@@ -956,14 +1054,52 @@ impl Host {
         limits: &Limits,
     ) -> Result<AgentSpec, InvokeError> {
         let root = Root::host();
-        let call = self.inner.call_context(subject, limits, Parent::Root(None, &root));
+        let call = self.inner.describe_context(subject, limits, &root);
         let mut store = self.inner.new_store(limits, call.clone());
         let outcome = tokio::time::timeout(backstop(&call), async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
         })
         .await;
-        self.inner.finish(&store, &subject.id, limits, outcome).map_err(describe_failed)
+        let outcome = self.inner.finish(&store, &subject.id, limits, outcome);
+        described(&call, &subject.id, outcome)
+    }
+}
+
+/// The outcome of `describe()`: a component that reached for anything but
+/// `log` (each such call trapped, so none of it happened) is not loaded.
+fn described<T>(
+    call: &CallContext,
+    id: &ComponentRef,
+    outcome: Result<T, InvokeError>,
+) -> Result<T, InvokeError> {
+    let tried = call.violations();
+    if !tried.is_empty() {
+        return Err(InvokeError::load(format!(
+            "it tried to use {} while describing itself; describe() runs with `log` only and no files, env or network, so it is not loaded (what it tried did not happen)",
+            tried.join(", ")
+        ))
+        .with_component(id));
+    }
+    outcome.map_err(describe_failed)
+}
+
+/// The error a guest returned, as the host passes it on: its message
+/// capped, and an `approval-required` accepted only for a request the host
+/// issued in this run (a guest cannot send a caller to approve something
+/// it made up).
+fn guest_error(error: crate::bindings::types::Error, id: &ComponentRef, call: &CallContext) -> InvokeError {
+    let e = InvokeError::from_guest(error, id);
+    match &e.approval_request {
+        Some(request) if !call.was_issued(request) => InvokeError::new(
+            ErrorKind::InvalidOutput,
+            format!(
+                "it answered approval-required naming request `{}`, which the host did not issue in this run; the answer is refused",
+                crate::capabilities::log::clip(request)
+            ),
+        )
+        .with_component(id),
+        _ => e,
     }
 }
 
@@ -1001,29 +1137,55 @@ impl HostInner {
     /// top, or the caller's trace, run, transcript and (at most) deadline
     /// one hop deeper.
     fn call_context(&self, subject: &Subject, limits: &Limits, parent: Parent<'_>) -> Arc<CallContext> {
+        self.context(subject, limits, parent, false)
+    }
+
+    /// The context of `describe()`: the subject's describe grant, and every
+    /// platform call but `log` traps.
+    fn describe_context(&self, subject: &Subject, limits: &Limits, root: &Root) -> Arc<CallContext> {
+        self.context(subject, limits, Parent::Root(None, root), true)
+    }
+
+    fn context(
+        &self,
+        subject: &Subject,
+        limits: &Limits,
+        parent: Parent<'_>,
+        describing: bool,
+    ) -> Arc<CallContext> {
         let id = &subject.id;
         let agent_id = format!("{}@{}", id.name, id.version);
         let own_deadline = Instant::now() + limits.timeout;
-        let (trace, deadline, depth, transcript, requested_by, approvals) = match parent {
-            Parent::Root(transcript, root) => {
-                let mut trace = trace::new_trace(subject.tenant.id(), &agent_id);
-                if let Some(run_id) = &root.run_id {
-                    trace.run_id.clone_from(run_id);
+        let (trace, deadline, depth, transcript, (requested_by, requested_by_key), approvals, issued) =
+            match parent {
+                Parent::Root(transcript, root) => {
+                    let mut trace = trace::new_trace(subject.tenant.id(), &agent_id);
+                    if let Some(run_id) = &root.run_id {
+                        trace.run_id.clone_from(run_id);
+                    }
+                    if let Some(trace_id) = &root.trace_id {
+                        trace.trace_id.clone_from(trace_id);
+                    }
+                    (
+                        trace,
+                        own_deadline,
+                        0,
+                        transcript,
+                        (root.requested_by.clone(), root.requested_by_key.clone()),
+                        root.approvals.clone(),
+                        root.issued.clone(),
+                    )
                 }
-                if let Some(trace_id) = &root.trace_id {
-                    trace.trace_id.clone_from(trace_id);
-                }
-                (trace, own_deadline, 0, transcript, root.requested_by.clone(), root.approvals.clone())
-            }
-            Parent::Caller(caller) => (
-                TraceContext { agent_id, ..caller.trace.clone() },
-                caller.deadline.min(own_deadline),
-                caller.depth + 1,
-                caller.transcript.clone(),
-                caller.requested_by.clone(),
-                caller.approvals.clone(),
-            ),
-        };
+                Parent::Caller(caller) => (
+                    TraceContext { agent_id, ..caller.trace.clone() },
+                    caller.deadline.min(own_deadline),
+                    caller.depth + 1,
+                    caller.transcript.clone(),
+                    (caller.requested_by.clone(), caller.requested_by_key.clone()),
+                    caller.approvals.clone(),
+                    caller.issued_approvals.clone(),
+                ),
+            };
         Arc::new(CallContext {
             trace,
             component: Arc::clone(id),
@@ -1032,12 +1194,19 @@ impl HostInner {
             policy: Arc::clone(&subject.policy),
             prompts: Arc::clone(&subject.prompts),
             requested_by,
+            requested_by_key,
             approvals,
             deadline,
             depth,
             transcript,
             audit: self.audit.clone(),
             metrics: self.metrics.clone(),
+            describing,
+            violations: Mutex::default(),
+            host_calls: AtomicU64::new(0),
+            host_call_budget: limits.host_calls,
+            issued_approvals: issued,
+            mounts: subject.mounts.clone(),
         })
     }
 
@@ -1073,6 +1242,11 @@ impl HostInner {
         input: &Value,
         call: &Arc<CallContext>,
     ) -> Result<(Value, TraceContext), InvokeError> {
+        // An agent's tier obliges as a tool's does: write-high and critical
+        // agents run only with approvals.
+        if agent.tier.is_some_and(|t| t >= Tier::WriteHigh) {
+            self.obligations(agent, input, call)?;
+        }
         let trace = call.trace.clone();
         let task = Task { input: input.to_string(), context: trace.clone() };
         let mut store = self.new_store(&agent.limits, call.clone());
@@ -1084,7 +1258,7 @@ impl HostInner {
         self.charge_fuel(&store, &agent.subject.tenant, &agent.limits);
         self.cost(&store, agent);
         let outcome = self.finish(&store, agent.id(), &agent.limits, outcome)?;
-        let outcome = outcome.map_err(|e| InvokeError::from_guest(e, agent.id()))?;
+        let outcome = outcome.map_err(|e| guest_error(e, agent.id(), call))?;
         let output = self.parse_output(agent, &outcome.output)?;
         Ok((output, trace))
     }
@@ -1097,6 +1271,7 @@ impl HostInner {
         let principal = options.principal.clone().unwrap_or_else(|| "anonymous".to_owned());
         let mut root = Root {
             requested_by: principal.clone(),
+            requested_by_key: options.principal_key.clone(),
             principal,
             run_id: None,
             trace_id: options.trace_id.clone().filter(|t| {
@@ -1107,6 +1282,7 @@ impl HostInner {
             } else {
                 options.approvals.clone().into()
             },
+            issued: Arc::default(),
         };
         if let Some(id) = &options.approval_request {
             let store = self.governance.approvals().ok_or_else(|| {
@@ -1132,6 +1308,7 @@ impl HostInner {
             root.approvals = tokens.into();
             root.run_id = Some(request.run_id.clone());
             root.requested_by = request.requested_by.clone();
+            root.requested_by_key = request.requested_by_key.clone();
         }
         Ok(root)
     }
@@ -1414,7 +1591,7 @@ impl HostInner {
         self.cost(&store, tool);
         let result = self.finish(&store, tool.id(), &tool.limits, outcome)?;
         let output = result.map_err(|e| {
-            let mut e = InvokeError::from_guest(e, tool.id());
+            let mut e = guest_error(e, tool.id(), call);
             let denials = store.data().egress_denials();
             if !denials.is_empty() {
                 e.message = format!("{} (host: {})", e.message, denials.join("; "));
@@ -1505,6 +1682,18 @@ impl HostInner {
         }
     }
 
+    /// Adds this process's per-minute use to the ledger and takes in what
+    /// other processes used; a ledger that cannot be reached leaves the
+    /// local counts in force (and the use to add next time).
+    async fn sync_quotas(&self, tenant: &Tenant) {
+        let Some(ledger) = &self.quota_ledger else { return };
+        for window in tenant.windows() {
+            if let Err(e) = window.sync(tenant.id(), ledger.as_ref()).await {
+                tracing::warn!(tenant = tenant.id(), quota = window.name(), error = %e, "per-minute quota use not shared");
+            }
+        }
+    }
+
     /// Waits until every record queued so far is durable.
     async fn settle(&self) -> Result<(), InvokeError> {
         let Some(audit) = &self.audit else { return Ok(()) };
@@ -1564,6 +1753,8 @@ impl HostInner {
         let fail = |e: InvokeError| e.with_component(tool.id());
         match tier {
             Tier::Read => Ok(()),
+            // write_low_per_minute counts tool calls; an agent's run is not one.
+            Tier::WriteLow if tool.world == World::Agent => Ok(()),
             Tier::WriteLow => tenant.write_low.take(1).map_err(|limit| {
                 fail(
                     InvokeError::new(
@@ -1601,15 +1792,26 @@ impl HostInner {
     ) -> Result<(), InvokeError> {
         let tenant = &tool.subject.tenant;
         let tool_ref = format!("{}@{}", tool.id().name, tool.id().version);
-        let binding =
-            CallBinding { tenant: tenant.id(), tool: &tool_ref, input_digest, run_id: &call.trace.run_id };
+        let (sensitive, sensitive_names): (&[Vec<String>], &[String]) = match &tool.kind {
+            Kind::Tool { sensitive, .. } => (&sensitive.0, &sensitive.1),
+            Kind::Agent { .. } => (&[], &[]),
+        };
+        let binding = CallBinding {
+            tenant: tenant.id(),
+            tool: &tool_ref,
+            tool_digest: &tool.id().digest,
+            input_digest,
+            run_id: &call.trace.run_id,
+            requested_by: &call.requested_by,
+            requested_by_key: call.requested_by_key.as_deref(),
+        };
         let needed = tier.approvals_needed();
         let mut problems = Vec::new();
         let mut valid: Vec<&ApprovalToken> = Vec::new();
         for token in
             call.approvals.iter().filter(|t| t.claims.tool.split('@').next() == Some(tool.id().name.as_str()))
         {
-            let check = approvals::check_binding(token, &binding, &call.requested_by).and_then(|()| {
+            let check = approvals::check_binding(token, &binding).and_then(|()| {
                 let key = tenant.approvers.get(&token.claims.approver).ok_or_else(|| {
                     format!("`{}` is not an approver of tenant `{}`", token.claims.approver, tenant.id())
                 })?;
@@ -1628,15 +1830,42 @@ impl HostInner {
             let store = store.ok_or_else(|| {
                 InvokeError::internal("this host has no approvals store to record token use")
             })?;
-            let mut used = Vec::new();
-            for approver in approvers.iter().take(needed) {
-                if let Some(token) = valid.iter().find(|t| t.claims.approver == *approver) {
-                    store.consume(token).map_err(InvokeError::denied)?;
-                    used.push(format!("{approver} ({})", token.claims.request_id));
+            let chosen: Vec<&ApprovalToken> = approvers
+                .iter()
+                .take(needed)
+                .filter_map(|approver| valid.iter().find(|t| t.claims.approver == *approver).copied())
+                .collect();
+            // The trail records every use: a token whose marker file was
+            // deleted is still spent.
+            if let Some(audit) = &self.audit {
+                for token in &chosen {
+                    let spent = audit
+                        .mentions(&token.claims.nonce)
+                        .map_err(|e| InvokeError::internal(e.to_string()))?;
+                    if spent {
+                        return Err(InvokeError::denied(format!(
+                            "the approval token of `{}` for request `{}` was already used (the audit trail records its use); a token is good for one call",
+                            token.claims.approver, token.claims.request_id
+                        )));
+                    }
                 }
             }
+            let mut used = Vec::new();
+            let mut nonces = Vec::new();
+            for token in &chosen {
+                store.consume(token).map_err(InvokeError::denied)?;
+                used.push(format!("{} ({})", token.claims.approver, token.claims.request_id));
+                nonces.push(token.claims.nonce.clone());
+            }
             tracing::info!(target: "agenthost::decision", tenant = tenant.id(), tool = %tool_ref, tier = tier.as_str(), approvals = ?used, "approved call runs");
-            let what = serde_json::json!({ "tool": tool_ref, "tier": tier.as_str(), "input_digest": input_digest, "tokens": used });
+            let what = serde_json::json!({
+                "tool": tool_ref,
+                "digest": tool.id().digest,
+                "tier": tier.as_str(),
+                "input_digest": input_digest,
+                "tokens": used,
+                "nonces": nonces,
+            });
             call.evidence(audit::Kind::Approval, "used", what, None).map_err(InvokeError::internal)?;
             return Ok(());
         }
@@ -1664,8 +1893,9 @@ impl HostInner {
                 tool_digest: tool.id().digest.clone(),
                 tier,
                 input_digest: input_digest.to_owned(),
-                preview: approvals::redact(input),
+                preview: approvals::preview(input, sensitive, sensitive_names),
                 requested_by: call.requested_by.clone(),
+                requested_by_key: call.requested_by_key.clone(),
                 trace_id: call.trace.trace_id.clone(),
                 run_id: call.trace.run_id.clone(),
                 created_at: now,
@@ -1676,6 +1906,7 @@ impl HostInner {
                 tokens: Vec::new(),
             })
             .map_err(InvokeError::internal)?;
+        call.issued(&request.id);
         let hint = if tenant.approvers.len() < needed {
             format!(
                 "; note that tenant `{}` has {} approver(s) configured ([approvers] in its tenant file)",
@@ -1705,6 +1936,12 @@ impl HostInner {
     }
 }
 
+/// A cache key made once per process, for hosts given none.
+fn process_cache_key() -> [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *KEY.get_or_init(rand::random)
+}
+
 /// Caps a component's limits by its tenant's quotas and its policy pack's
 /// tool defaults.
 fn apply_quotas(limits: &mut Limits, tenant: &Tenant, policy: Option<&LoadedPolicy>) {
@@ -1714,6 +1951,9 @@ fn apply_quotas(limits: &mut Limits, tenant: &Tenant, policy: Option<&LoadedPoli
     }
     if let Some(memory) = quotas.memory_per_instance {
         limits.memory_bytes = limits.memory_bytes.min(memory);
+    }
+    if let Some(calls) = quotas.host_calls_per_call {
+        limits.host_calls = limits.host_calls.min(calls);
     }
     if let Some(defaults) = policy.map(|p| &p.manifest.constraints.tool_defaults) {
         if let Some(fuel) = defaults.fuel {
@@ -1835,68 +2075,6 @@ fn classify_world(exports: &[String]) -> Result<World, String> {
         World::Tool,
         World::Agent
     ))
-}
-
-/// WASI 0.2 packages the host links (with the empty context of
-/// `capabilities::wasi`).
-const WASI_PROVIDED: &[&str] =
-    &["wasi:cli", "wasi:clocks", "wasi:filesystem", "wasi:io", "wasi:random", "wasi:sockets"];
-
-/// The first gate: every import must be one the host provides, in the
-/// component's world, and granted; the error names the import and the rule.
-fn check_imports(world: World, grant: &Grant, imports: &[String]) -> Result<(), String> {
-    for import in imports {
-        if let Some(rest) = import.strip_prefix(&format!("{}/", crate::bindings::PACKAGE)) {
-            let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
-            if version != crate::bindings::VERSION {
-                return Err(format!(
-                    "it imports `{import}`, but this host provides {}@{}; rebuild it against guest-sdk {}",
-                    crate::bindings::PACKAGE,
-                    crate::bindings::VERSION,
-                    crate::bindings::VERSION
-                ));
-            }
-            if interface == "types" {
-                continue;
-            }
-            let Some(capability) = Capability::from_interface(interface) else {
-                return Err(format!("it imports `{import}`, which this host does not provide"));
-            };
-            if !world.imports().contains(&capability) {
-                return Err(format!(
-                    "it imports `{import}`, which is not part of the {world} world: a {} cannot use `{capability}`",
-                    world.name()
-                ));
-            }
-            if !grant.has(capability) {
-                let granted: Vec<&str> = grant.capabilities.iter().map(|c| c.interface()).collect();
-                let rule = grant.removed.get(&capability).map_or_else(String::new, |why| format!(": {why}"));
-                return Err(format!(
-                    "it imports `{import}`, which is not granted to it{rule} (granted: [{}])",
-                    granted.join(", ")
-                ));
-            }
-        } else {
-            let package = import.split('/').next().unwrap_or(import);
-            if package == "wasi:http" {
-                if grant.egress.any_http() {
-                    continue;
-                }
-                return Err(format!(
-                    "it imports `{import}`, but no outgoing HTTP is granted to it: {}",
-                    grant.egress.why_none()
-                ));
-            }
-            if !WASI_PROVIDED.contains(&package) {
-                return Err(format!(
-                    "it imports `{import}`, which this host does not provide (it provides {} and {})",
-                    WASI_PROVIDED.join(", "),
-                    crate::bindings::PACKAGE
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), String> {

@@ -14,6 +14,12 @@
 //! single writer thread of the stream writes groups with one `fdatasync`
 //! each, and an invocation's result is returned only after its records are
 //! on disk ([`AuditLog::durable`]).
+//!
+//! The signing key is given by the caller, from the host's key directory
+//! or a secrets service — never read from the trail's own directory: a
+//! trail does not vouch for itself. The set of streams is evidenced too:
+//! `STREAMS.json` at the root lists every stream ever started there, signed,
+//! so a stream directory that disappears is reported.
 
 pub mod query;
 pub mod record;
@@ -26,11 +32,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+pub use record::Reason;
 pub use record::{Event, Kind};
 pub use verify::{Problem, ProblemKind, Report};
 pub use writer::HEAD_FILE;
 
-use crate::governance::{KeyPair, PublicKey, keys};
+use crate::governance::{KeyPair, PublicKey};
 use writer::{Durable, Queue, Settings, Shared, Writer};
 
 /// Where sealed segments and checkpoints go besides the local files.
@@ -39,6 +46,8 @@ pub trait Sink: Send + Sync {
     fn sealed(&self, stream: &str, name: &str, path: &Path);
     /// A new signed checkpoint (the stream's `HEAD.json`) was written.
     fn checkpoint(&self, stream: &str, head: &Path, seq: u64);
+    /// The signed stream index (`STREAMS.json`) changed.
+    fn index(&self, _index: &Path) {}
 }
 
 /// A failure of the audit trail.
@@ -169,20 +178,61 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
-/// The signing key of the audit root, made on first use.
-pub fn signing_key(root: &Path) -> Result<KeyPair, AuditError> {
-    let stem = root.join("audit");
-    let private = stem.with_extension("key");
-    if !private.exists() {
-        std::fs::create_dir_all(root).map_err(|e| AuditError::io(root, e))?;
-        keys::write_key_pair(&stem).map_err(AuditError::Key)?;
-    }
-    KeyPair::read(&private).map_err(AuditError::Key)
-}
-
-/// The public key beside the audit root's signing key.
+/// The public key beside an audit root (`audit.pub`): a copy the host
+/// writes for convenience. It sits where the records sit, so whoever can
+/// change them can change it: `verify` trusts it only with a warning.
 pub fn root_public_key(root: &Path) -> Result<PublicKey, AuditError> {
     PublicKey::read(&root.join("audit.pub")).map_err(AuditError::Key)
+}
+
+/// The signed list of the streams under a root.
+pub const INDEX_FILE: &str = "STREAMS.json";
+
+/// Adds `stream` to the root's signed stream index (under a lock: several
+/// processes share a root), and returns the index file.
+fn index_stream(root: &Path, stream: &str, key: &KeyPair) -> Result<PathBuf, AuditError> {
+    let lock_path = root.join("STREAMS.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| AuditError::io(&lock_path, e))?;
+    lock.lock().map_err(|e| AuditError::io(&lock_path, e))?;
+    let path = root.join(INDEX_FILE);
+    let mut streams: Vec<String> = Vec::new();
+    let mut counter = 0;
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(index) = serde_json::from_slice::<serde_json::Value>(&bytes)
+    {
+        counter = index.get("counter").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        streams = index
+            .get("streams")
+            .and_then(serde_json::Value::as_array)
+            .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+    }
+    if streams.iter().any(|s| s == stream) {
+        return Ok(path);
+    }
+    streams.push(stream.to_owned());
+    streams.sort();
+    let counter = counter.saturating_add(1);
+    let signature = key.sign_bytes(record::index_message(counter, &streams).as_bytes());
+    let index = serde_json::json!({
+        "format": "agenthost-audit-streams-v1",
+        "counter": counter,
+        "streams": streams,
+        "key": key.id(),
+        "signature": signature,
+    });
+    let tmp = root.join("STREAMS.json.tmp");
+    let text = serde_json::to_vec_pretty(&index).unwrap_or_default();
+    std::fs::write(&tmp, text)
+        .and_then(|()| File::open(&tmp).and_then(|f| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| AuditError::io(&path, e))?;
+    Ok(path)
 }
 
 fn record_id() -> String {
@@ -190,24 +240,31 @@ fn record_id() -> String {
 }
 
 impl AuditLog {
-    /// Opens (or starts) a stream under `root`, signing with `key` (by
-    /// default the root's own key, see [`signing_key`]). If the stream is in
-    /// use by another process, the next free `<stream>.<n>` is taken.
+    /// Opens (or starts) a stream under `root`, signing with `key` (from
+    /// the host's key directory or secrets service, never from `root`). If
+    /// the stream is in use by another process, the next free
+    /// `<stream>.<n>` is taken.
     ///
     /// # Errors
-    /// When the directory cannot be used, the key cannot be read, or the
-    /// stream's last record is damaged.
+    /// When the directory cannot be used, or the tail of the stream fails
+    /// its chain (it is damaged).
     pub fn open(
         root: &Path,
         options: AuditOptions,
-        key: Option<KeyPair>,
+        key: KeyPair,
         sinks: Vec<Arc<dyn Sink>>,
     ) -> Result<Arc<AuditLog>, AuditError> {
-        let key = match key {
-            Some(key) => key,
-            None => signing_key(root)?,
-        };
+        std::fs::create_dir_all(root).map_err(|e| AuditError::io(root, e))?;
+        let pem = key.public().pem().map_err(AuditError::Key)?;
+        let copy = root.join("audit.pub");
+        if std::fs::read_to_string(&copy).ok().as_deref() != Some(pem.as_str()) {
+            std::fs::write(&copy, &pem).map_err(|e| AuditError::io(&copy, e))?;
+        }
         let (stream, dir, lock) = Self::claim(root, &options.stream)?;
+        let index = index_stream(root, &stream, &key)?;
+        for sink in &sinks {
+            sink.index(&index);
+        }
         let settings = Settings {
             segment_bytes: options.segment_bytes.max(1),
             checkpoint_every: options.checkpoint_every.max(1),
@@ -396,6 +453,32 @@ impl AuditLog {
         let receipt = self.append(event)?;
         self.wait_durable(receipt.ticket)?;
         Ok(receipt.id)
+    }
+
+    /// Whether a record on disk in any stream of this trail's root holds
+    /// `token` as a JSON string (say, an approval token's nonce): a check
+    /// that deleting some other file cannot fool. It reads every segment,
+    /// so it is for rare checks (a write-high call), not for every call.
+    ///
+    /// # Errors
+    /// When a stream directory or segment cannot be read.
+    pub fn mentions(&self, token: &str) -> Result<bool, AuditError> {
+        let needle = format!("\"{token}\"");
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        let entries = std::fs::read_dir(&self.root).map_err(|e| AuditError::io(&self.root, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| AuditError::io(&self.root, e))?;
+            if !entry.path().is_dir() {
+                continue;
+            }
+            for (_, path) in writer::segments(&entry.path())? {
+                let bytes = std::fs::read(&path).map_err(|e| AuditError::io(&path, e))?;
+                if finder.find(&bytes).is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Writes what is queued, signs a final checkpoint and stops the writer.

@@ -45,8 +45,11 @@ pub enum Kind {
     Evidence,
     /// A signed checkpoint over the record before it.
     Checkpoint,
-    /// The writer found a torn record after a crash and started anew.
+    /// A writer started on a stream whose previous writer did not end it
+    /// cleanly (a torn record, no close checkpoint, records it never signed).
     Recovery,
+    /// The first record of a stream: its name, host and key.
+    Stream,
 }
 
 impl Kind {
@@ -63,6 +66,7 @@ impl Kind {
             Kind::Evidence => "evidence",
             Kind::Checkpoint => "checkpoint",
             Kind::Recovery => "recovery",
+            Kind::Stream => "stream",
         }
     }
 }
@@ -296,9 +300,63 @@ fn parse_seq(bytes: &[u8]) -> Option<u64> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
-/// The bytes a checkpoint signs: it vouches for every record up to `seq`.
-pub fn checkpoint_message(seq: u64, hash: &str) -> String {
+/// The bytes a v1 checkpoint signed (before streams and reasons were
+/// signed); verify still reads trails written that way.
+pub fn checkpoint_message_v1(seq: u64, hash: &str) -> String {
     format!("agenthost-audit-checkpoint-v1\n{seq}\n{hash}\n")
+}
+
+/// Why a checkpoint was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Every `checkpoint_every` records or `checkpoint_interval`.
+    Periodic,
+    /// The last record of a full segment.
+    Seal,
+    /// The last record its writer wrote: the stream ends here cleanly.
+    Close,
+    /// Right after a recovery record, so it is signed at once.
+    Recovery,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Periodic => "periodic",
+            Reason::Seal => "seal",
+            Reason::Close => "close",
+            Reason::Recovery => "recovery",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Reason::Periodic, Reason::Seal, Reason::Close, Reason::Recovery]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
+/// The bytes a checkpoint signs: it vouches for every record of `stream`
+/// up to `seq`, and says why it was written.
+pub fn checkpoint_message(stream: &str, reason: Reason, seq: u64, hash: &str) -> String {
+    format!("agenthost-audit-checkpoint-v2\n{stream}\n{}\n{seq}\n{hash}\n", reason.as_str())
+}
+
+/// The bytes `HEAD.json` signs: its own statement (another domain than a
+/// checkpoint's, so neither can be made from the other), naming the
+/// stream, the segment and a counter that grows with every HEAD written.
+pub fn head_message(stream: &str, segment: &str, counter: u64, seq: u64, hash: &str) -> String {
+    format!("agenthost-audit-head-v1\n{stream}\n{segment}\n{counter}\n{seq}\n{hash}\n")
+}
+
+/// The bytes the stream index (`STREAMS.json`) signs.
+pub fn index_message(counter: u64, streams: &[String]) -> String {
+    let mut text = format!("agenthost-audit-streams-v1\n{counter}\n");
+    for stream in streams {
+        text.push_str(stream);
+        text.push('\n');
+    }
+    text
 }
 
 #[cfg(test)]

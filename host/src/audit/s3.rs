@@ -14,8 +14,9 @@ use aws_sdk_s3::types::ObjectLockMode;
 use serde::{Deserialize, Serialize};
 
 use super::verify::StreamInput;
-use super::{AuditError, HEAD_FILE, Sink};
+use super::{AuditError, HEAD_FILE, INDEX_FILE, Sink};
 use crate::brokers::aws::{AwsSettings, describe};
+use crate::governance::PublicKey;
 
 /// The Object Lock retention mode of uploaded segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -156,6 +157,10 @@ impl S3Sink {
 
     /// Uploads the sealed segments of a local stream that the bucket lacks
     /// (a host that stopped before its uploads finished catches up here).
+    /// A segment is uploaded only if it verifies on its own against this
+    /// host's key (an intact chain ending in a signed checkpoint for this
+    /// stream): a segment planted in the data directory is never given
+    /// Object Lock's protection.
     ///
     /// # Errors
     /// When the bucket cannot be listed.
@@ -164,6 +169,7 @@ impl S3Sink {
         stream: &str,
         dir: &Path,
         except: Option<&str>,
+        key: &PublicKey,
     ) -> Result<usize, AuditError> {
         let present =
             list(&self.client, &self.settings.bucket, &key_of(&self.settings.prefix, stream, "")).await?;
@@ -174,6 +180,13 @@ impl S3Sink {
             }
             let bytes = std::fs::read(&path).map_err(|e| AuditError::Io { path: path.clone(), source: e })?;
             if bytes.is_empty() {
+                continue;
+            }
+            if let Err(why) = super::verify::check_standalone(stream, &name, &bytes, key) {
+                tracing::error!(target: "agenthost::audit", segment = %name, %why, "a local audit segment does not verify; it is not uploaded");
+                if let Ok(mut errors) = self.errors.lock() {
+                    errors.push(format!("{stream}/{name} not uploaded: {why}"));
+                }
                 continue;
             }
             self.upload(key_of(&self.settings.prefix, stream, &name), bytes, true);
@@ -202,6 +215,15 @@ impl Sink for S3Sink {
     fn checkpoint(&self, stream: &str, head: &Path, _seq: u64) {
         if let Ok(bytes) = std::fs::read(head) {
             self.upload(key_of(&self.settings.prefix, stream, HEAD_FILE), bytes, false);
+        }
+    }
+
+    fn index(&self, index: &Path) {
+        if let Ok(bytes) = std::fs::read(index) {
+            let prefix = self.settings.prefix.trim_matches('/');
+            let key =
+                if prefix.is_empty() { INDEX_FILE.to_owned() } else { format!("{prefix}/{INDEX_FILE}") };
+            self.upload(key, bytes, false);
         }
     }
 }
@@ -236,8 +258,8 @@ pub struct Retention {
     pub retain_until: Option<String>,
 }
 
-/// Everything under `s3://bucket/prefix`, as streams to verify, with the
-/// retention of each segment.
+/// Everything under `s3://bucket/prefix`, as streams to verify (with the
+/// signed stream index, if there is one), and the retention of each segment.
 ///
 /// # Errors
 /// When the bucket cannot be listed or an object read.
@@ -245,31 +267,26 @@ pub async fn fetch(
     client: &Client,
     bucket: &str,
     prefix: &str,
-) -> Result<(Vec<StreamInput>, Vec<Retention>), AuditError> {
+) -> Result<(Vec<StreamInput>, Option<Vec<u8>>, Vec<Retention>), AuditError> {
     let prefix = prefix.trim_matches('/');
     let keys = list(client, bucket, prefix).await?;
     let mut streams: Vec<StreamInput> = Vec::new();
+    let mut index = None;
     let mut retention = Vec::new();
     let mut sorted = keys;
     sorted.sort();
     for key in sorted {
         let rest = key.strip_prefix(prefix).unwrap_or(&key).trim_start_matches('/');
+        if rest == INDEX_FILE {
+            index = Some(read_object(client, bucket, &key).await?);
+            continue;
+        }
         let Some((stream, name)) = rest.split_once('/') else { continue };
         let is_segment = name.starts_with("seg-") && name.ends_with(".log");
         if !is_segment && name != HEAD_FILE {
             continue;
         }
-        let object =
-            client.get_object().bucket(bucket).key(&key).send().await.map_err(|e| {
-                AuditError::Sink(format!("cannot read s3://{bucket}/{key}: {}", describe(&e)))
-            })?;
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| AuditError::Sink(format!("cannot read s3://{bucket}/{key}: {e}")))?
-            .into_bytes()
-            .to_vec();
+        let bytes = read_object(client, bucket, &key).await?;
         let input = match streams.iter_mut().find(|s| s.name == stream) {
             Some(input) => input,
             None => {
@@ -295,7 +312,24 @@ pub async fn fetch(
             input.head = Some(bytes);
         }
     }
-    Ok((streams, retention))
+    Ok((streams, index, retention))
+}
+
+async fn read_object(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, AuditError> {
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| AuditError::Sink(format!("cannot read s3://{bucket}/{key}: {}", describe(&e))))?;
+    Ok(object
+        .body
+        .collect()
+        .await
+        .map_err(|e| AuditError::Sink(format!("cannot read s3://{bucket}/{key}: {e}")))?
+        .into_bytes()
+        .to_vec())
 }
 
 /// Creates the audit bucket with Object Lock enabled (`agenthost aws bootstrap`).

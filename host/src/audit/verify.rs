@@ -4,15 +4,24 @@
 //! Segments are checked in parallel (each on its own, from its first line);
 //! the joins between them and the signed head are checked afterwards, so the
 //! first problem is still found in stream order.
+//!
+//! Beyond the chain: every checkpoint and the head name their stream (a
+//! renamed or swapped stream directory fails), each writer's part of a
+//! stream ends with a `close` checkpoint or the next writer's `recovery`
+//! record says it did not (so a cut at a checkpoint shows), records a
+//! writer inherited unsigned are named, and the signed stream index lists
+//! every stream the root ever had (so a removed stream shows).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::record::{GENESIS, Line, checkpoint_message};
+use super::record::{
+    GENESIS, Line, Reason, checkpoint_message, checkpoint_message_v1, head_message, index_message,
+};
 use super::writer::{HEAD_FILE, segments};
-use super::{AuditError, root_public_key};
+use super::{AuditError, INDEX_FILE, root_public_key};
 use crate::governance::PublicKey;
 
 /// One stream to verify, however it was fetched.
@@ -43,6 +52,13 @@ pub enum ProblemKind {
     Malformed,
     /// A checkpoint's signature is wrong, or signed by an unknown key.
     BadSignature,
+    /// A writer's part of the stream ends without a close checkpoint and
+    /// without the next writer acknowledging a crash: records were cut.
+    Cut,
+    /// The stream's records name another stream (a renamed or swapped directory).
+    Renamed,
+    /// A stream the signed index lists is gone, or one it does not list is there.
+    Missing,
 }
 
 /// The first record that does not fit, and why.
@@ -81,6 +97,11 @@ pub struct StreamReport {
     pub signed_upto: u64,
     pub head_seq: Option<u64>,
     pub torn: Vec<Torn>,
+    /// Writers that stopped without closing, as the next writer recorded
+    /// (seq of the recovery record, the last seq before it).
+    pub crashes: Vec<(u64, u64)>,
+    /// Whether its last record is a close checkpoint.
+    pub closed: bool,
     pub warnings: Vec<String>,
     pub problem: Option<Problem>,
 }
@@ -89,6 +110,11 @@ pub struct StreamReport {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub streams: Vec<StreamReport>,
+    /// The signed stream index, when one was checked: its counter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_counter: Option<u64>,
+    /// Warnings about the trail as a whole.
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -97,7 +123,7 @@ impl Report {
     }
 
     pub fn has_warnings(&self) -> bool {
-        self.streams.iter().any(|s| !s.warnings.is_empty())
+        !self.warnings.is_empty() || self.streams.iter().any(|s| !s.warnings.is_empty())
     }
 
     pub fn records(&self) -> u64 {
@@ -112,6 +138,18 @@ impl Report {
 /// What one segment says about itself, checked from its own first line.
 #[derive(Default)]
 struct SegmentResult {
+    /// The kind of its first record and, for a `stream` record, the stream it names.
+    first_kind: Option<String>,
+    first_names: Option<String>,
+    /// The reason of its last record, if that is a checkpoint.
+    last_reason: Option<Option<Reason>>,
+    /// Checkpoints in the old (v1) form, which sign neither stream nor reason.
+    v1_checkpoints: u64,
+    /// A recovery record at its start: (its seq, the previous seq it
+    /// names, whether it says the previous writer closed).
+    recovery: Option<(u64, u64, bool)>,
+    /// Ranges recovery records say were inherited unsigned.
+    unsigned: Vec<(u64, u64)>,
     first: Option<(u64, String)>,
     last: Option<(u64, String)>,
     records: u64,
@@ -135,7 +173,13 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Checks one segment's lines against each other and its checkpoints against `key`.
-fn check_segment(name: &str, bytes: &[u8], key: Option<&PublicKey>, head_seq: Option<u64>) -> SegmentResult {
+fn check_segment(
+    stream: &str,
+    name: &str,
+    bytes: &[u8],
+    key: Option<&PublicKey>,
+    head_seq: Option<u64>,
+) -> SegmentResult {
     let mut result = SegmentResult::default();
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1);
     if complete < bytes.len() {
@@ -208,13 +252,34 @@ fn check_segment(name: &str, bytes: &[u8], key: Option<&PublicKey>, head_seq: Op
             }
         } else {
             result.first = Some((line.seq, text(line.prev)));
+            if let Some(body) = line.body_json() {
+                result.first_kind = body.get("kind").and_then(Value::as_str).map(str::to_owned);
+                result.first_names = body.pointer("/what/stream").and_then(Value::as_str).map(str::to_owned);
+            }
             if let Some((segment, offset)) = recovery_of(&line) {
                 result.recovers = Some((segment, offset));
             }
         }
+        if let Some(what) = recovery_what(&line) {
+            if index == 0 {
+                result.recovery = Some((
+                    line.seq,
+                    what.get("previous_seq").and_then(Value::as_u64).unwrap_or(0),
+                    what.get("previous_closed").and_then(Value::as_bool).unwrap_or(false),
+                ));
+            }
+            if let (Some(from), Some(to)) = (
+                what.pointer("/unsigned/from").and_then(Value::as_u64),
+                what.pointer("/unsigned/to").and_then(Value::as_u64),
+            ) {
+                result.unsigned.push((from, to));
+            }
+        }
+        result.last_reason = None;
         if let Some(checkpoint) = checkpoint_of(&line) {
             // seq and prev of this line are already checked against the chain.
-            let covers_previous = checkpoint.0 + 1 == line.seq && checkpoint.1.as_bytes() == line.prev;
+            let covers_previous =
+                checkpoint.seq.checked_add(1) == Some(line.seq) && checkpoint.hash.as_bytes() == line.prev;
             if !covers_previous {
                 result.problem = Some(problem(
                     ProblemKind::Modified,
@@ -223,6 +288,21 @@ fn check_segment(name: &str, bytes: &[u8], key: Option<&PublicKey>, head_seq: Op
                     Some(line.seq),
                     format!(
                         "checkpoint {} (line {number} of {name}) does not sign the record before it",
+                        line.seq
+                    ),
+                ));
+                return result;
+            }
+            if let Some(named) = &checkpoint.stream
+                && named != stream
+            {
+                result.problem = Some(problem(
+                    ProblemKind::Renamed,
+                    name,
+                    number,
+                    Some(line.seq),
+                    format!(
+                        "checkpoint {} (line {number} of {name}) signs stream `{named}`, but it sits in stream `{stream}`: the stream was renamed or swapped",
                         line.seq
                     ),
                 ));
@@ -239,13 +319,17 @@ fn check_segment(name: &str, bytes: &[u8], key: Option<&PublicKey>, head_seq: Op
                 return result;
             }
             result.checkpoints += 1;
-            result.signed_upto = checkpoint.0;
+            result.signed_upto = checkpoint.seq;
+            if checkpoint.reason.is_none() {
+                result.v1_checkpoints += 1;
+            }
+            result.last_reason = Some(checkpoint.reason);
         }
         if head_seq == Some(line.seq) {
             result.head_hash = Some(text(line.hash));
         }
         result.records += 1;
-        expected = Some((line.seq + 1, line.hash));
+        expected = Some((line.seq.saturating_add(1), line.hash));
     }
     if let Some((next, hash)) = expected {
         result.last = Some((next - 1, text(hash)));
@@ -344,16 +428,34 @@ fn body_kind_is(line: &Line<'_>, kind: &str, needle: &memchr::memmem::Finder<'_>
     (value.get("kind").and_then(Value::as_str) == Some(kind)).then_some(value)
 }
 
-/// (seq, hash, key id, signature) of a checkpoint record.
-fn checkpoint_of(line: &Line<'_>) -> Option<(u64, String, String, String)> {
+/// What a checkpoint record states.
+struct Checkpoint {
+    seq: u64,
+    hash: String,
+    key: String,
+    signature: String,
+    /// `None` for a v1 checkpoint.
+    stream: Option<String>,
+    reason: Option<Reason>,
+}
+
+/// A checkpoint record's statement.
+fn checkpoint_of(line: &Line<'_>) -> Option<Checkpoint> {
     let value = body_kind_is(line, "checkpoint", &CHECKPOINT)?;
     let what = value.get("what")?;
-    Some((
-        what.get("seq")?.as_u64()?,
-        what.get("hash")?.as_str()?.to_owned(),
-        what.get("key")?.as_str()?.to_owned(),
-        what.get("signature")?.as_str()?.to_owned(),
-    ))
+    Some(Checkpoint {
+        seq: what.get("seq")?.as_u64()?,
+        hash: what.get("hash")?.as_str()?.to_owned(),
+        key: what.get("key")?.as_str()?.to_owned(),
+        signature: what.get("signature")?.as_str()?.to_owned(),
+        stream: what.get("stream").and_then(Value::as_str).map(str::to_owned),
+        reason: what.get("reason").and_then(Value::as_str).and_then(Reason::parse),
+    })
+}
+
+/// The `what` of a recovery record.
+fn recovery_what(line: &Line<'_>) -> Option<Value> {
+    body_kind_is(line, "recovery", &RECOVERY)?.get("what").cloned()
 }
 
 fn recovery_of(line: &Line<'_>) -> Option<(String, u64)> {
@@ -362,21 +464,22 @@ fn recovery_of(line: &Line<'_>) -> Option<(String, u64)> {
     Some((what.get("segment")?.as_str()?.to_owned(), what.get("offset")?.as_u64()?))
 }
 
-fn check_signature(
-    key: Option<&PublicKey>,
-    checkpoint: &(u64, String, String, String),
-) -> Result<(), String> {
+fn check_signature(key: Option<&PublicKey>, checkpoint: &Checkpoint) -> Result<(), String> {
     let Some(key) = key else { return Ok(()) };
-    let (seq, hash, key_id, signature) = checkpoint;
-    if *key_id != key.id() {
-        return Err(format!("signed by key {key_id}, not by the trusted key {}", key.id()));
+    if checkpoint.key != key.id() {
+        return Err(format!("signed by key {}, not by the trusted key {}", checkpoint.key, key.id()));
     }
-    key.verify_bytes(checkpoint_message(*seq, hash).as_bytes(), signature)
+    let message = match (&checkpoint.stream, checkpoint.reason) {
+        (Some(stream), Some(reason)) => checkpoint_message(stream, reason, checkpoint.seq, &checkpoint.hash),
+        _ => checkpoint_message_v1(checkpoint.seq, &checkpoint.hash),
+    };
+    key.verify_bytes(message.as_bytes(), &checkpoint.signature)
         .map_err(|e| format!("the signature does not verify ({e})"))
 }
 
 /// Verifies one stream.
 pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamReport {
+    let stream = input.name.as_str();
     let mut report = StreamReport {
         stream: input.name.clone(),
         segments: input.segments.len(),
@@ -401,24 +504,25 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
     };
     if let Some(head) = &head {
         report.head_seq = Some(head.seq);
-        if let Err(why) =
-            check_signature(key, &(head.seq, head.hash.clone(), head.key.clone(), head.signature.clone()))
-        {
-            report.problem = Some(problem(
-                ProblemKind::BadSignature,
-                HEAD_FILE,
-                0,
-                Some(head.seq),
-                format!("{HEAD_FILE}: {why}"),
-            ));
+        if let Err((kind, why)) = check_head(key, stream, head) {
+            report.problem = Some(problem(kind, HEAD_FILE, 0, Some(head.seq), format!("{HEAD_FILE}: {why}")));
             return report;
+        }
+        if head.counter.is_none() {
+            report.warnings.push(format!(
+                "{HEAD_FILE} is in the old form (a copy of a checkpoint's statement, without stream, segment or counter)"
+            ));
         }
     }
     let head_seq = head.as_ref().map(|h| h.seq);
-    let results = check_segments(&input.segments, key, head_seq);
+    let results = check_segments(stream, &input.segments, key, head_seq);
     let mut expected = (1u64, GENESIS.to_owned());
     let mut head_hash = None;
+    let mut v1 = 0u64;
+    // The reason of the last record seen (if a checkpoint) and its writer.
+    let mut previous_end: Option<(Option<Option<Reason>>, u64)> = None;
     for ((name, _), result) in input.segments.iter().zip(results) {
+        let generation = generation_of(name);
         if let Some((first_seq, first_prev)) = &result.first {
             if *first_seq != expected.0 {
                 let kind =
@@ -451,6 +555,66 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
                 ));
                 return report;
             }
+            if *first_seq == 1 {
+                let names_itself = result.first_kind.as_deref() == Some("stream");
+                match &result.first_names {
+                    Some(named) if names_itself && named != stream => {
+                        report.problem = Some(problem(
+                            ProblemKind::Renamed,
+                            name,
+                            1,
+                            Some(1),
+                            format!(
+                                "the stream's first record names stream `{named}`, but it sits in `{stream}`: the stream was renamed or swapped"
+                            ),
+                        ));
+                        return report;
+                    }
+                    _ if !names_itself && result.v1_checkpoints == 0 && result.checkpoints > 0 => {
+                        report.problem = Some(problem(
+                            ProblemKind::Malformed,
+                            name,
+                            1,
+                            Some(1),
+                            "the stream's first record is not the `stream` record that names it".to_owned(),
+                        ));
+                        return report;
+                    }
+                    _ => {}
+                }
+            }
+            // A new writer: the last one either closed the stream, or this
+            // one says, first thing, that it did not.
+            if let Some((end, last_generation)) = previous_end
+                && last_generation != generation
+                && end != Some(Some(Reason::Close))
+            {
+                let acknowledged = result
+                    .recovery
+                    .is_some_and(|(_, previous, closed)| previous == expected.0.saturating_sub(1) && !closed);
+                let legacy = v1 > 0 && end.is_none_or(|reason| reason.is_none());
+                match result.recovery {
+                    _ if acknowledged => {
+                        if let Some((at, previous, _)) = result.recovery {
+                            report.crashes.push((at, previous));
+                        }
+                    }
+                    _ if legacy => {}
+                    _ => {
+                        report.problem = Some(problem(
+                            ProblemKind::Cut,
+                            name,
+                            1,
+                            Some(expected.0.saturating_sub(1)),
+                            format!(
+                                "the writer before {name} ended at seq {} without a close checkpoint, and the next writer did not record a crash: records after it may have been cut",
+                                expected.0.saturating_sub(1)
+                            ),
+                        ));
+                        return report;
+                    }
+                }
+            }
         }
         if let Some(torn) = report.torn.last_mut()
             && !torn.acknowledged
@@ -476,6 +640,12 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
         }
         report.records += result.records;
         report.checkpoints += result.checkpoints;
+        v1 += result.v1_checkpoints;
+        for (from, to) in &result.unsigned {
+            report.warnings.push(format!(
+                "records {from}..{to} were never signed by their writer: a later writer found them after its last valid checkpoint and marked them as inherited unsigned"
+            ));
+        }
         if result.signed_upto > 0 {
             report.signed_upto = result.signed_upto;
         }
@@ -485,7 +655,8 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
         if let Some((seq, hash)) = &result.last {
             report.last_seq = *seq;
             report.last_hash = hash.clone();
-            expected = (seq + 1, hash.clone());
+            expected = (seq.saturating_add(1), hash.clone());
+            previous_end = Some((result.last_reason, generation));
         }
         if let Some(p) = result.problem {
             report.problem = Some(p);
@@ -499,6 +670,11 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
         report.warnings.push(format!(
             "the final record is torn: {} bytes at byte {} of {} (the writer stopped mid-write; it was never acknowledged)",
             torn.bytes, torn.offset, torn.segment
+        ));
+    }
+    if v1 > 0 {
+        report.warnings.push(format!(
+            "{v1} checkpoint(s) are in the old form (v1), which signs neither the stream's name nor why it was written"
         ));
     }
     if let Some(head) = head {
@@ -523,6 +699,13 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
             ));
         }
     }
+    report.closed = previous_end.is_some_and(|(end, _)| end == Some(Some(Reason::Close)));
+    if !report.closed && report.problem.is_none() && report.last_seq > 0 && v1 == 0 {
+        report.warnings.push(format!(
+            "the stream does not end with a close checkpoint: its writer is still running, crashed, or the stream was cut after seq {}",
+            report.last_seq
+        ));
+    }
     // The newest checkpoint line itself is the one record no checkpoint signs.
     if report.signed_upto + 1 < report.last_seq && report.problem.is_none() {
         report.warnings.push(format!(
@@ -534,12 +717,18 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
     report
 }
 
+/// The writer generation in a segment's name (`seg-<seq>-<generation>.log`).
+fn generation_of(name: &str) -> u64 {
+    name.trim_end_matches(".log").rsplit('-').next().and_then(|g| g.parse().ok()).unwrap_or(0)
+}
+
 fn check_segments(
+    stream: &str,
     segments: &[(String, Vec<u8>)],
     key: Option<&PublicKey>,
     head_seq: Option<u64>,
 ) -> Vec<SegmentResult> {
-    segments.iter().map(|(name, bytes)| check_segment(name, bytes, key, head_seq)).collect()
+    segments.iter().map(|(name, bytes)| check_segment(stream, name, bytes, key, head_seq)).collect()
 }
 
 struct Head {
@@ -547,6 +736,10 @@ struct Head {
     hash: String,
     key: String,
     signature: String,
+    stream: Option<String>,
+    segment: Option<String>,
+    /// `None` for the old form (a copy of a v1 checkpoint statement).
+    counter: Option<u64>,
 }
 
 fn parse_head(bytes: &[u8]) -> Result<Head, String> {
@@ -558,12 +751,53 @@ fn parse_head(bytes: &[u8]) -> Result<Head, String> {
             .map(str::to_owned)
             .ok_or_else(|| format!("{HEAD_FILE}: `{name}` is not a string"))
     };
+    let versioned = value.get("format").and_then(Value::as_str) == Some("agenthost-audit-head-v1");
     Ok(Head {
         seq: field("seq")?.as_u64().ok_or_else(|| format!("{HEAD_FILE}: `seq` is not a number"))?,
         hash: string("hash")?,
         key: string("key")?,
         signature: string("signature")?,
+        stream: value.get("stream").and_then(Value::as_str).map(str::to_owned),
+        segment: value.get("segment").and_then(Value::as_str).map(str::to_owned),
+        counter: if versioned {
+            Some(
+                field("counter")?
+                    .as_u64()
+                    .ok_or_else(|| format!("{HEAD_FILE}: `counter` is not a number"))?,
+            )
+        } else {
+            None
+        },
     })
+}
+
+/// Checks a head's signature over its own statement (naming this stream).
+fn check_head(key: Option<&PublicKey>, stream: &str, head: &Head) -> Result<(), (ProblemKind, String)> {
+    if let Some(named) = &head.stream
+        && named != stream
+    {
+        return Err((
+            ProblemKind::Renamed,
+            format!(
+                "it names stream `{named}`, but it sits in `{stream}`: the stream was renamed or swapped"
+            ),
+        ));
+    }
+    let Some(key) = key else { return Ok(()) };
+    if head.key != key.id() {
+        return Err((
+            ProblemKind::BadSignature,
+            format!("signed by key {}, not by the trusted key {}", head.key, key.id()),
+        ));
+    }
+    let message = match head.counter {
+        Some(counter) => {
+            head_message(stream, head.segment.as_deref().unwrap_or_default(), counter, head.seq, &head.hash)
+        }
+        None => checkpoint_message_v1(head.seq, &head.hash),
+    };
+    key.verify_bytes(message.as_bytes(), &head.signature)
+        .map_err(|e| (ProblemKind::BadSignature, format!("the signature does not verify ({e})")))
 }
 
 /// Reads the streams under an audit root (or one stream directory).
@@ -604,26 +838,158 @@ pub fn load_dir(path: &Path) -> Result<Vec<StreamInput>, AuditError> {
     Ok(streams)
 }
 
-/// The trusted key for a root: the one given, else the root's own `audit.pub`.
-pub fn trusted_key(root: &Path, given: Option<&Path>) -> Result<(PublicKey, bool), AuditError> {
-    match given {
-        Some(path) => PublicKey::read(path).map(|k| (k, true)).map_err(AuditError::Key),
-        None => {
-            let candidates = [root.to_path_buf(), root.parent().map(Path::to_path_buf).unwrap_or_default()];
-            for dir in candidates {
-                if let Ok(key) = root_public_key(&dir) {
-                    return Ok((key, false));
-                }
+/// The key a verification trusted, and where it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustedKey {
+    pub id: String,
+    pub source: String,
+    /// It came from the trail's own directory: whoever can rewrite the
+    /// trail can replace it, so an intact result proves little.
+    pub from_trail: bool,
+}
+
+/// The key to trust for a root: the one given (`--key`), else the host's
+/// key directory (its `audit.key`'s public half, or `audit.pub` there),
+/// else — with `from_trail` set — the trail's own `audit.pub`.
+///
+/// # Errors
+/// A given key that cannot be read, or no key anywhere.
+pub fn trusted_key(
+    root: &Path,
+    given: Option<&Path>,
+    key_dir: Option<&Path>,
+) -> Result<(PublicKey, TrustedKey), AuditError> {
+    let found = |key: PublicKey, source: String, from_trail: bool| {
+        let info = TrustedKey { id: key.id(), source, from_trail };
+        (key, info)
+    };
+    if let Some(path) = given {
+        let key = PublicKey::read(path).map_err(AuditError::Key)?;
+        return Ok(found(key, format!("--key {}", path.display()), false));
+    }
+    if let Some(dir) = key_dir {
+        for file in ["audit.pub", "audit.key"] {
+            if let Ok(key) = PublicKey::read(&dir.join(file)) {
+                return Ok(found(
+                    key,
+                    format!("the host's key directory ({})", dir.join(file).display()),
+                    false,
+                ));
             }
-            Err(AuditError::Key(format!(
-                "no audit.pub in {} and no --key given: cannot check checkpoint signatures",
-                root.display()
-            )))
         }
     }
+    let candidates = [root.to_path_buf(), root.parent().map(Path::to_path_buf).unwrap_or_default()];
+    for dir in candidates {
+        if let Ok(key) = root_public_key(&dir) {
+            return Ok(found(
+                key,
+                format!("{} — the trail's own directory", dir.join("audit.pub").display()),
+                true,
+            ));
+        }
+    }
+    Err(AuditError::Key(format!(
+        "no audit.pub in {} and no --key given: cannot check checkpoint signatures",
+        root.display()
+    )))
+}
+
+/// The signed stream index of a root, if it has one.
+pub fn load_index(root: &Path) -> Option<Vec<u8>> {
+    std::fs::read(root.join(INDEX_FILE)).ok()
 }
 
 /// Verifies every stream.
 pub fn verify(streams: &[StreamInput], key: Option<&PublicKey>) -> Report {
-    Report { streams: streams.iter().map(|s| verify_stream(s, key)).collect() }
+    Report { streams: streams.iter().map(|s| verify_stream(s, key)).collect(), ..Report::default() }
+}
+
+/// Verifies every stream and the signed index of streams: a listed stream
+/// that is gone, or a stream the index does not list, is damage.
+pub fn verify_trail(streams: &[StreamInput], index: Option<&[u8]>, key: Option<&PublicKey>) -> Report {
+    let mut report = verify(streams, key);
+    let Some(index) = index else {
+        if !streams.is_empty() {
+            report
+                .warnings
+                .push(format!("no {INDEX_FILE}: a stream removed as a whole would not be noticed"));
+        }
+        return report;
+    };
+    let missing = |stream: &str, message: String| StreamReport {
+        stream: stream.to_owned(),
+        problem: Some(problem(ProblemKind::Missing, INDEX_FILE, 0, None, message)),
+        ..StreamReport::default()
+    };
+    let parsed = serde_json::from_slice::<Value>(index).ok().and_then(|v| {
+        let counter = v.get("counter")?.as_u64()?;
+        let listed: Vec<String> =
+            v.get("streams")?.as_array()?.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect();
+        let key_id = v.get("key")?.as_str()?.to_owned();
+        let signature = v.get("signature")?.as_str()?.to_owned();
+        Some((counter, listed, key_id, signature))
+    });
+    let Some((counter, listed, key_id, signature)) = parsed else {
+        report.streams.push(missing(INDEX_FILE, format!("{INDEX_FILE} is malformed")));
+        return report;
+    };
+    if let Some(key) = key {
+        let valid = key_id == key.id()
+            && key.verify_bytes(index_message(counter, &listed).as_bytes(), &signature).is_ok();
+        if !valid {
+            report.streams.push(StreamReport {
+                stream: INDEX_FILE.to_owned(),
+                problem: Some(problem(
+                    ProblemKind::BadSignature,
+                    INDEX_FILE,
+                    0,
+                    None,
+                    format!("{INDEX_FILE} is not signed by the trusted key {}", key.id()),
+                )),
+                ..StreamReport::default()
+            });
+            return report;
+        }
+    }
+    report.index_counter = Some(counter);
+    for name in &listed {
+        if !streams.iter().any(|s| &s.name == name) {
+            report.streams.push(missing(
+                name,
+                format!("stream `{name}` is listed in the signed {INDEX_FILE} but is gone: it was removed or renamed"),
+            ));
+        }
+    }
+    for stream in streams {
+        if !listed.contains(&stream.name) {
+            report.streams.push(missing(
+                &stream.name,
+                format!(
+                    "stream `{}` is not listed in the signed {INDEX_FILE}: it was planted or renamed",
+                    stream.name
+                ),
+            ));
+        }
+    }
+    report
+}
+
+/// Whether one segment verifies on its own against `key`: an intact chain,
+/// every checkpoint signed for `stream`, and a signed seal or close
+/// checkpoint as its last record (a sealed segment's last record).
+///
+/// # Errors
+/// What does not hold.
+pub fn check_standalone(stream: &str, name: &str, bytes: &[u8], key: &PublicKey) -> Result<(), String> {
+    let result = check_segment(stream, name, bytes, Some(key), None);
+    if let Some(problem) = result.problem {
+        return Err(problem.message);
+    }
+    if result.torn.is_some() {
+        return Err(format!("{name} ends with an incomplete record"));
+    }
+    match result.last_reason {
+        Some(Some(Reason::Seal | Reason::Close)) => Ok(()),
+        _ => Err(format!("{name} does not end with a seal or close checkpoint signed by this host")),
+    }
 }

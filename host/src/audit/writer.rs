@@ -5,6 +5,16 @@
 //! Callers only enqueue (a lock and a push: no I/O on a guest's host call);
 //! a record is acknowledged once the group holding it is on disk. One thread
 //! owns the files, so the chain has one order no matter how many callers.
+//!
+//! A writer trusts nothing it finds on disk: before chaining onto a stream
+//! it checks the tail back to the newest checkpoint signed with its own key
+//! (chain and signature), and states in a `recovery` record what it
+//! inherited — a torn record, a stream its previous writer did not close,
+//! records no checkpoint of theirs signed — so `verify` can tell a crash
+//! from a cut and never takes planted records for signed ones. A new
+//! stream's first record names the stream, host and key; every checkpoint
+//! names the stream and why it was written, and the last one a writer
+//! writes says `close`.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -14,10 +24,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::record::{self, GENESIS, Kind, Line, checkpoint_message, encode_line, now_rfc3339};
+use super::record::{
+    self, GENESIS, Kind, Line, Reason, checkpoint_message, checkpoint_message_v1, encode_line, head_message,
+    now_rfc3339,
+};
 use super::{AuditError, Sink};
-use crate::governance::KeyPair;
 use crate::governance::keys::canonical_json;
+use crate::governance::{KeyPair, PublicKey};
 
 /// The signed statement of the newest checkpoint, kept beside the segments
 /// so that a stream cut short after it is seen as truncated.
@@ -80,9 +93,12 @@ pub(crate) struct Writer {
     buf: Vec<u8>,
     /// A checkpoint in `buf`, to publish as HEAD once it is durable.
     pending_head: Option<(u64, serde_json::Value)>,
+    /// How many HEADs this stream has had: each new one counts on.
+    head_counter: u64,
 }
 
-/// Where an existing stream left off.
+/// Where an existing stream left off, and what of it this writer's key
+/// vouches for.
 struct Resume {
     seq: u64,
     head: String,
@@ -92,6 +108,11 @@ struct Resume {
     torn: Option<(String, u64, Vec<u8>)>,
     /// This writer's generation: one more than any before it.
     generation: u64,
+    /// The newest record signed by a checkpoint that verifies with this
+    /// writer's key (the checkpoint's own seq), 0 for none.
+    verified_through: u64,
+    /// Whether the last record is a verified `close` checkpoint.
+    closed: bool,
 }
 
 /// `seg-<first seq>-<writer generation>.log`: names sort in stream order,
@@ -120,41 +141,163 @@ pub fn segments(dir: &Path) -> Result<Vec<(String, PathBuf)>, AuditError> {
     Ok(found)
 }
 
-/// Finds the newest complete record of a stream; a writer always starts a
-/// new segment after it, so a segment, once its writer is gone, never changes.
-fn resume(dir: &Path) -> Result<Resume, AuditError> {
-    let mut all = segments(dir)?;
-    let generation = all.iter().map(|(name, _)| generation_of(name)).max().unwrap_or(0) + 1;
-    let mut resume = Resume { seq: 0, head: GENESIS.to_owned(), empty: None, torn: None, generation };
-    while let Some((name, path)) = all.pop() {
-        let bytes = std::fs::read(&path).map_err(|e| AuditError::io(&path, e))?;
-        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1);
-        if complete < bytes.len() && resume.torn.is_none() && resume.empty.is_none() {
-            resume.torn = Some((name.clone(), complete as u64, bytes[complete..].to_vec()));
+/// The complete lines of a segment (without their LF), and the offset
+/// where a torn tail starts, if there is one.
+fn complete_lines(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1);
+    let lines =
+        if complete == 0 { Vec::new() } else { bytes[..complete - 1].split(|&b| b == b'\n').collect() };
+    (lines, complete)
+}
+
+/// A line's checkpoint, if it is one whose signature `key` verifies for
+/// `stream` and which signs the line before it: (reason, for v2).
+fn verified_checkpoint(
+    line: &Line<'_>,
+    stream: &str,
+    key: &PublicKey,
+    previous: Option<&Line<'_>>,
+) -> Option<Option<Reason>> {
+    let body = line.body_json()?;
+    if body.get("kind").and_then(serde_json::Value::as_str) != Some(Kind::Checkpoint.as_str()) {
+        return None;
+    }
+    let what = body.get("what")?;
+    let seq = what.get("seq")?.as_u64()?;
+    let hash = what.get("hash")?.as_str()?;
+    let signature = what.get("signature")?.as_str()?;
+    let previous = previous?;
+    if seq != previous.seq || hash.as_bytes() != previous.hash {
+        return None;
+    }
+    match what.get("reason").and_then(serde_json::Value::as_str) {
+        Some(reason) => {
+            let reason = Reason::parse(reason)?;
+            if what.get("stream").and_then(serde_json::Value::as_str) != Some(stream) {
+                return None;
+            }
+            let message = checkpoint_message(stream, reason, seq, hash);
+            key.verify_bytes(message.as_bytes(), signature).ok().map(|()| Some(reason))
         }
-        if bytes.is_empty() && resume.empty.is_none() && resume.torn.is_none() {
-            resume.empty = Some((path.clone(), name.clone()));
+        None => key.verify_bytes(checkpoint_message_v1(seq, hash).as_bytes(), signature).ok().map(|()| None),
+    }
+}
+
+/// Finds where a stream left off and checks what it inherits: the chain
+/// from the newest checkpoint that `key` verifies to the last record must
+/// be intact (else the stream is refused as damaged); records after that
+/// checkpoint are reported as unsigned. Reads one segment at a time.
+fn resume(dir: &Path, stream: &str, key: &PublicKey) -> Result<Resume, AuditError> {
+    let all = segments(dir)?;
+    let damaged = |detail: String| AuditError::Damaged { dir: dir.to_path_buf(), detail };
+    let generation = all
+        .iter()
+        .map(|(name, _)| generation_of(name))
+        .max()
+        .unwrap_or(0)
+        .checked_add(1)
+        .ok_or_else(|| damaged("a segment name carries the highest writer generation".to_owned()))?;
+    let mut resume = Resume {
+        seq: 0,
+        head: GENESIS.to_owned(),
+        empty: None,
+        torn: None,
+        generation,
+        verified_through: 0,
+        closed: false,
+    };
+    // Backwards: the newest segment with records, the torn tail, and the
+    // segment holding the newest checkpoint this key verifies.
+    let mut start = 0;
+    let mut last_found = false;
+    for (index, (name, path)) in all.iter().enumerate().rev() {
+        let bytes = std::fs::read(path).map_err(|e| AuditError::io(path, e))?;
+        let (lines, complete) = complete_lines(&bytes);
+        if !last_found {
+            if complete < bytes.len() && resume.torn.is_none() && resume.empty.is_none() {
+                resume.torn = Some((name.clone(), complete as u64, bytes[complete..].to_vec()));
+            }
+            if bytes.is_empty() && resume.empty.is_none() && resume.torn.is_none() {
+                resume.empty = Some((path.clone(), name.clone()));
+            }
         }
-        let Some(line) =
-            bytes[..complete.saturating_sub(1)].rsplit(|&b| b == b'\n').next().filter(|l| !l.is_empty())
-        else {
+        if lines.is_empty() {
             continue;
-        };
-        let parsed = Line::parse(line).map_err(|why| AuditError::Damaged {
-            dir: dir.to_path_buf(),
-            detail: format!("the last record of {name} is malformed ({why})"),
-        })?;
-        if !parsed.hash_matches() {
-            return Err(AuditError::Damaged {
-                dir: dir.to_path_buf(),
-                detail: format!("the last record of {name} (seq {}) does not match its hash", parsed.seq),
-            });
         }
-        resume.seq = parsed.seq;
-        resume.head = String::from_utf8_lossy(parsed.hash).into_owned();
-        break;
+        last_found = true;
+        let parsed: Vec<Line<'_>> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| {
+                Line::parse(line)
+                    .map_err(|why| damaged(format!("line {} of {name} is malformed ({why})", i + 1)))
+            })
+            .collect::<Result<_, _>>()?;
+        let found = (1..parsed.len())
+            .rev()
+            .find(|&i| verified_checkpoint(&parsed[i], stream, key, Some(&parsed[i - 1])).is_some());
+        if let Some(i) = found {
+            resume.verified_through = parsed[i].seq;
+            start = index;
+            break;
+        }
+    }
+    // Forwards from there: every link must hold.
+    let mut expected: Option<(u64, Vec<u8>)> = None;
+    for (name, path) in &all[start..] {
+        let bytes = std::fs::read(path).map_err(|e| AuditError::io(path, e))?;
+        let (lines, _) = complete_lines(&bytes);
+        let mut previous: Option<Line<'_>> = None;
+        for (i, raw) in lines.iter().enumerate() {
+            let line = Line::parse(raw)
+                .map_err(|why| damaged(format!("line {} of {name} is malformed ({why})", i + 1)))?;
+            if !line.hash_matches() {
+                return Err(damaged(format!("record {} ({name}) does not match its hash", line.seq)));
+            }
+            if let Some((seq, prev)) = &expected
+                && (line.seq != *seq || line.prev != prev.as_slice())
+            {
+                return Err(damaged(format!(
+                    "record {} ({name}) does not follow record {} in the chain",
+                    line.seq,
+                    seq.saturating_sub(1)
+                )));
+            }
+            let next = line.seq.checked_add(1).ok_or_else(|| {
+                damaged(format!("record {} ({name}) has the highest sequence number", line.seq))
+            })?;
+            resume.closed = line.seq >= resume.verified_through
+                && resume.verified_through > 0
+                && verified_checkpoint(&line, stream, key, previous.as_ref()) == Some(Some(Reason::Close));
+            resume.seq = line.seq;
+            resume.head = String::from_utf8_lossy(line.hash).into_owned();
+            expected = Some((next, line.hash.to_vec()));
+            previous = Some(line);
+        }
     }
     Ok(resume)
+}
+
+/// The counter of the stream's current HEAD.json, if this key signed it.
+fn head_counter(dir: &Path, stream: &str, key: &PublicKey) -> u64 {
+    let Ok(bytes) = std::fs::read(dir.join(HEAD_FILE)) else { return 0 };
+    let Ok(head) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return 0 };
+    let field =
+        |name: &str| head.get(name).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+    let counter = head.get("counter").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let seq = head.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let message = head_message(stream, &field("segment"), counter, seq, &field("hash"));
+    if key.verify_bytes(message.as_bytes(), &field("signature")).is_ok() { counter } else { 0 }
+}
+
+/// This machine's name, for the record that starts a stream.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn open_segment(dir: &Path, first_seq: u64, generation: u64) -> Result<Segment, AuditError> {
@@ -173,15 +316,17 @@ fn sync_dir(dir: &Path) -> Result<(), AuditError> {
 
 impl Writer {
     pub(crate) fn open(dir: &Path, key: KeyPair, settings: Settings) -> Result<Writer, AuditError> {
-        let resume = resume(dir)?;
-        let segment = match resume.empty {
-            Some((path, name)) if name.starts_with(&format!("seg-{:020}-", resume.seq + 1)) => {
-                let file =
-                    OpenOptions::new().append(true).open(&path).map_err(|e| AuditError::io(&path, e))?;
-                Segment { file, name, bytes: 0 }
+        let public = key.public();
+        let resume = resume(dir, &settings.stream, &public)?;
+        let next = resume.seq.saturating_add(1);
+        let segment = match &resume.empty {
+            Some((path, name)) if name.starts_with(&format!("seg-{next:020}-")) => {
+                let file = OpenOptions::new().append(true).open(path).map_err(|e| AuditError::io(path, e))?;
+                Segment { file, name: name.clone(), bytes: 0 }
             }
-            _ => open_segment(dir, resume.seq + 1, resume.generation)?,
+            _ => open_segment(dir, next, resume.generation)?,
         };
+        let head_counter = head_counter(dir, &settings.stream, &public);
         let mut writer = Writer {
             dir: dir.to_path_buf(),
             key,
@@ -189,13 +334,50 @@ impl Writer {
             segment,
             generation: resume.generation,
             seq: resume.seq,
-            head: resume.head,
+            head: resume.head.clone(),
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             buf: Vec::with_capacity(1 << 20),
             pending_head: None,
+            head_counter,
         };
-        if let Some((segment, offset, bytes)) = resume.torn {
+        if resume.seq == 0 {
+            // A new stream says what it is, in its first (hashed) record.
+            let body = canonical_json(&json!({
+                "id": super::record_id(),
+                "kind": Kind::Stream.as_str(),
+                "time": now_rfc3339(),
+                "what": {
+                    "stream": writer.settings.stream,
+                    "host": host_name(),
+                    "key": writer.key.id(),
+                    "generation": writer.generation,
+                },
+            }));
+            writer.push(&body);
+            writer.commit()?;
+            return Ok(writer);
+        }
+        let unsigned =
+            (resume.verified_through < resume.seq).then(|| (resume.verified_through + 1, resume.seq));
+        if resume.torn.is_some() || !resume.closed || unsigned.is_some() {
+            writer.recover(&resume, unsigned)?;
+        }
+        Ok(writer)
+    }
+
+    /// States what this writer inherited from one that did not end the
+    /// stream cleanly, and signs it at once.
+    fn recover(&mut self, resume: &Resume, unsigned: Option<(u64, u64)>) -> Result<(), AuditError> {
+        let mut what = json!({
+            "previous_seq": resume.seq,
+            "previous_closed": resume.closed,
+            "verified_through": resume.verified_through,
+            "unsigned": unsigned.map(|(from, to)| json!({ "from": from, "to": to })),
+            "generation": self.generation,
+        });
+        let mut why = Vec::new();
+        if let Some((segment, offset, bytes)) = &resume.torn {
             // Keep the torn bytes where they are (they are evidence of the
             // crash) and say in the chain exactly what was found.
             tracing::warn!(
@@ -205,33 +387,44 @@ impl Writer {
                 bytes = bytes.len(),
                 "the audit stream ends with a torn record (the host stopped mid-write); continuing in a new segment"
             );
-            let body = canonical_json(&json!({
-                "id": super::record_id(),
-                "kind": Kind::Recovery.as_str(),
-                "time": now_rfc3339(),
-                "what": {
-                    "segment": segment,
-                    "offset": offset,
-                    "torn_bytes": bytes.len(),
-                    "torn_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-                },
-                "why": "the previous writer stopped in the middle of this record; it was never acknowledged",
-            }));
-            writer.push(&body);
-            writer.commit()?;
-            writer.checkpoint()?;
+            what["segment"] = segment.clone().into();
+            what["offset"] = (*offset).into();
+            what["torn_bytes"] = bytes.len().into();
+            what["torn_sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)).into();
+            why.push("the previous writer stopped in the middle of a record; it was never acknowledged");
         }
-        Ok(writer)
+        if !resume.closed {
+            why.push("the previous writer did not end the stream with a close checkpoint (it crashed, was killed, or the stream was cut)");
+        }
+        if let Some((from, to)) = unsigned {
+            tracing::warn!(
+                target: "agenthost::audit",
+                from,
+                to,
+                "records at the end of the audit stream are not signed by this host's key; they are marked as inherited unsigned"
+            );
+            why.push("records after the newest checkpoint this host's key verifies were never signed by their writer");
+        }
+        let body = canonical_json(&json!({
+            "id": super::record_id(),
+            "kind": Kind::Recovery.as_str(),
+            "time": now_rfc3339(),
+            "what": what,
+            "why": why.join("; "),
+        }));
+        self.push(&body);
+        self.commit()?;
+        self.checkpoint(Reason::Recovery)
     }
 
     fn push(&mut self, body: &str) {
-        self.seq += 1;
+        self.seq = self.seq.saturating_add(1);
         self.head = encode_line(self.seq, &self.head, body, &mut self.buf);
         self.since_checkpoint += 1;
     }
 
     fn push_event(&mut self, item: &Pending) {
-        self.seq += 1;
+        self.seq = self.seq.saturating_add(1);
         self.head = record::encode_body_line(self.seq, &self.head, &item.body, &mut self.buf);
         self.since_checkpoint += 1;
     }
@@ -253,34 +446,49 @@ impl Writer {
         Ok(())
     }
 
-    /// Appends (to the buffer) a signed checkpoint over the newest record.
-    fn push_checkpoint(&mut self) {
+    /// Appends (to the buffer) a signed checkpoint over the newest record,
+    /// and prepares the HEAD that will name it.
+    fn push_checkpoint(&mut self, reason: Reason) {
         let (seq, hash) = (self.seq, self.head.clone());
-        let signature = self.key.sign_bytes(checkpoint_message(seq, &hash).as_bytes());
+        let stream = self.settings.stream.clone();
+        let signature = self.key.sign_bytes(checkpoint_message(&stream, reason, seq, &hash).as_bytes());
         let body = canonical_json(&json!({
             "id": super::record_id(),
             "kind": Kind::Checkpoint.as_str(),
             "time": now_rfc3339(),
-            "what": { "seq": seq, "hash": hash, "key": self.key.id(), "signature": signature },
+            "what": {
+                "seq": seq,
+                "hash": hash,
+                "key": self.key.id(),
+                "signature": signature,
+                "stream": stream,
+                "reason": reason.as_str(),
+            },
         }));
         self.push(&body);
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
+        self.head_counter = self.head_counter.saturating_add(1);
+        let counter = self.head_counter;
+        let head_signature =
+            self.key.sign_bytes(head_message(&stream, &self.segment.name, counter, seq, &hash).as_bytes());
         let head = json!({
-            "stream": self.settings.stream,
+            "format": "agenthost-audit-head-v1",
+            "stream": stream,
             "segment": self.segment.name,
+            "counter": counter,
             "seq": seq,
             "hash": hash,
             "key": self.key.id(),
-            "signature": signature,
+            "signature": head_signature,
             "time": now_rfc3339(),
         });
         self.pending_head = Some((seq, head));
     }
 
     /// A checkpoint, made durable.
-    fn checkpoint(&mut self) -> Result<(), AuditError> {
-        self.push_checkpoint();
+    fn checkpoint(&mut self, reason: Reason) -> Result<(), AuditError> {
+        self.push_checkpoint(reason);
         self.commit()
     }
 
@@ -303,13 +511,11 @@ impl Writer {
 
     /// Ends the current segment with a checkpoint and starts the next one.
     fn seal(&mut self) -> Result<(), AuditError> {
-        if self.since_checkpoint > 0 {
-            self.push_checkpoint();
-        }
+        self.push_checkpoint(Reason::Seal);
         self.commit()?;
         let sealed = self.dir.join(&self.segment.name);
         let name = self.segment.name.clone();
-        self.segment = open_segment(&self.dir, self.seq + 1, self.generation)?;
+        self.segment = open_segment(&self.dir, self.seq.saturating_add(1), self.generation)?;
         for sink in &self.settings.sinks {
             sink.sealed(&self.settings.stream, &name, &sealed);
         }
@@ -322,7 +528,7 @@ impl Writer {
         for item in items {
             self.push_event(item);
             if self.since_checkpoint >= self.settings.checkpoint_every {
-                self.push_checkpoint();
+                self.push_checkpoint(Reason::Periodic);
             }
             if self.segment.bytes + self.buf.len() as u64 >= self.settings.segment_bytes {
                 self.seal()?;
@@ -358,8 +564,12 @@ impl Writer {
             };
             let count = items.len() as u64;
             let mut result = self.write_group(&items);
-            if result.is_ok() && (self.due() || (closing && self.since_checkpoint > 0)) {
-                result = self.checkpoint();
+            // The last record a writer writes is a close checkpoint: a
+            // stream that ends otherwise was cut or its writer crashed.
+            if result.is_ok() && closing {
+                result = self.checkpoint(Reason::Close);
+            } else if result.is_ok() && self.due() {
+                result = self.checkpoint(Reason::Periodic);
             }
             written += count;
             let Ok(mut durable) = shared.durable.lock() else { return };

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::audit::s3::{self, S3Sink};
 use crate::audit::{AuditLog, Sink};
-use crate::governance::HostSettings;
+use crate::governance::{HostSettings, KeyPair};
 use events::{EventBackend, EventBus};
 use memory::{DEFAULT_TABLE, DynamoMemory, EmbeddedMemory, InProcessMemory, MemoryBackend, MemoryStore};
 use model::{BedrockModel, BuiltinModel, ModelBackend, ModelBackendKind, OpenAiModel};
@@ -106,12 +106,13 @@ pub async fn model_backend(
 }
 
 impl Backends {
-    /// Opens what `settings` ask for, with local state under `data`.
+    /// Opens what `settings` ask for, with local state under `data`, the
+    /// audit trail signed with `audit_key`.
     ///
     /// # Errors
     /// Names the backend that cannot be opened and why.
-    pub async fn open(settings: &HostSettings, data: &Path) -> Result<Backends, String> {
-        Self::open_for(settings, &[], data).await
+    pub async fn open(settings: &HostSettings, data: &Path, audit_key: &KeyPair) -> Result<Backends, String> {
+        Self::open_for(settings, &[], data, audit_key).await
     }
 
     /// [`Backends::open`], with the model backends of the tenants that name their own.
@@ -122,6 +123,7 @@ impl Backends {
         settings: &HostSettings,
         tenants: &[&crate::governance::TenantConfig],
         data: &Path,
+        audit_key: &KeyPair,
     ) -> Result<Backends, String> {
         let memory: Arc<dyn MemoryStore> = match settings.memory.backend {
             MemoryBackend::Embedded => Arc::new(
@@ -145,11 +147,11 @@ impl Backends {
                 audit_s3 = Some(sink);
             }
             let root = data.join("audit");
-            let log =
-                AuditLog::open(&root, settings.audit.options(), None, sinks).map_err(|e| e.to_string())?;
+            let log = AuditLog::open(&root, settings.audit.options(), audit_key.clone(), sinks)
+                .map_err(|e| e.to_string())?;
             if let Some(sink) = &audit_s3 {
                 // Segments sealed by an earlier process whose upload never finished.
-                if let Err(e) = sink.backfill(log.stream(), log.dir(), None).await {
+                if let Err(e) = sink.backfill(log.stream(), log.dir(), None, log.public_key()).await {
                     tracing::warn!(target: "agenthost::audit", error = %e, "cannot catch up on earlier audit uploads");
                 }
             }

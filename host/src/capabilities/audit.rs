@@ -6,10 +6,14 @@
 use crate::bindings::audit;
 use crate::bindings::types::Error;
 
-use super::InstanceState;
+use super::{Capability, InstanceState};
 
 /// The largest `data` a guest may attach to one evidence record.
-const EVIDENCE_DATA_BYTES: usize = 16 * 1024;
+pub const EVIDENCE_DATA_BYTES: usize = 16 * 1024;
+/// The longest evidence `summary`.
+pub const EVIDENCE_SUMMARY_BYTES: usize = 1024;
+/// The longest evidence `kind`.
+pub const EVIDENCE_KIND_BYTES: usize = 64;
 
 impl audit::Host for InstanceState {
     /// Guest evidence goes into the same chain as the host's own records,
@@ -17,20 +21,24 @@ impl audit::Host for InstanceState {
     /// never by the guest.
     #[tracing::instrument(level = "info", name = "host.audit.emit", skip_all)]
     async fn emit(&mut self, item: audit::Evidence) -> wasmtime::Result<Result<String, Error>> {
+        gate!(self, Capability::Audit, "emit");
         let call = self.call.clone();
-        if let Err(e) = call.charge() {
-            return Ok(Err(e));
+        for (field, len, cap) in [
+            ("kind", item.kind.len(), EVIDENCE_KIND_BYTES),
+            ("summary", item.summary.len(), EVIDENCE_SUMMARY_BYTES),
+            ("data", item.data.len(), EVIDENCE_DATA_BYTES),
+        ] {
+            if len > cap {
+                return Ok(Err(Error::LimitExceeded(format!(
+                    "evidence `{field}` is {len} bytes; the cap is {cap} (limit audit.emit {field} bytes)"
+                ))));
+            }
         }
         let Some(log) = &call.audit else {
             return Ok(Err(Error::Unavailable(
                 "this host keeps no audit trail (audit is disabled)".to_owned(),
             )));
         };
-        if item.data.len() > EVIDENCE_DATA_BYTES || item.summary.len() > 1024 || item.kind.len() > 64 {
-            return Ok(Err(Error::InvalidInput(format!(
-                "evidence is limited to a kind of 64 bytes, a summary of 1024 and data of {EVIDENCE_DATA_BYTES}"
-            ))));
-        }
         let data: serde_json::Value = match serde_json::from_str(&item.data) {
             Ok(data) => data,
             Err(e) => return Ok(Err(Error::InvalidInput(format!("evidence `data` is not JSON: {e}")))),

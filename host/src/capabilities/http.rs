@@ -1,24 +1,30 @@
-//! `wasi:http/outgoing-handler`, linked only for a component whose grant
-//! allows some egress. Every request passes [`EgressHooks::send_request`]:
+//! `wasi:http/outgoing-handler`, linked for every component; a component
+//! whose grant allows no egress gets `HTTP-request-denied` for every
+//! request, naming the rule. Every request passes
+//! [`EgressHooks::send_request`]:
 //!
-//! 1. the scheme, host and port must match a rule of every granting layer
-//!    (tenant, manifest, policy pack);
-//! 2. the policy engine is asked (`Egress` on `Host::"<host>"`);
-//! 3. the host name is resolved by the host and every address checked:
+//! 1. not while describing itself (that fails the load), and within the
+//!    call's host-call budget and the tenant's quota;
+//! 2. the scheme, host and port must match a rule of every granting layer
+//!    (tenant, manifest, policy pack), and the method must be one the
+//!    component's tier may send (a `read` component: GET and HEAD);
+//! 3. the policy engine is asked (`Egress` on `Host::"<host>"`);
+//! 4. the host name is resolved by the host and every address checked:
 //!    loopback, private, link-local, the metadata address and the like are
 //!    refused unless the tenant opened that range;
-//! 4. a plain-HTTP request is then sent to the checked address itself (the
-//!    `Host` header keeps the name), so a second, different DNS answer
-//!    cannot slip in between check and connect.
+//! 5. the request is sent to the checked address itself ([`http_send`]:
+//!    HTTPS with SNI and certificate validation for the name), so a second,
+//!    different DNS answer cannot slip in between check and connect.
 //!
 //! A refusal reaches the guest as `HTTP-request-denied` (allow-list,
-//! policy) or `destination-IP-prohibited` (address), and the reason is
-//! logged and kept for the call's error.
+//! policy, method) or `destination-IP-prohibited` (address), and the reason
+//! is logged and kept for the call's error.
+//!
+//! [`http_send`]: super::http_send
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::CallContext;
@@ -30,6 +36,8 @@ pub struct EgressHooks {
     pub(crate) call: Arc<CallContext>,
     /// Made on the first request (most instances never send one).
     pub(crate) denials: Option<Denials>,
+    /// The host's TLS client configuration.
+    pub(crate) tls: Arc<tokio_rustls::rustls::ClientConfig>,
 }
 
 type SendFuture = Box<
@@ -65,11 +73,18 @@ impl EgressHooks {
 impl WasiHttpHooks for EgressHooks {
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
         drop(fut);
+        if self.call.describing {
+            self.call.note_violation("`wasi:http` (an outgoing request)".to_owned());
+            return self.deny(
+                "egress denied: describe() runs with `log` only".to_owned(),
+                HttpError::HttpRequestDenied,
+            );
+        }
         let uri = request.uri().clone();
         let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
         let Some(host) = uri.host().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
@@ -78,10 +93,22 @@ impl WasiHttpHooks for EgressHooks {
                 .deny("egress denied: the request has no host".to_owned(), HttpError::HttpRequestUriInvalid);
         };
         let port = uri.port_u16().unwrap_or_else(|| default_port(&scheme));
-        if let Err(reason) = self.call.tenant.charge_host_call() {
-            return self.deny(reason, HttpError::HttpRequestDenied);
+        if let Err(refused) = self.call.charge() {
+            return self.deny(format!("egress denied: {refused:?}"), HttpError::HttpRequestDenied);
+        }
+        if !self.call.grant.egress.any_http() {
+            let why = self.call.grant.egress.why_none();
+            return self.deny(
+                format!(
+                    "egress to {scheme}://{host}:{port} denied: no outgoing HTTP is granted to it: {why}"
+                ),
+                HttpError::HttpRequestDenied,
+            );
         }
         if let Err(reason) = self.call.grant.egress.check_url(&scheme, &host, port) {
+            return self.deny(reason, HttpError::HttpRequestDenied);
+        }
+        if let Err(reason) = self.call.grant.egress.check_method(request.method().as_str()) {
             return self.deny(reason, HttpError::HttpRequestDenied);
         }
         let decided = self.call.decide(
@@ -102,6 +129,7 @@ impl WasiHttpHooks for EgressHooks {
         let call = self.call.clone();
         let denials = self.denials();
         let tenant = self.call.tenant.id().to_owned();
+        let tls = self.tls.clone();
         Box::new(async move {
             let deny = |reason: String, error: HttpError| {
                 note_denial(&denials, &tenant, reason);
@@ -129,26 +157,18 @@ impl WasiHttpHooks for EgressHooks {
                     return Err(deny(reason, HttpError::DestinationIpProhibited));
                 }
             }
-            if scheme == "http" {
-                // Pin the checked address; the Host header keeps the name.
-                let pinned = addresses[0];
-                let path = uri.path_and_query().map_or("/", |p| p.as_str());
-                let target = format!("http://{pinned}{path}");
-                match target.parse::<http::Uri>() {
-                    Ok(pinned_uri) => *request.uri_mut() = pinned_uri,
-                    Err(_) => return Err(HttpError::HttpRequestUriInvalid),
-                }
-                if !request.headers().contains_key(http::header::HOST)
-                    && let Ok(value) = http::HeaderValue::from_str(&format!("{host}:{port}"))
-                {
-                    request.headers_mut().insert(http::header::HOST, value);
-                }
-            }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-            ))
+            // Pinned: the connection goes to an address just checked.
+            let (response, worker) = super::http_send::send_pinned(
+                request,
+                &addresses,
+                &host,
+                scheme == "https",
+                tls,
+                options,
+                call.deadline,
+            )
+            .await?;
+            Ok((response, worker))
         })
     }
 }

@@ -8,12 +8,31 @@
 use crate::audit;
 use crate::bindings::memory::{self, Classification as WitClass, Entry, Governance, ListPage, PutOptions};
 use crate::bindings::types::Error;
-use crate::brokers::memory::{Put, Record, RecordMeta, Scope, now_secs};
+use crate::brokers::memory::{
+    MAX_KEY_BYTES, MAX_PAGE, MAX_VALUE_BYTES, Put, Record, RecordMeta, Scope, now_secs,
+};
 use crate::governance::keys::digest;
 use crate::governance::packs::Classification;
 use crate::governance::policy::{Action, EntityRef, Value as PolicyValue};
 
-use super::InstanceState;
+use super::{Capability, InstanceState};
+
+/// The first size cap a memory call breaks, as the guest's `limit-exceeded`.
+fn over_cap(key: &str, value: Option<&[u8]>) -> Option<String> {
+    if key.len() > MAX_KEY_BYTES {
+        return Some(format!(
+            "the key is {} bytes; the cap is {MAX_KEY_BYTES} (limit memory key bytes)",
+            key.len()
+        ));
+    }
+    match value {
+        Some(value) if value.len() > MAX_VALUE_BYTES => Some(format!(
+            "the value is {} bytes; the cap is {MAX_VALUE_BYTES} (limit memory value bytes)",
+            value.len()
+        )),
+        _ => None,
+    }
+}
 
 fn class(c: WitClass) -> Classification {
     match c {
@@ -27,7 +46,17 @@ fn class(c: WitClass) -> Classification {
 impl InstanceState {
     fn memory_gate(&self, ns: &str, write: Option<Classification>) -> Result<(), Error> {
         let call = &self.call;
-        call.charge()?;
+        // The host keeps its own records (quota use) in namespaces a guest
+        // cannot name.
+        let valid = !ns.is_empty()
+            && ns.len() <= 128
+            && ns.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !valid {
+            return Err(Error::InvalidInput(format!(
+                "memory namespace `{}` is not of the form [A-Za-z0-9._-] (1 to 128 characters)",
+                crate::capabilities::log::clip(ns)
+            )));
+        }
         if let Some(denial) = call.grant.memory_namespaces.denial("memory namespace", ns) {
             return Err(Error::Denied(format!("{}: {denial}", call.caller())));
         }
@@ -37,7 +66,7 @@ impl InstanceState {
             Some(classification) => {
                 if !call.grant.memory_write {
                     return Err(Error::Denied(format!(
-                        "{} is a read-tier tool and may not write memory (tier ceiling)",
+                        "{} is a read-tier component and may not write memory (tier ceiling)",
                         call.caller()
                     )));
                 }
@@ -84,10 +113,6 @@ fn entry(record: Record) -> Entry {
 }
 
 impl InstanceState {
-    fn scope<'a>(&'a self, namespace: &'a str) -> Scope<'a> {
-        Scope { tenant: self.call.tenant.id(), namespace }
-    }
-
     /// The audit record of a memory write: names and versions, never the value.
     fn record_write(&self, ns: &str, key: &str, outcome: &str, what: serde_json::Value) -> Result<(), Error> {
         let mut what = what;
@@ -101,11 +126,17 @@ impl InstanceState {
 impl memory::Host for InstanceState {
     #[tracing::instrument(level = "info", name = "host.memory.get", skip_all, fields(namespace = %ns))]
     async fn get(&mut self, ns: String, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
+        gate!(self, Capability::Memory, "get");
+        if let Some(cap) = over_cap(&key, None) {
+            return Ok(Err(Error::LimitExceeded(cap)));
+        }
         if let Err(e) = self.memory_gate(&ns, None) {
             return Ok(Err(e));
         }
-        let store = self.host.memory.clone();
-        Ok(store.get(self.scope(&ns), &key).await.map(|r| r.map(entry)).map_err(Error::from))
+        let (store, call) = (self.host.memory.clone(), self.call.clone());
+        let scope = Scope { tenant: call.tenant.id(), namespace: &ns };
+        let work = async { store.get(scope, &key).await.map(|r| r.map(entry)).map_err(Error::from) };
+        Ok(call.before_deadline("the memory backend", work).await)
     }
 
     #[tracing::instrument(level = "info", name = "host.memory.put", skip_all, fields(namespace = %ns))]
@@ -116,6 +147,10 @@ impl memory::Host for InstanceState {
         value: Vec<u8>,
         options: PutOptions,
     ) -> wasmtime::Result<Result<u64, Error>> {
+        gate!(self, Capability::Memory, "put");
+        if let Some(cap) = over_cap(&key, Some(&value)) {
+            return Ok(Err(Error::LimitExceeded(cap)));
+        }
         if let Err(e) = self.memory_gate(&ns, Some(class(options.governance.classification))) {
             return Ok(Err(e));
         }
@@ -134,12 +169,14 @@ impl memory::Host for InstanceState {
                 written_at: now_secs(),
             },
         };
-        let store = self.host.memory.clone();
-        let result = store.put(self.scope(&ns), &key, put).await;
+        let (store, call) = (self.host.memory.clone(), self.call.clone());
+        let scope = Scope { tenant: call.tenant.id(), namespace: &ns };
+        let work = async { store.put(scope, &key, put).await.map_err(Error::from) };
+        let result = call.before_deadline("the memory backend", work).await;
         if audited {
             let (outcome, mut what) = match &result {
                 Ok(version) => ("put", serde_json::json!({ "version": version })),
-                Err(e) => ("refused", serde_json::json!({ "error": e.to_string() })),
+                Err(e) => ("refused", serde_json::json!({ "error": format!("{e:?}") })),
             };
             what["classification"] = classification.as_str().into();
             what["retention_days"] = options.governance.retention_days.into();
@@ -150,7 +187,7 @@ impl memory::Host for InstanceState {
                 return Ok(Err(e));
             }
         }
-        Ok(result.map_err(Error::from))
+        Ok(result)
     }
 
     #[tracing::instrument(level = "info", name = "host.memory.delete", skip_all, fields(namespace = %ns))]
@@ -160,22 +197,28 @@ impl memory::Host for InstanceState {
         key: String,
         expected_version: Option<u64>,
     ) -> wasmtime::Result<Result<bool, Error>> {
+        gate!(self, Capability::Memory, "delete");
+        if let Some(cap) = over_cap(&key, None) {
+            return Ok(Err(Error::LimitExceeded(cap)));
+        }
         if let Err(e) = self.memory_gate(&ns, Some(Classification::Public)) {
             return Ok(Err(e));
         }
-        let store = self.host.memory.clone();
-        let result = store.delete(self.scope(&ns), &key, expected_version).await;
+        let (store, call) = (self.host.memory.clone(), self.call.clone());
+        let scope = Scope { tenant: call.tenant.id(), namespace: &ns };
+        let work = async { store.delete(scope, &key, expected_version).await.map_err(Error::from) };
+        let result = call.before_deadline("the memory backend", work).await;
         if self.call.audit.is_some() {
             let (outcome, mut what) = match &result {
                 Ok(deleted) => ("deleted", serde_json::json!({ "existed": deleted })),
-                Err(e) => ("refused", serde_json::json!({ "error": e.to_string() })),
+                Err(e) => ("refused", serde_json::json!({ "error": format!("{e:?}") })),
             };
             what["expected_version"] = expected_version.into();
             if let Err(e) = self.record_write(&ns, &key, outcome, what) {
                 return Ok(Err(e));
             }
         }
-        Ok(result.map_err(Error::from))
+        Ok(result)
     }
 
     #[tracing::instrument(level = "info", name = "host.memory.list", skip_all, fields(namespace = %ns))]
@@ -186,14 +229,28 @@ impl memory::Host for InstanceState {
         cursor: Option<String>,
         limit: u32,
     ) -> wasmtime::Result<Result<ListPage, Error>> {
+        gate!(self, Capability::Memory, "list");
+        if limit > MAX_PAGE {
+            return Ok(Err(Error::LimitExceeded(format!(
+                "a page of {limit} keys was asked for; the cap is {MAX_PAGE} (limit memory list page size)"
+            ))));
+        }
+        if let Some(cap) = over_cap(&prefix, None).or_else(|| over_cap(cursor.as_deref().unwrap_or(""), None))
+        {
+            return Ok(Err(Error::LimitExceeded(cap)));
+        }
         if let Err(e) = self.memory_gate(&ns, None) {
             return Ok(Err(e));
         }
-        let store = self.host.memory.clone();
-        Ok(store
-            .list(self.scope(&ns), &prefix, cursor.as_deref(), limit)
-            .await
-            .map(|page| ListPage { keys: page.keys, next_cursor: page.next_cursor })
-            .map_err(Error::from))
+        let (store, call) = (self.host.memory.clone(), self.call.clone());
+        let scope = Scope { tenant: call.tenant.id(), namespace: &ns };
+        let work = async {
+            store
+                .list(scope, &prefix, cursor.as_deref(), limit)
+                .await
+                .map(|page| ListPage { keys: page.keys, next_cursor: page.next_cursor })
+                .map_err(Error::from)
+        };
+        Ok(call.before_deadline("the memory backend", work).await)
     }
 }

@@ -4,14 +4,35 @@
 //! `audit`, `http` egress and `wasi`), each with its
 //! host trait implemented on [`InstanceState`], the per-instance state that
 //! lives in the `Store`. This module owns the [`Grant`] and the linker
-//! wiring, and gates twice: an interface outside the component's world or
-//! its grant is never linked (loading fails naming the import and the rule
-//! that removed it), and every host call re-checks its detail (which tools,
-//! which models) at call time.
+//! wiring, and gates twice:
+//!
+//! - at load ([`import_report`]): an import outside the component's world,
+//!   or one the host does not provide at all, fails the load naming it; an
+//!   interface of its world that its grant removed (and `wasi:http` without
+//!   egress, `wasi:sockets` without sockets) is linked to a refusal, so
+//!   toolchains that import every interface of a world still load;
+//! - at call time ([`InstanceState::enter`]): every platform host call
+//!   first checks that its interface is granted (answering `denied` with the
+//!   rule that removed it), that the component is not describing itself
+//!   (`describe()` gets `log` only: anything else traps and fails the
+//!   load), the call's host-call budget and the tenant's rate quota; then
+//!   each interface checks its detail (which tools, models, namespaces).
+
+/// Passes [`InstanceState::enter`] (describe mode, grant, budget, quota) or
+/// returns its refusal to the guest: the first line of every platform call
+/// but `log`.
+macro_rules! gate {
+    ($state:expr, $capability:expr, $function:literal) => {
+        if let Err(refused) = $state.enter($capability, $function)? {
+            return Ok(Err(refused));
+        }
+    };
+}
 
 pub mod audit;
 pub mod events;
 pub mod http;
+pub mod http_send;
 pub mod log;
 pub mod memory;
 pub mod model;
@@ -21,7 +42,8 @@ pub mod wasi;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::audit::AuditLog;
@@ -228,26 +250,120 @@ impl Grant {
     pub fn has(&self, capability: Capability) -> bool {
         self.capabilities.contains(&capability)
     }
+
+    /// Why `capability` is not granted: the rule that removed it.
+    pub fn why_not(&self, capability: Capability) -> String {
+        self.removed.get(&capability).cloned().unwrap_or_else(|| "its grant does not include it".to_owned())
+    }
+
+    /// What `describe()` runs with: `log` (if granted) and nothing else —
+    /// no names, mounts, env, network.
+    pub fn for_describe(&self) -> Self {
+        let mut grant = Grant::nothing();
+        if self.has(Capability::Log) {
+            grant.capabilities.insert(Capability::Log);
+        }
+        for capability in &self.capabilities {
+            if *capability != Capability::Log {
+                grant.removed.insert(*capability, "describe() runs with `log` only".to_owned());
+            }
+        }
+        grant
+    }
 }
 
-/// Builds the linker for a component of `world` with `grant`: WASI (with
-/// the empty context of [`wasi`]), the `types` interface, and exactly the
-/// platform interfaces in both the world and the grant.
-pub(crate) fn linker(
-    engine: &wasmtime::Engine,
-    world: World,
-    grant: &Grant,
-) -> wasmtime::Result<Linker<InstanceState>> {
+/// How the host serves one import of a component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportStatus {
+    /// The import as the component names it, e.g. `agenthost:platform/model@0.1.0`.
+    pub name: String,
+    /// `live` (granted) or `denied` (linked to a refusal).
+    pub status: &'static str,
+    /// For a denied import: the rule that removed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// WASI 0.2 packages the host provides (with the empty context of [`wasi`]
+/// plus the grant).
+const WASI_PROVIDED: &[&str] =
+    &["wasi:cli", "wasi:clocks", "wasi:filesystem", "wasi:io", "wasi:random", "wasi:sockets", "wasi:http"];
+
+/// The first gate: every import must be one the host provides, in the
+/// component's world; each is reported live or denied (with the rule).
+///
+/// # Errors
+///
+/// An import outside the world or not provided at all, naming it.
+pub fn import_report(world: World, grant: &Grant, imports: &[String]) -> Result<Vec<ImportStatus>, String> {
+    let mut report = Vec::with_capacity(imports.len());
+    for import in imports {
+        let live = || ImportStatus { name: import.clone(), status: "live", why: None };
+        let denied = |why: String| ImportStatus { name: import.clone(), status: "denied", why: Some(why) };
+        if let Some(rest) = import.strip_prefix(&format!("{}/", bindings::PACKAGE)) {
+            let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
+            if version != bindings::VERSION {
+                return Err(format!(
+                    "it imports `{import}`, but this host provides {}@{}; rebuild it against guest-sdk {}",
+                    bindings::PACKAGE,
+                    bindings::VERSION,
+                    bindings::VERSION
+                ));
+            }
+            if interface == "types" {
+                report.push(live());
+                continue;
+            }
+            let Some(capability) = Capability::from_interface(interface) else {
+                return Err(format!("it imports `{import}`, which this host does not provide"));
+            };
+            if !world.imports().contains(&capability) {
+                return Err(format!(
+                    "it imports `{import}`, which is not part of the {world} world: a {} cannot use `{capability}`",
+                    world.name()
+                ));
+            }
+            report.push(if grant.has(capability) { live() } else { denied(grant.why_not(capability)) });
+            continue;
+        }
+        let package = import.split('/').next().unwrap_or(import);
+        let package = package.split('@').next().unwrap_or(package);
+        if !WASI_PROVIDED.contains(&package) {
+            return Err(format!(
+                "it imports `{import}`, which this host does not provide (it provides {} and {})",
+                WASI_PROVIDED.join(", "),
+                bindings::PACKAGE
+            ));
+        }
+        report.push(match package {
+            "wasi:http" if !grant.egress.any_http() => {
+                denied(format!("no outgoing HTTP is granted to it: {}", grant.egress.why_none()))
+            }
+            "wasi:sockets" if import.contains("/ip-name-lookup") && !grant.egress.dns => {
+                denied(grant.egress.why_no_dns())
+            }
+            "wasi:sockets" if !import.contains("/ip-name-lookup") && !grant.egress.sockets_granted() => {
+                denied(grant.egress.why_no_sockets())
+            }
+            _ => live(),
+        });
+    }
+    Ok(report)
+}
+
+/// Builds the linker for components of `world`: WASI (served from the
+/// empty context of [`wasi`] plus the grant), `wasi:http` (behind the
+/// egress hook, which refuses everything when no egress is granted), the
+/// `types` interface and every platform interface of the world. What a
+/// component may actually use is decided per call ([`InstanceState::enter`]),
+/// so one linker serves every component of a world.
+pub(crate) fn linker(engine: &wasmtime::Engine, world: World) -> wasmtime::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    if grant.egress.any_http() {
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    }
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::types::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s: &mut InstanceState| s)?;
     for capability in world.imports() {
-        if grant.has(*capability) {
-            capability.link(&mut linker)?;
-        }
+        capability.link(&mut linker)?;
     }
     Ok(linker)
 }
@@ -263,6 +379,8 @@ pub struct CallContext {
     pub prompts: Arc<[String]>,
     /// Who started the run (a person or service), for approvals.
     pub requested_by: String,
+    /// The key id that authenticated `requested_by`, if one did.
+    pub requested_by_key: Option<String>,
     /// Approval tokens presented for this run.
     pub approvals: Arc<[ApprovalToken]>,
     /// The wall-clock deadline of this call (and of every call it makes).
@@ -273,6 +391,19 @@ pub struct CallContext {
     /// Where this call's evidence goes; `None` runs without an audit trail.
     pub audit: Option<Arc<AuditLog>>,
     pub metrics: Arc<crate::telemetry::Metrics>,
+    /// `describe()` at load: every platform call but `log` traps.
+    pub describing: bool,
+    /// What a describing component tried (each attempt was refused).
+    pub(crate) violations: Mutex<Vec<String>>,
+    /// Host calls made by this call, against `host_call_budget`.
+    pub(crate) host_calls: AtomicU64,
+    /// The most host calls one call may make.
+    pub host_call_budget: u64,
+    /// Approval requests the host issued in this run: a guest's
+    /// `approval-required` must name one of them.
+    pub(crate) issued_approvals: Arc<Mutex<Vec<String>>>,
+    /// The grant's mounts, opened when the component was loaded.
+    pub(crate) mounts: Arc<[wasi::OpenMount]>,
 }
 
 impl CallContext {
@@ -372,11 +503,73 @@ impl CallContext {
         })
     }
 
-    /// Charges one host call against the tenant's rate quota.
+    /// Charges one host call against this call's budget and the tenant's
+    /// rate quota.
     pub(crate) fn charge(&self) -> Result<(), bindings::types::Error> {
+        let made = self.host_calls.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if made > self.host_call_budget {
+            return Err(bindings::types::Error::LimitExceeded(format!(
+                "{} made more than {} host calls in one call (limit host_calls_per_call)",
+                self.caller(),
+                self.host_call_budget
+            )));
+        }
         self.tenant.charge_host_call().map_err(bindings::types::Error::LimitExceeded)
     }
+
+    /// Notes something a describing component tried, for its load error.
+    pub(crate) fn note_violation(&self, what: String) {
+        if let Ok(mut violations) = self.violations.lock() {
+            violations.push(what);
+        }
+    }
+
+    /// What a describing component tried, if anything.
+    pub(crate) fn violations(&self) -> Vec<String> {
+        self.violations.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Remembers an approval request the host issued in this run.
+    pub(crate) fn issued(&self, request: &str) {
+        if let Ok(mut issued) = self.issued_approvals.lock() {
+            issued.push(request.to_owned());
+        }
+    }
+
+    /// Whether the host issued this approval request in this run.
+    pub(crate) fn was_issued(&self, request: &str) -> bool {
+        self.issued_approvals.lock().is_ok_and(|issued| issued.iter().any(|r| r == request))
+    }
+
+    /// Waits for a backend (memory, model, events) at most until this
+    /// call's deadline; past it the guest gets `limit-exceeded`.
+    pub(crate) async fn before_deadline<T>(
+        &self,
+        what: &str,
+        work: impl Future<Output = Result<T, bindings::types::Error>>,
+    ) -> Result<T, bindings::types::Error> {
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(self.deadline), work).await {
+            Ok(result) => result,
+            Err(_) => Err(bindings::types::Error::LimitExceeded(format!(
+                "{} reached its call deadline while the host waited for {what} (limit timeout_ms)",
+                self.caller()
+            ))),
+        }
+    }
 }
+
+/// The error a platform call raises when a component uses it while
+/// describing itself: it traps the guest and fails the load.
+#[derive(Debug)]
+pub(crate) struct UsedWhileDescribing(pub String);
+
+impl fmt::Display for UsedWhileDescribing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsedWhileDescribing {}
 
 /// The WIT case of an error, as the audit trail names outcomes.
 pub(crate) fn error_case(error: &bindings::types::Error) -> &'static str {
@@ -436,7 +629,9 @@ pub(crate) fn record_decision(call: &CallContext, query: &Query, decision: &Deci
         "policy decision"
     );
     if let Some(transcript) = &call.transcript {
-        transcript.push(TranscriptEvent::Decision {
+        // A full transcript refuses the call that fills it; a decision
+        // record that does not fit is dropped (the audit trail has it).
+        let _ = transcript.push(TranscriptEvent::Decision {
             principal: query.principal.to_string(),
             action: query.action.as_str().to_owned(),
             resource: query.resource.to_string(),
@@ -460,10 +655,41 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
+    /// The call-time gate every platform host call passes first: not while
+    /// describing (that traps), the interface granted (else `denied` naming
+    /// the rule that removed it), then the host-call budget and quota.
+    ///
+    /// # Errors
+    ///
+    /// The outer error traps the guest (a platform call during
+    /// `describe()`); the inner one is what the guest sees.
+    pub(crate) fn enter(
+        &self,
+        capability: Capability,
+        function: &str,
+    ) -> wasmtime::Result<Result<(), bindings::types::Error>> {
+        let call = &self.call;
+        if call.describing {
+            let what = format!("`{capability}.{function}`");
+            call.note_violation(what.clone());
+            return Err(wasmtime::Error::new(UsedWhileDescribing(format!(
+                "it called {what} while describing itself; describe() runs with `log` only"
+            ))));
+        }
+        if !call.grant.has(capability) {
+            return Ok(Err(bindings::types::Error::Denied(format!(
+                "{} may not use `{capability}`: {}",
+                call.caller(),
+                call.grant.why_not(capability)
+            ))));
+        }
+        Ok(call.charge())
+    }
+
     pub(crate) fn new(host: Arc<HostInner>, call: Arc<CallContext>, limits: LimitTracker) -> Self {
-        let hooks = http::EgressHooks { call: call.clone(), denials: None };
+        let hooks = http::EgressHooks { call: call.clone(), denials: None, tls: host.tls.clone() };
         InstanceState {
-            wasi: wasi::context(&call.grant),
+            wasi: wasi::context(&call),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks,

@@ -7,14 +7,78 @@
 //! call is recorded in the run's transcript.
 
 use crate::audit;
-use crate::bindings::model::{ConverseRequest, ConverseResponse, Host};
+use crate::bindings::model::{ContentBlock, ConverseRequest, ConverseResponse, Host, ToolResultContent};
 use crate::bindings::types::Error;
 use crate::brokers::model::stop_reason_name;
 use crate::governance::keys::{canonical_json, digest};
 use crate::governance::policy::{Action, EntityRef};
 use crate::trace::TranscriptEvent;
 
-use super::{InstanceState, error_case};
+use super::{Capability, InstanceState, error_case};
+
+/// The most text one request carries, in bytes, over every message, tool
+/// input and result, system prompt and tool definition.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// The most messages one request carries.
+pub const MAX_MESSAGES: usize = 256;
+/// The most tool definitions one request offers.
+pub const MAX_TOOLS: usize = 64;
+/// The most stop sequences, and the longest one.
+pub const MAX_STOP_SEQUENCES: usize = 8;
+pub const MAX_STOP_SEQUENCE_BYTES: usize = 256;
+
+/// The bytes of text a request carries.
+pub fn request_bytes(request: &ConverseRequest) -> usize {
+    let blocks: usize = request
+        .messages
+        .iter()
+        .flat_map(|m| m.content.iter())
+        .map(|block| match block {
+            ContentBlock::Text(text) => text.len(),
+            ContentBlock::ToolUse(u) => u.id.len() + u.name.len() + u.input.len(),
+            ContentBlock::ToolResult(r) => {
+                r.id.len()
+                    + r.content
+                        .iter()
+                        .map(|c| match c {
+                            ToolResultContent::Text(t) | ToolResultContent::Json(t) => t.len(),
+                        })
+                        .sum::<usize>()
+            }
+        })
+        .sum();
+    let system: usize = request.system.iter().map(String::len).sum();
+    let tools: usize = request.tool_config.as_ref().map_or(0, |c| {
+        c.tools.iter().map(|t| t.name.len() + t.description.len() + t.input_schema.len()).sum()
+    });
+    blocks + system + tools + request.model_id.as_ref().map_or(0, String::len)
+}
+
+/// The first cap a request breaks.
+fn over_cap(request: &ConverseRequest) -> Option<String> {
+    if request.messages.len() > MAX_MESSAGES {
+        return Some(format!(
+            "the request has {} messages; the cap is {MAX_MESSAGES} (limit model messages)",
+            request.messages.len()
+        ));
+    }
+    let tools = request.tool_config.as_ref().map_or(0, |c| c.tools.len());
+    if tools > MAX_TOOLS {
+        return Some(format!("the request offers {tools} tools; the cap is {MAX_TOOLS} (limit model tools)"));
+    }
+    if let Some(inference) = &request.inference
+        && (inference.stop_sequences.len() > MAX_STOP_SEQUENCES
+            || inference.stop_sequences.iter().any(|s| s.len() > MAX_STOP_SEQUENCE_BYTES))
+    {
+        return Some(format!(
+            "the request has more than {MAX_STOP_SEQUENCES} stop sequences or one longer than {MAX_STOP_SEQUENCE_BYTES} bytes (limit model stop sequences)"
+        ));
+    }
+    let bytes = request_bytes(request);
+    (bytes > MAX_REQUEST_BYTES).then(|| {
+        format!("the request carries {bytes} bytes of text; the cap is {MAX_REQUEST_BYTES} (limit model request bytes)")
+    })
+}
 
 impl Host for InstanceState {
     #[tracing::instrument(level = "info", name = "host.model.converse", skip_all)]
@@ -22,9 +86,10 @@ impl Host for InstanceState {
         &mut self,
         mut request: ConverseRequest,
     ) -> wasmtime::Result<Result<ConverseResponse, Error>> {
+        gate!(self, Capability::Model, "converse");
         let call = self.call.clone();
-        if let Err(e) = call.charge() {
-            return Ok(Err(e));
+        if let Some(cap) = over_cap(&request) {
+            return Ok(Err(Error::LimitExceeded(cap)));
         }
         let model_id = request
             .model_id
@@ -49,8 +114,14 @@ impl Host for InstanceState {
             system.append(&mut request.system);
             request.system = system;
         }
+        if let Some(transcript) = &call.transcript
+            && let Err(full) = transcript.reserve(&request)
+        {
+            return Ok(Err(Error::LimitExceeded(full)));
+        }
         let backend = self.host.model_for(call.tenant.id()).clone();
-        let result = backend.converse(&request, &self.call.trace).await;
+        let result =
+            call.before_deadline("the model backend", backend.converse(&request, &self.call.trace)).await;
         if let Ok(response) = &result {
             call.tenant
                 .tokens
@@ -101,12 +172,11 @@ impl Host for InstanceState {
                 Ok(response) => (Some(response.clone()), None),
                 Err(e) => (None, Some(format!("{e:?}"))),
             };
-            transcript.push(TranscriptEvent::ModelCall {
-                caller: self.call.caller(),
-                request,
-                response,
-                error,
-            });
+            if let Err(full) =
+                transcript.push(TranscriptEvent::model_call(self.call.caller(), request, response, error))
+            {
+                return Ok(Err(Error::LimitExceeded(full)));
+            }
         }
         Ok(result)
     }

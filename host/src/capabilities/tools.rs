@@ -7,7 +7,10 @@ use crate::bindings::tools::Host;
 use crate::bindings::types::{Error, ToolSpec};
 use crate::trace::TranscriptEvent;
 
-use super::InstanceState;
+use super::{Capability, InstanceState};
+
+/// The largest input one `tools.invoke` hands on, in bytes.
+pub const MAX_INPUT_BYTES: usize = 1 << 20;
 
 /// Deepest chain of `tools.invoke` hops. Tools cannot call tools today (the
 /// `tool` world has no `tools` import); this bounds what a future world could do.
@@ -15,7 +18,8 @@ pub const MAX_DEPTH: u32 = 4;
 
 impl Host for InstanceState {
     async fn list(&mut self) -> wasmtime::Result<Vec<ToolSpec>> {
-        if self.call.charge().is_err() {
+        // `list` has no error case: a refusal is an empty list.
+        if self.enter(Capability::Tools, "list")?.is_err() {
             return Ok(Vec::new());
         }
         Ok(self.host.tool_specs(self.call.tenant.id(), &self.call.grant.tools))
@@ -23,9 +27,13 @@ impl Host for InstanceState {
 
     #[tracing::instrument(level = "info", name = "host.tools.invoke", skip_all, fields(tool = %name))]
     async fn invoke(&mut self, name: String, input: String) -> wasmtime::Result<Result<String, Error>> {
+        gate!(self, Capability::Tools, "invoke");
         let call = self.call.clone();
-        if let Err(e) = call.charge() {
-            return Ok(Err(e));
+        if input.len() > MAX_INPUT_BYTES {
+            return Ok(Err(Error::LimitExceeded(format!(
+                "the input for `{name}` is {} bytes; a tool call carries at most {MAX_INPUT_BYTES} (limit tools.invoke input bytes)",
+                input.len()
+            ))));
         }
         if let Some(denial) = call.grant.tools.denial("tool", &name) {
             return Ok(Err(Error::Denied(format!("{} may not call it: {denial}", call.caller()))));
@@ -49,13 +57,11 @@ impl Host for InstanceState {
                 Ok(output) => (Some(output.clone()), None),
                 Err(e) => (None, Some(e.clone())),
             };
-            transcript.push(TranscriptEvent::ToolCall {
-                caller: call.caller(),
-                tool: name.clone(),
-                input,
-                output,
-                error,
-            });
+            if let Err(full) =
+                transcript.push(TranscriptEvent::tool_call(call.caller(), name.clone(), input, output, error))
+            {
+                return Ok(Err(Error::LimitExceeded(full)));
+            }
         }
         Ok(result.map(|output| output.to_string()).map_err(|e| e.to_wit()))
     }

@@ -3,11 +3,23 @@
 //! A call that needs approval does not run: the host records a pending
 //! [`ApprovalRequest`] and answers `approval-required` with its id. An
 //! approver signs an [`ApprovalToken`] (ed25519, with their own key) bound
-//! to the tenant, the tool (name@version), the digest of the exact input,
-//! the run and an expiry; re-submitting the call in that run with the
-//! token(s) runs it once: each token is consumed atomically (an exclusive
-//! create of a marker file), so a second use is refused even by another
-//! process sharing the data directory.
+//! to the tenant, the tool (name@version and the digest of its bytes: a
+//! replaced component is not what was approved), the digest of the exact
+//! input, the run and an expiry; re-submitting the call in that run with
+//! the token(s) runs it once: each token is consumed atomically (an
+//! exclusive create of a marker file), so a second use is refused even by
+//! another process sharing the data directory, and its use is recorded in
+//! the audit trail too, which is checked on use: deleting the marker file
+//! does not bring a token back.
+//!
+//! Identities are authenticated, not asserted: a request records who made
+//! it and the key that proved it (or the OS user), and nobody approves or
+//! denies their own request, by name or by key.
+//!
+//! Approvers see what they approve: the request's preview holds the input's
+//! values (long strings cut, the whole preview bounded), with only the
+//! fields the tool's schema (`"x-sensitive": true` or `"writeOnly": true`)
+//! or the policy stack (`sensitive_fields`) marks sensitive redacted.
 //!
 //! Layout under `<data-dir>/approvals/`: `requests/<id>.json` and
 //! `consumed/<token-nonce>`.
@@ -50,9 +62,14 @@ pub struct ApprovalRequest {
     pub tier: Tier,
     /// `sha256:<hex>` of the canonical JSON input.
     pub input_digest: String,
-    /// The input with string values longer than a few characters masked.
+    /// The input as the approver sees it: values shown, sensitive fields
+    /// redacted, long strings cut (see [`preview`]).
     pub preview: Value,
     pub requested_by: String,
+    /// The key id that authenticated the requester (`None`: the OS user
+    /// or an embedder's own authentication).
+    #[serde(default)]
+    pub requested_by_key: Option<String>,
     pub trace_id: String,
     pub run_id: String,
     pub created_at: u64,
@@ -68,6 +85,9 @@ pub struct ApprovalRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApproverDecision {
     pub approver: String,
+    /// The key that authenticated the approver.
+    #[serde(default)]
+    pub key_id: String,
     pub approved: bool,
     pub at: u64,
     #[serde(default)]
@@ -80,6 +100,9 @@ pub struct TokenClaims {
     pub request_id: String,
     pub tenant: String,
     pub tool: String,
+    /// `sha256:` of the component approved: a replaced component, even
+    /// under the same name@version, is not what was approved.
+    pub tool_digest: String,
     pub input_digest: String,
     pub run_id: String,
     pub expires_at: u64,
@@ -133,8 +156,12 @@ impl ApprovalToken {
 pub struct CallBinding<'a> {
     pub tenant: &'a str,
     pub tool: &'a str,
+    pub tool_digest: &'a str,
     pub input_digest: &'a str,
     pub run_id: &'a str,
+    /// Who made the call, and the key that proved it.
+    pub requested_by: &'a str,
+    pub requested_by_key: Option<&'a str>,
 }
 
 /// The store of requests and consumed tokens.
@@ -240,7 +267,7 @@ impl ApprovalStore {
         &self,
         id: &str,
         approver: &str,
-        key: Option<&KeyPair>,
+        key: &KeyPair,
         approved: bool,
         reason: &str,
         token_ttl_secs: u64,
@@ -254,9 +281,11 @@ impl ApprovalStore {
         if now >= request.expires_at {
             return Err(format!("approval request `{id}` expired at {}", request.expires_at));
         }
-        if approver == request.requested_by {
+        if approver == request.requested_by || request.requested_by_key.as_deref() == Some(key.id().as_str())
+        {
             return Err(format!(
-                "`{approver}` made request `{id}` and cannot approve or deny it: another approver must"
+                "`{approver}` made request `{id}` (as `{}`, same name or key) and cannot approve or deny it: another approver must",
+                request.requested_by
             ));
         }
         if request.decisions.iter().any(|d| d.approver == approver) {
@@ -264,20 +293,21 @@ impl ApprovalStore {
         }
         request.decisions.push(ApproverDecision {
             approver: approver.to_owned(),
+            key_id: key.id(),
             approved,
             at: now,
             reason: reason.to_owned(),
         });
         let mut token = None;
         if approved {
-            let key = key.ok_or_else(|| "approving needs the approver's signing key (--key)".to_owned())?;
             let claims = TokenClaims {
                 request_id: request.id.clone(),
                 tenant: request.tenant.clone(),
                 tool: request.tool.clone(),
+                tool_digest: request.tool_digest.clone(),
                 input_digest: request.input_digest.clone(),
                 run_id: request.run_id.clone(),
-                expires_at: (now + token_ttl_secs).min(request.expires_at),
+                expires_at: now.saturating_add(token_ttl_secs).min(request.expires_at),
                 approver: approver.to_owned(),
                 key_id: String::new(),
                 nonce: hex::encode(rand::random::<[u8; 16]>()),
@@ -327,11 +357,7 @@ impl ApprovalStore {
 ///
 /// What does not match: expired, another tenant/tool/input/run, or the
 /// approver is the requester.
-pub fn check_binding(
-    token: &ApprovalToken,
-    call: &CallBinding<'_>,
-    requested_by: &str,
-) -> Result<(), String> {
+pub fn check_binding(token: &ApprovalToken, call: &CallBinding<'_>) -> Result<(), String> {
     let c = &token.claims;
     let who = &c.approver;
     if now_secs() >= c.expires_at {
@@ -346,6 +372,14 @@ pub fn check_binding(
     if c.tool != call.tool {
         return Err(format!("the approval token of `{who}` is for {}, not {}", c.tool, call.tool));
     }
+    if c.tool_digest != call.tool_digest {
+        return Err(format!(
+            "the approval token of `{who}` is for {} as {}, but the component now loaded is {}: it was replaced after the approval",
+            c.tool,
+            short(&c.tool_digest),
+            short(call.tool_digest)
+        ));
+    }
     if c.input_digest != call.input_digest {
         return Err(format!(
             "the approval token of `{who}` was given for other input ({}), not this call's ({})",
@@ -356,8 +390,8 @@ pub fn check_binding(
     if c.run_id != call.run_id {
         return Err(format!("the approval token of `{who}` is for run {}, not {}", c.run_id, call.run_id));
     }
-    if c.approver == requested_by {
-        return Err(format!("`{who}` cannot approve their own request"));
+    if c.approver == call.requested_by || call.requested_by_key == Some(c.key_id.as_str()) {
+        return Err(format!("`{who}` cannot approve their own request (same name or key as the requester)"));
     }
     Ok(())
 }
@@ -366,16 +400,136 @@ fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
 }
 
-/// The input with every string value longer than 4 characters masked after
-/// its first 2, so approvers see the shape and amounts but not secrets.
-pub fn redact(value: &Value) -> Value {
+/// The longest string a preview shows whole, in characters.
+pub const PREVIEW_STRING_CHARS: usize = 512;
+/// The most a preview holds, in bytes of JSON.
+pub const PREVIEW_BYTES: usize = 16 * 1024;
+
+/// What an approver sees of an input: every value, except the fields
+/// marked sensitive (by name anywhere in `sensitive_names`, or at a path of
+/// `sensitive_paths`, where `*` stands for any array item), strings cut at
+/// [`PREVIEW_STRING_CHARS`], the whole bounded by [`PREVIEW_BYTES`].
+pub fn preview(input: &Value, sensitive_paths: &[Vec<String>], sensitive_names: &[String]) -> Value {
+    let mut path = Vec::new();
+    let shown = show(input, &mut path, sensitive_paths, sensitive_names, PREVIEW_STRING_CHARS);
+    if serde_json::to_vec(&shown).map_or(0, |j| j.len()) <= PREVIEW_BYTES {
+        return shown;
+    }
+    // Too big whole: shorter strings, and if that is not enough, the shape.
+    let shown = show(input, &mut path, sensitive_paths, sensitive_names, 48);
+    let bytes = serde_json::to_vec(&shown).map_or(0, |j| j.len());
+    if bytes <= PREVIEW_BYTES {
+        return shown;
+    }
+    let keys: Vec<&String> = input.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+    serde_json::json!({
+        "preview_cut": format!("the input is too large to preview ({bytes} bytes even with strings cut); check its digest"),
+        "top_level_keys": keys,
+    })
+}
+
+fn show(
+    value: &Value,
+    path: &mut Vec<String>,
+    paths: &[Vec<String>],
+    names: &[String],
+    max_chars: usize,
+) -> Value {
     match value {
-        Value::String(s) if s.chars().count() > 4 => {
-            let head: String = s.chars().take(2).collect();
+        Value::String(s) if s.chars().count() > max_chars => {
+            let head: String = s.chars().take(max_chars).collect();
             Value::String(format!("{head}…({} chars)", s.chars().count()))
         }
-        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), redact(v))).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| {
+                    path.push("*".to_owned());
+                    let shown = show(item, path, paths, names, max_chars);
+                    path.pop();
+                    shown
+                })
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    path.push(k.clone());
+                    let sensitive = names.iter().any(|n| n == k) || paths.iter().any(|p| p == path);
+                    let shown = if sensitive {
+                        Value::String("[redacted: marked sensitive]".to_owned())
+                    } else {
+                        show(v, path, paths, names, max_chars)
+                    };
+                    path.pop();
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
         other => other.clone(),
+    }
+}
+
+/// The paths a JSON Schema marks sensitive (`"x-sensitive": true` or
+/// `"writeOnly": true`), following `properties` and `items`.
+pub fn sensitive_paths(schema: &Value) -> Vec<Vec<String>> {
+    fn walk(schema: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>, depth: usize) {
+        if depth > 32 {
+            return;
+        }
+        if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+            for (name, sub) in properties {
+                path.push(name.clone());
+                let marked = sub.get("x-sensitive").and_then(Value::as_bool) == Some(true)
+                    || sub.get("writeOnly").and_then(Value::as_bool) == Some(true);
+                if marked {
+                    out.push(path.clone());
+                } else {
+                    walk(sub, path, out, depth + 1);
+                }
+                path.pop();
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            path.push("*".to_owned());
+            walk(items, path, out, depth + 1);
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), &mut out, 0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_preview_shows_values_and_redacts_only_what_is_marked() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "card": { "type": "string", "x-sensitive": true },
+                "items": { "type": "array", "items": { "type": "object", "properties": { "pin": { "writeOnly": true } } } },
+                "note": { "type": "string" }
+            }
+        });
+        let paths = sensitive_paths(&schema);
+        assert_eq!(paths, vec![vec!["card".to_owned()], vec!["items".into(), "*".into(), "pin".into()]]);
+        let input =
+            json!({"card": "4242", "items": [{"pin": "1234", "n": 2}], "note": "keep", "ssn": "1-2-3"});
+        let shown = preview(&input, &paths, &["ssn".to_owned()]);
+        assert_eq!(shown["note"], "keep");
+        assert_eq!(shown["items"][0]["n"], 2);
+        for redacted in [&shown["card"], &shown["items"][0]["pin"], &shown["ssn"]] {
+            assert_eq!(redacted, "[redacted: marked sensitive]");
+        }
+        // Long strings are cut, and a huge input is bounded.
+        let long = preview(&json!({"text": "x".repeat(2000)}), &[], &[]);
+        assert!(long["text"].as_str().unwrap().ends_with("…(2000 chars)"));
+        let huge = json!({"items": vec!["y".repeat(100); 5000]});
+        assert!(serde_json::to_vec(&preview(&huge, &[], &[])).unwrap().len() <= PREVIEW_BYTES);
     }
 }

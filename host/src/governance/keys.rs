@@ -20,6 +20,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// A private signing key and its id.
+#[derive(Clone)]
 pub struct KeyPair {
     signing: SigningKey,
 }
@@ -45,10 +46,23 @@ impl KeyPair {
     pub fn read(path: &Path) -> Result<Self, String> {
         let pem = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the signing key {}: {e}", path.display()))?;
-        let signing = SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-            format!("{} is not an Ed25519 private key in PKCS#8 PEM form: {e}", path.display())
-        })?;
+        Self::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses a PKCS#8 PEM private key.
+    ///
+    /// # Errors
+    ///
+    /// When the text is not an Ed25519 private key.
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        let signing = SigningKey::from_pkcs8_pem(pem)
+            .map_err(|e| format!("not an Ed25519 private key in PKCS#8 PEM form: {e}"))?;
         Ok(KeyPair { signing })
+    }
+
+    /// A key from 32 seed bytes (tests that need the same key twice).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        KeyPair { signing: SigningKey::from_bytes(&seed) }
     }
 
     /// The private key as PKCS#8 PEM.

@@ -34,9 +34,14 @@ pub struct ComponentManifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_tier: Option<Tier>,
     /// A signed policy manifest (`agenthost policy resolve`), relative to
-    /// this file; when absent the tenant's applies.
+    /// this file, to run under instead of the tenant's: only a stack bound
+    /// to the tenant that the tenant's own stack lists in
+    /// `component_stacks`. When absent the tenant's applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PathBuf>,
+    /// `sha256:` of that file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_digest: Option<String>,
     #[serde(default)]
     pub requests: Requests,
     /// The tool's input schema (JSON text); replaces what `describe()` says.
@@ -66,9 +71,16 @@ pub struct Requests {
     /// Guest paths of tenant mounts.
     #[serde(default)]
     pub mounts: Vec<String>,
-    /// Outgoing HTTP rules, as in the tenant's `grants.network.allow`.
+    /// Outgoing rules, as in the tenant's `grants.network.allow`: HTTP(S)
+    /// hosts, and `tcp://`/`udp://` addresses for sockets.
     #[serde(default)]
     pub egress: Vec<String>,
+    /// Raw TCP/UDP through `wasi:sockets` (the tenant must grant it too).
+    #[serde(default)]
+    pub sockets: bool,
+    /// Name lookups through `wasi:sockets` (the tenant must grant it too).
+    #[serde(default)]
+    pub dns: bool,
 }
 
 /// A signature over a document's canonical JSON (without the signature).
@@ -130,6 +142,9 @@ impl ComponentManifest {
             return Err(
                 "a tool's manifest must declare its risk_tier (read, write-low, write-high, critical)".into(),
             );
+        }
+        if self.policy.is_some() && self.policy_digest.is_none() {
+            return Err("policy_digest is missing: a policy stack is pinned by its digest".to_owned());
         }
         if !self.digest.starts_with("sha256:") || self.digest.len() != 71 {
             return Err(format!("digest `{}` is not of the form sha256:<64 hex digits>", self.digest));

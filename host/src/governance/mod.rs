@@ -39,7 +39,7 @@ pub use manifest::ComponentManifest;
 pub use names::{Names, Patterns};
 pub use packs::LoadedPolicy;
 pub use policy::{Decision, PolicyEngine};
-pub use tenant::{Isolation, TenantConfig};
+pub use tenant::{Isolation, QuotaLedger, TenantConfig};
 pub use tier::Tier;
 
 use crate::capabilities::{Capability, Grant, Mount, World};
@@ -75,6 +75,44 @@ pub struct HostSettings {
     /// The events backend.
     #[serde(default)]
     pub events: crate::brokers::events::EventSettings,
+    /// Guests' outgoing HTTPS.
+    #[serde(default)]
+    pub egress: EgressSettings,
+    /// Where the host's own keys (audit signing, cache) come from.
+    #[serde(default)]
+    pub keys: crate::keystore::KeySettings,
+}
+
+/// `[egress]` in host.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressSettings {
+    /// PEM CA certificates (relative to the config dir) that guests' HTTPS
+    /// servers may chain to besides the web PKI roots, e.g. a corporate CA.
+    #[serde(default)]
+    pub ca_files: Vec<PathBuf>,
+}
+
+impl Governance {
+    /// The `[egress] ca_files`, read: (file name, PEM bytes).
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read, named.
+    pub fn egress_ca(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let dir = self.config_dir.as_deref().unwrap_or(Path::new("."));
+        self.settings
+            .egress
+            .ca_files
+            .iter()
+            .map(|file| {
+                let path = dir.join(file);
+                std::fs::read(&path)
+                    .map(|pem| (path.display().to_string(), pem))
+                    .map_err(|e| format!("[egress] ca_files: cannot read {}: {e}", path.display()))
+            })
+            .collect()
+    }
 }
 
 /// A tenant as the host runs it: its configuration, approvers' keys,
@@ -83,6 +121,8 @@ pub struct HostSettings {
 pub struct Tenant {
     pub config: TenantConfig,
     pub approvers: BTreeMap<String, PublicKey>,
+    /// Who may call as themselves, by key (`[principals]`).
+    pub principals: BTreeMap<String, PublicKey>,
     pub policy: Option<Arc<LoadedPolicy>>,
     /// Top-level invocations running at once.
     pub concurrency: Option<Arc<Semaphore>>,
@@ -110,7 +150,7 @@ impl Drop for Tenant {
 impl Tenant {
     fn new(
         config: TenantConfig,
-        approvers: BTreeMap<String, PublicKey>,
+        (approvers, principals): (BTreeMap<String, PublicKey>, BTreeMap<String, PublicKey>),
         policy: Option<Arc<LoadedPolicy>>,
         data_dir: Option<PathBuf>,
     ) -> Result<Self, String> {
@@ -130,19 +170,50 @@ impl Tenant {
             memory_pool: q.memory_pool_bytes.map(|limit| Arc::new(MemoryPool::new(limit))),
             workers,
             concurrency: q.concurrent_invocations.map(|n| Arc::new(Semaphore::new(n as usize))),
-            fuel: RateWindow::new(q.fuel_per_minute),
-            tokens: RateWindow::new(q.model_tokens_per_minute),
-            write_low: RateWindow::new(q.write_low_per_minute),
-            host_calls: RateWindow::new(q.host_calls_per_minute),
+            fuel: RateWindow::new("fuel_per_minute", q.fuel_per_minute),
+            tokens: RateWindow::new("model_tokens_per_minute", q.model_tokens_per_minute),
+            write_low: RateWindow::new("write_low_per_minute", q.write_low_per_minute),
+            host_calls: RateWindow::new("host_calls_per_minute", q.host_calls_per_minute),
             config,
             approvers,
+            principals,
             policy,
             data_dir,
         })
     }
 
+    /// Authenticates a caller: `key` must be the private half of the key
+    /// the tenant lists for `name` (under `[principals]` or `[approvers]`).
+    /// Returns the key id, which then stands for the caller in approvals.
+    ///
+    /// # Errors
+    ///
+    /// An unknown name, or a key that is not theirs.
+    pub fn authenticate(&self, name: &str, key: &KeyPair) -> Result<String, String> {
+        let Some(listed) = self.principals.get(name).or_else(|| self.approvers.get(name)) else {
+            return Err(format!(
+                "tenant `{}` lists no key for `{name}` ([principals] or [approvers] in its tenant file), so nobody can call as `{name}`",
+                self.config.id
+            ));
+        };
+        if listed.id() != key.id() {
+            return Err(format!(
+                "that key ({}) is not `{name}`'s: tenant `{}` lists {} for them",
+                key.id(),
+                self.config.id,
+                listed.id()
+            ));
+        }
+        Ok(key.id())
+    }
+
     pub fn id(&self) -> &str {
         &self.config.id
+    }
+
+    /// Every per-minute window of the tenant.
+    pub fn windows(&self) -> [&RateWindow; 4] {
+        [&self.fuel, &self.tokens, &self.write_low, &self.host_calls]
     }
 
     /// The tenant's own worker pool, under `namespace` isolation.
@@ -188,7 +259,7 @@ impl Governance {
         let config = TenantConfig::development(tenant);
         let tenants = BTreeMap::from([(
             tenant.to_owned(),
-            Arc::new(Tenant::new(config, BTreeMap::new(), None, None)?),
+            Arc::new(Tenant::new(config, (BTreeMap::new(), BTreeMap::new()), None, None)?),
         )]);
         Ok(Governance {
             config_dir: None,
@@ -238,22 +309,29 @@ impl Governance {
                 config_dir.join("tenants").display()
             ));
         }
+        check_mounts(config_dir, &configs)?;
         let mut tenants = BTreeMap::new();
         for config in configs {
-            let mut approvers = BTreeMap::new();
-            for (name, path) in &config.approvers {
-                approvers.insert(
-                    name.clone(),
-                    PublicKey::read(&config_dir.join(path))
-                        .map_err(|e| format!("tenant `{}`: approver `{name}`: {e}", config.id))?,
-                );
-            }
-            let policy = match &config.policy {
-                Some(path) => Some(Arc::new(
-                    LoadedPolicy::read(&config_dir.join(path), &trusted_keys)
-                        .map_err(|e| format!("tenant `{}`: {e}", config.id))?,
-                )),
-                None => None,
+            let keys_of = |listed: &BTreeMap<String, PathBuf>, role: &str| {
+                listed
+                    .iter()
+                    .map(|(name, path)| {
+                        PublicKey::read(&config_dir.join(path))
+                            .map(|key| (name.clone(), key))
+                            .map_err(|e| format!("tenant `{}`: {role} `{name}`: {e}", config.id))
+                    })
+                    .collect::<Result<BTreeMap<_, _>, _>>()
+            };
+            let approvers = keys_of(&config.approvers, "approver")?;
+            let principals = keys_of(&config.principals, "principal")?;
+            let policy = match (&config.policy, &config.policy_digest) {
+                (Some(path), Some(pinned)) => {
+                    let loaded = LoadedPolicy::read(&config_dir.join(path), pinned, &trusted_keys)
+                        .and_then(|p| p.check_bound_to(&config.id).map(|()| p))
+                        .map_err(|e| format!("tenant `{}`: {e}", config.id))?;
+                    Some(Arc::new(loaded))
+                }
+                _ => None,
             };
             let tenant_dir = match (config.isolation, data_dir) {
                 (Isolation::Namespace, Some(dir)) => {
@@ -264,7 +342,10 @@ impl Governance {
                 }
                 (_, dir) => dir.map(Path::to_owned),
             };
-            tenants.insert(config.id.clone(), Arc::new(Tenant::new(config, approvers, policy, tenant_dir)?));
+            tenants.insert(
+                config.id.clone(),
+                Arc::new(Tenant::new(config, (approvers, principals), policy, tenant_dir)?),
+            );
         }
         let default_tenant = scope
             .map(str::to_owned)
@@ -338,17 +419,52 @@ impl Governance {
         Ok(tenant)
     }
 
-    /// The policy engine for a component: its own manifest's policy, else
-    /// its tenant's, else the built-in permissive one.
+    /// The policy engine for a component: its tenant's stack, else the
+    /// built-in permissive one; or the stack its manifest names, if the
+    /// tenant's own stack allows exactly that one. A component never picks
+    /// the stack it runs under on its own.
+    ///
+    /// # Errors
+    ///
+    /// A named stack bound to another tenant, one the tenant's stack does
+    /// not list in `component_stacks` (or a tenant without a stack), or a
+    /// log-only stack under an enforcing tenant.
     pub fn policy_for(
         &self,
         tenant: &Tenant,
         own: Option<&Arc<LoadedPolicy>>,
-    ) -> (Arc<PolicyEngine>, Option<Arc<LoadedPolicy>>) {
-        match own.or(tenant.policy.as_ref()) {
-            Some(loaded) => (loaded.engine.clone(), Some(loaded.clone())),
-            None => (self.default_policy.clone(), None),
+    ) -> Result<(Arc<PolicyEngine>, Option<Arc<LoadedPolicy>>), String> {
+        let Some(own) = own else {
+            return Ok(match &tenant.policy {
+                Some(loaded) => (loaded.engine.clone(), Some(loaded.clone())),
+                None => (self.default_policy.clone(), None),
+            });
+        };
+        own.check_bound_to(tenant.id())?;
+        let Some(theirs) = &tenant.policy else {
+            return Err(format!(
+                "its manifest names the policy stack {}, but tenant `{}` runs under no stack of its own to allow it (a component may name only a stack its tenant's stack lists in component_stacks)",
+                own.path.display(),
+                tenant.id()
+            ));
+        };
+        if !theirs.manifest.component_stacks.iter().any(|d| *d == own.digest) {
+            return Err(format!(
+                "its manifest names the policy stack {} ({}), which tenant `{}`'s stack {} does not list in component_stacks; a component may not choose its own stack",
+                own.path.display(),
+                own.digest,
+                tenant.id(),
+                theirs.path.display()
+            ));
         }
+        if own.manifest.mode == policy::Mode::LogOnly && theirs.manifest.mode == policy::Mode::Enforce {
+            return Err(format!(
+                "its manifest names the log-only policy stack {}, but tenant `{}` enforces its policy; a component may not turn enforcement off",
+                own.path.display(),
+                tenant.id()
+            ));
+        }
+        Ok((own.engine.clone(), Some(own.clone())))
     }
 
     /// Reads a component's manifest, verifying its signature and (if it
@@ -364,9 +480,9 @@ impl Governance {
     ) -> Result<(ComponentManifest, Option<Arc<LoadedPolicy>>), String> {
         let manifest = ComponentManifest::read(path)?;
         manifest.verify(&self.trusted_keys, self.settings.require_signed_manifests)?;
-        let policy = match &manifest.policy {
-            Some(p) => Some(Arc::new(LoadedPolicy::read(p, &self.trusted_keys)?)),
-            None => None,
+        let policy = match (&manifest.policy, &manifest.policy_digest) {
+            (Some(p), Some(pinned)) => Some(Arc::new(LoadedPolicy::read(p, pinned, &self.trusted_keys)?)),
+            _ => None,
         };
         Ok((manifest, policy))
     }
@@ -374,6 +490,40 @@ impl Governance {
     pub fn config_dir(&self) -> Option<&Path> {
         self.config_dir.as_deref()
     }
+}
+
+/// Refuses mounts whose host directories nest (one inside another, of any
+/// tenant): a guest with write access to the outer one could otherwise swap
+/// the inner one's path for a symlink to anywhere before it is opened.
+fn check_mounts(config_dir: &Path, configs: &[TenantConfig]) -> Result<(), String> {
+    let mut roots: Vec<(PathBuf, String)> = Vec::new();
+    for config in configs {
+        for mount in &config.grants.mounts {
+            let host =
+                if mount.host.is_relative() { config_dir.join(&mount.host) } else { mount.host.clone() };
+            // A mount that does not exist yet is refused when it is opened.
+            let Ok(resolved) = host.canonicalize() else { continue };
+            roots.push((resolved, format!("tenant `{}` mount `{}`", config.id, mount.guest)));
+        }
+    }
+    for (i, (a, a_name)) in roots.iter().enumerate() {
+        for (b, b_name) in roots.iter().skip(i + 1) {
+            let (inner, inner_name, outer_name) = if a == b {
+                continue;
+            } else if a.starts_with(b) {
+                (a, a_name, b_name)
+            } else if b.starts_with(a) {
+                (b, b_name, a_name)
+            } else {
+                continue;
+            };
+            return Err(format!(
+                "{inner_name} ({}) lies inside {outer_name}: mounts may not nest (grants.mounts)",
+                inner.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Computes what a component is granted. See the module docs.
@@ -408,7 +558,7 @@ pub fn effective_grant(
         } else if manifest.is_some_and(|m| !m.interfaces().any(|c| c == *capability)) {
             Some("its manifest does not request it (requests.interfaces)".to_owned())
         } else if tier == Some(Tier::Read) && *capability == Capability::Events {
-            Some("a read-tier tool may not publish events (tier ceiling)".to_owned())
+            Some(format!("a read-tier {} may not publish events (tier ceiling)", world.name()))
         } else {
             None
         };
@@ -455,12 +605,14 @@ pub fn effective_grant(
                 Some(dir) if offer.host.is_relative() => dir.join(&offer.host),
                 _ => offer.host.clone(),
             };
-            let host = host.canonicalize().map_err(|e| {
-                format!(
-                    "tenant `{id}` mounts {} at `{guest}`, but that directory cannot be opened: {e}",
+            // Not canonicalized: the path is opened as written, component
+            // by component, and refused if any of them is a symlink.
+            if !host.is_absolute() {
+                return Err(format!(
+                    "tenant `{id}` mounts {} at `{guest}`, which is not an absolute path",
                     host.display()
-                )
-            })?;
+                ));
+            }
             grant.mounts.push(Mount {
                 host,
                 guest: guest.clone(),
@@ -471,9 +623,28 @@ pub fn effective_grant(
     let mut egress = EgressPolicy::from_tenant(&format!("tenant `{id}`"), &config.grants.network)?;
     if let Some(r) = requests {
         egress = egress.and("the component's manifest (requests.egress)", &r.egress)?;
+        if !r.sockets {
+            egress.without_sockets("its manifest does not request sockets (requests.sockets)".to_owned());
+        }
+        if !r.dns {
+            egress.without_dns("its manifest does not request name lookups (requests.dns)".to_owned());
+        }
     }
     if let Some(ceiling) = constraints.and_then(|c| c.egress_ceiling.as_ref()) {
         egress = egress.and("the policy pack (constraints.egress_ceiling)", ceiling)?;
+    }
+    if constraints.and_then(|c| c.dns) == Some(false) {
+        egress.without_dns("the policy pack turns name lookups off (constraints.dns)".to_owned());
+    }
+    if tier == Some(Tier::Read) {
+        egress.methods = Some(
+            config
+                .grants
+                .network
+                .read_tier_methods
+                .clone()
+                .unwrap_or_else(|| vec!["GET".into(), "HEAD".into()]),
+        );
     }
     grant.egress = egress;
     Ok(grant)

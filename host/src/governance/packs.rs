@@ -92,9 +92,18 @@ pub struct Constraints {
     /// Every decision and call must be recorded (cannot be turned off below).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mandatory_logging: Option<bool>,
-    /// The outgoing HTTP rules any grant is cut down to.
+    /// The outgoing rules any grant is cut down to: HTTP(S) hosts, and
+    /// `tcp://`/`udp://` addresses for sockets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress_ceiling: Option<Vec<String>>,
+    /// Whether name lookups through `wasi:sockets` may be granted at all
+    /// (a lower layer may only turn them off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<bool>,
+    /// Input field names redacted in approval previews, wherever they
+    /// appear (lower layers may only add).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive_fields: Option<Vec<String>>,
     /// Defaults for tools under the pack (lower layers may only tighten).
     #[serde(default, skip_serializing_if = "ToolDefaults::is_empty")]
     pub tool_defaults: ToolDefaults,
@@ -269,6 +278,20 @@ fn merge(merged: &mut Constraints, lower: &Constraints, label: &str) -> Result<(
             _ => merged.max_classification = Some(class),
         }
     }
+    if let Some(fields) = &lower.sensitive_fields {
+        let merged_fields = merged.sensitive_fields.get_or_insert_with(Vec::new);
+        for field in fields {
+            if !merged_fields.contains(field) {
+                merged_fields.push(field.clone());
+            }
+        }
+    }
+    if let Some(dns) = lower.dns {
+        match merged.dns {
+            Some(false) if dns => return Err(loosen("dns", "false".into(), "true".into())),
+            _ => merged.dns = Some(dns && merged.dns.unwrap_or(true)),
+        }
+    }
     if let Some(logging) = lower.mandatory_logging {
         match merged.mandatory_logging {
             Some(true) if !logging => return Err(loosen("mandatory_logging", "true".into(), "false".into())),
@@ -334,6 +357,11 @@ fn pattern_within(pattern: &str, above: &Patterns) -> bool {
 fn rule_within(rule: &str, above: &[String]) -> bool {
     let Ok(rule) = EgressRule::parse(rule) else { return false };
     above.iter().filter_map(|a| EgressRule::parse(a).ok()).any(|a| {
+        if let (Some(outer), Some(inner)) = (a.net, rule.net) {
+            // A socket range within a socket range.
+            let port_ok = a.port.is_none() || a.port == rule.port;
+            return a.scheme == rule.scheme && outer.contains(&inner) && port_ok;
+        }
         let host_ok = match (a.host.strip_prefix("*."), rule.host.strip_prefix("*.")) {
             (Some(domain), Some(sub)) => sub == domain || sub.ends_with(&format!(".{domain}")),
             (Some(domain), None) => rule.host.ends_with(&format!(".{domain}")),
@@ -440,6 +468,12 @@ pub struct PolicyManifest {
     pub mode: Mode,
     pub issued_at: u64,
     pub expires_at: u64,
+    /// The tenants this stack may govern; any other tenant refuses it.
+    pub tenants: Vec<String>,
+    /// Digests (`sha256:` of the file) of the stacks a component of these
+    /// tenants may name in its own manifest instead of this one.
+    #[serde(default)]
+    pub component_stacks: Vec<String>,
     pub layers: Vec<LayerRecord>,
     pub constraints: Constraints,
     pub policies: Vec<PolicyRecord>,
@@ -449,7 +483,17 @@ pub struct PolicyManifest {
     pub signature: Option<super::manifest::ManifestSignature>,
 }
 
-pub const MANIFEST_FORMAT: &str = "agenthost.policy-manifest/v1";
+/// v2 binds a stack to its tenants (v1 stacks, bound to nobody, are refused).
+pub const MANIFEST_FORMAT: &str = "agenthost.policy-manifest/v2";
+
+/// Who a resolved stack is for.
+#[derive(Debug, Clone, Default)]
+pub struct Binding {
+    /// The tenants it may govern (at least one).
+    pub tenants: Vec<String>,
+    /// Digests of stacks their components may name instead.
+    pub component_stacks: Vec<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -479,7 +523,26 @@ pub struct PromptLayer {
 /// # Errors
 ///
 /// Any stack error, or failing cases (listed).
-pub fn resolve(stack: &Stack, mode: Mode, key: &KeyPair, valid_secs: u64) -> Result<PolicyManifest, String> {
+pub fn resolve(
+    stack: &Stack,
+    mode: Mode,
+    binding: &Binding,
+    key: &KeyPair,
+    valid_secs: u64,
+) -> Result<PolicyManifest, String> {
+    if binding.tenants.is_empty() {
+        return Err("a policy stack must be bound to at least one tenant (--tenant)".to_owned());
+    }
+    for tenant in &binding.tenants {
+        if !super::tenant::valid_id(tenant) {
+            return Err(format!("`{tenant}` is not a tenant id"));
+        }
+    }
+    for digest in &binding.component_stacks {
+        if !digest.starts_with("sha256:") || digest.len() != 71 {
+            return Err(format!("`{digest}` is not a stack digest (sha256:<64 hex digits>)"));
+        }
+    }
     let failures: Vec<String> =
         stack.run_cases().into_iter().filter(|r| !r.passed()).map(|r| describe_failure(&r)).collect();
     if !failures.is_empty() {
@@ -494,7 +557,9 @@ pub fn resolve(stack: &Stack, mode: Mode, key: &KeyPair, valid_secs: u64) -> Res
         format: MANIFEST_FORMAT.to_owned(),
         mode,
         issued_at: now,
-        expires_at: now + valid_secs,
+        expires_at: now.saturating_add(valid_secs),
+        tenants: binding.tenants.clone(),
+        component_stacks: binding.component_stacks.clone(),
         layers: stack
             .packs
             .iter()
@@ -556,26 +621,43 @@ pub struct LoadedPolicy {
     pub manifest: PolicyManifest,
     pub engine: Arc<PolicyEngine>,
     pub path: PathBuf,
+    /// `sha256:` of the file's bytes: what tenant files and component
+    /// manifests pin.
+    pub digest: String,
 }
 
 impl LoadedPolicy {
-    /// Reads, verifies and compiles a signed policy manifest.
+    /// Reads, verifies and compiles a signed policy manifest whose file
+    /// must have the `pinned` digest.
     ///
     /// # Errors
     ///
-    /// Unsigned, signed by a key not in `trusted`, altered after signing,
+    /// Another digest than the pinned one (an older or another stack),
+    /// unsigned, signed by a key not in `trusted`, altered after signing,
     /// expired, of another format, or with policies that do not compile.
-    pub fn read(path: &Path, trusted: &[PublicKey]) -> Result<Self, String> {
+    pub fn read(path: &Path, pinned: &str, trusted: &[PublicKey]) -> Result<Self, String> {
         let at = path.display();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the policy manifest {at}: {e}"))?;
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read the policy manifest {at}: {e}"))?;
+        let digest = keys::digest(&bytes);
+        if digest != pinned {
+            return Err(format!(
+                "policy manifest {at} is {digest}, not the pinned {pinned}: the stack was replaced (by another or an older one); pin the stack you mean to use"
+            ));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| format!("policy manifest {at} is not UTF-8"))?;
         let raw: Json =
             serde_json::from_str(&text).map_err(|e| format!("policy manifest {at} is not JSON: {e}"))?;
+        if raw.get("format").and_then(Json::as_str) != Some(MANIFEST_FORMAT) {
+            return Err(format!(
+                "policy manifest {at} has format `{}`, expected `{MANIFEST_FORMAT}` (resolve it again with `agenthost policy resolve --tenant …`)",
+                raw.get("format").and_then(Json::as_str).unwrap_or("none")
+            ));
+        }
         let manifest: PolicyManifest =
             serde_json::from_value(raw.clone()).map_err(|e| format!("policy manifest {at}: {e}"))?;
         if manifest.format != MANIFEST_FORMAT {
             return Err(format!(
-                "policy manifest {at} has format `{}`, expected `{MANIFEST_FORMAT}`",
+                "policy manifest {at} has format `{}`, expected `{MANIFEST_FORMAT}` (resolve it again with `agenthost policy resolve --tenant …`)",
                 manifest.format
             ));
         }
@@ -611,7 +693,23 @@ impl LoadedPolicy {
             layers.join(" > ")
         );
         let engine = Arc::new(PolicyEngine::new(set, manifest.mode, source));
-        Ok(LoadedPolicy { manifest, engine, path: path.to_owned() })
+        Ok(LoadedPolicy { manifest, engine, path: path.to_owned(), digest })
+    }
+
+    /// Whether this stack may govern `tenant`.
+    ///
+    /// # Errors
+    ///
+    /// Names the tenants it is bound to.
+    pub fn check_bound_to(&self, tenant: &str) -> Result<(), String> {
+        if self.manifest.tenants.iter().any(|t| t == tenant) {
+            return Ok(());
+        }
+        Err(format!(
+            "policy manifest {} is bound to tenant(s) [{}], not `{tenant}` (a stack governs only the tenants it was resolved for: `policy resolve --tenant`)",
+            self.path.display(),
+            self.manifest.tenants.join(", ")
+        ))
     }
 
     pub fn prompts(&self) -> Vec<String> {
@@ -657,6 +755,9 @@ mod tests {
         assert!(rule_within("https://api.example.com", &["https://*.example.com".into()]));
         assert!(!rule_within("https://example.org", &["https://*.example.com".into()]));
         assert!(!rule_within("http://api.example.com", &["https://*.example.com".into()]));
+        assert!(rule_within("tcp://10.1.2.0/24:5432", &["tcp://10.0.0.0/8:*".into()]));
+        assert!(!rule_within("tcp://10.0.0.0/8:5432", &["tcp://10.1.0.0/16:*".into()]));
+        assert!(!rule_within("udp://10.1.2.3:53", &["tcp://10.0.0.0/8:*".into()]));
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -52,10 +51,18 @@ pub struct TenantConfig {
     /// (SPKI PEM files, relative to the config directory).
     #[serde(default)]
     pub approvers: BTreeMap<String, PathBuf>,
-    /// A signed policy manifest (from `agenthost policy resolve`) for the
-    /// tenant's components that name none of their own.
+    /// People and services that may call as themselves (`run --as NAME
+    /// --key KEY`), with their public keys. Approvers may call as well.
+    #[serde(default)]
+    pub principals: BTreeMap<String, PathBuf>,
+    /// The tenant's signed policy stack (from `agenthost policy resolve
+    /// --tenant <id>`), which governs its components.
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    /// `sha256:` of that file: the one stack this tenant runs under (an
+    /// older, still valid one is refused).
+    #[serde(default)]
+    pub policy_digest: Option<String>,
     /// The tenant's own model backend, instead of the host's `[model]`.
     #[serde(default)]
     pub model: Option<crate::brokers::model::ModelSettings>,
@@ -80,6 +87,8 @@ pub struct Quotas {
     pub write_low_per_minute: Option<u64>,
     /// Host calls (memory, events, tools, model, audit) per minute.
     pub host_calls_per_minute: Option<u64>,
+    /// Host calls one call may make (caps the host's default of 10 000).
+    pub host_calls_per_call: Option<u64>,
     /// Linear memory all the tenant's live instances may hold together.
     pub memory_pool_bytes: Option<u64>,
     /// Worker threads of the tenant's own pool (`namespace` isolation; default 2).
@@ -162,9 +171,13 @@ pub struct NetworkGrant {
     /// Name lookups through `wasi:sockets/ip-name-lookup`.
     #[serde(default)]
     pub dns: bool,
-    /// Raw TCP/UDP through `wasi:sockets` (to allowed addresses only).
+    /// Raw TCP/UDP through `wasi:sockets`, to what `tcp://`/`udp://` rules
+    /// in `allow` (and the manifest's and the pack's) let through.
     #[serde(default)]
     pub sockets: bool,
+    /// HTTP methods a read-tier component may send [default: GET, HEAD].
+    #[serde(default)]
+    pub read_tier_methods: Option<Vec<String>>,
 }
 
 impl TenantConfig {
@@ -184,7 +197,9 @@ impl TenantConfig {
                 ..TenantGrants::default()
             },
             approvers: BTreeMap::new(),
+            principals: BTreeMap::new(),
             policy: None,
+            policy_digest: None,
             model: None,
         }
     }
@@ -230,10 +245,21 @@ impl TenantConfig {
         for pattern in &self.grants.network.allow {
             super::egress::EgressRule::parse(pattern).map_err(|e| format!("grants.network.allow: {e}"))?;
         }
+        for method in self.grants.network.read_tier_methods.iter().flatten() {
+            if method.parse::<http::Method>().is_err() || method.is_empty() {
+                return Err(format!("grants.network.read_tier_methods: `{method}` is not an HTTP method"));
+            }
+        }
         for cidr in &self.grants.network.allow_addresses {
             cidr.parse::<ipnet::IpNet>().map_err(|_| {
                 format!("grants.network.allow_addresses: `{cidr}` is not a CIDR range such as 127.0.0.0/8")
             })?;
+        }
+        if self.policy.is_some() && self.policy_digest.is_none() {
+            return Err(
+                "policy_digest is missing: a tenant's policy stack is pinned by the digest `agenthost policy resolve` prints"
+                    .to_owned(),
+            );
         }
         if let Some(0) = self.quotas.concurrent_invocations {
             return Err("quotas.concurrent_invocations must be at least 1".to_owned());
@@ -300,35 +326,75 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TenantConfig>, String> {
     Ok(tenants)
 }
 
-/// A fixed one-minute window counter for a per-minute quota.
+/// A fixed one-minute window counter for a per-minute quota. Windows are
+/// wall-clock minutes (Unix seconds / 60), so that every process of a host
+/// counts the same window, and what a process used can be kept in a
+/// [`QuotaLedger`] between calls and between processes: running the CLI
+/// again does not hand a tenant a fresh minute.
 #[derive(Debug)]
 pub struct RateWindow {
     limit: Option<u64>,
-    state: Mutex<(Instant, u64)>,
+    /// The quota's name, as the ledger keys it.
+    name: &'static str,
+    state: Mutex<WindowState>,
 }
 
-const WINDOW: Duration = Duration::from_secs(60);
+#[derive(Debug, Default)]
+struct WindowState {
+    /// The minute counted.
+    window: u64,
+    /// Used in it, as far as this process knows (its own use included).
+    used: u64,
+    /// Used by this process and not yet added to the ledger.
+    unflushed: u64,
+}
+
+/// The current wall-clock minute.
+fn minute() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60)
+}
+
+/// Where per-minute use is kept between calls and processes.
+pub trait QuotaLedger: Send + Sync {
+    /// Adds `amount` to what `tenant` used of `quota` in `window` and
+    /// returns the new total (`amount` 0 reads it).
+    fn add<'a>(
+        &'a self,
+        tenant: &'a str,
+        quota: &'a str,
+        window: u64,
+        amount: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, String>> + Send + 'a>>;
+}
 
 impl RateWindow {
-    pub fn new(limit: Option<u64>) -> Self {
-        RateWindow { limit, state: Mutex::new((Instant::now(), 0)) }
+    pub fn new(name: &'static str, limit: Option<u64>) -> Self {
+        RateWindow {
+            limit,
+            name,
+            state: Mutex::new(WindowState { window: minute(), ..WindowState::default() }),
+        }
     }
 
     pub fn limit(&self) -> Option<u64> {
         self.limit
     }
 
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Runs `f` on the amount used in the current window (starting a new
-    /// window once a minute has passed); `Err(limit)` when there is a limit
-    /// and `f` refuses, `Ok` without a limit.
-    fn with_used(&self, f: impl FnOnce(&mut u64, u64) -> bool) -> Result<(), u64> {
+    /// window each minute); `Err(limit)` when there is a limit and `f`
+    /// refuses, `Ok` without a limit.
+    fn with_used(&self, f: impl FnOnce(&mut WindowState, u64) -> bool) -> Result<(), u64> {
         let Some(limit) = self.limit else { return Ok(()) };
         let Ok(mut state) = self.state.lock() else { return Err(limit) };
-        let now = Instant::now();
-        if now.duration_since(state.0) >= WINDOW {
-            *state = (now, 0);
+        let now = minute();
+        if state.window != now {
+            *state = WindowState { window: now, ..WindowState::default() };
         }
-        if f(&mut state.1, limit) { Ok(()) } else { Err(limit) }
+        if f(&mut state, limit) { Ok(()) } else { Err(limit) }
     }
 
     /// Takes `amount` if the window has room for it.
@@ -337,10 +403,11 @@ impl RateWindow {
     ///
     /// The limit, when the window is full.
     pub fn take(&self, amount: u64) -> Result<(), u64> {
-        self.with_used(|used, limit| {
-            let fits = used.saturating_add(amount) <= limit;
+        self.with_used(|state, limit| {
+            let fits = state.used.saturating_add(amount) <= limit;
             if fits {
-                *used += amount;
+                state.used = state.used.saturating_add(amount);
+                state.unflushed = state.unflushed.saturating_add(amount);
             }
             fits
         })
@@ -352,15 +419,56 @@ impl RateWindow {
     ///
     /// The limit, when the window is spent.
     pub fn check(&self) -> Result<(), u64> {
-        self.with_used(|used, limit| *used < limit)
+        self.with_used(|state, limit| state.used < limit)
     }
 
     /// Counts what was used, even past the limit (the next check refuses).
     pub fn record(&self, amount: u64) {
-        let _ = self.with_used(|used, _| {
-            *used = used.saturating_add(amount);
+        let _ = self.with_used(|state, _| {
+            state.used = state.used.saturating_add(amount);
+            state.unflushed = state.unflushed.saturating_add(amount);
             true
         });
+    }
+
+    /// Adds this process's unflushed use to the ledger and takes the
+    /// ledger's total (everyone's use this minute) as what is used.
+    ///
+    /// # Errors
+    ///
+    /// When the ledger cannot be reached (the use stays to be flushed).
+    pub async fn sync(&self, tenant: &str, ledger: &dyn QuotaLedger) -> Result<(), String> {
+        if self.limit.is_none() {
+            return Ok(());
+        }
+        let (window, amount) = match self.state.lock() {
+            Ok(mut state) => {
+                let now = minute();
+                if state.window != now {
+                    *state = WindowState { window: now, ..WindowState::default() };
+                }
+                (state.window, std::mem::take(&mut state.unflushed))
+            }
+            Err(_) => return Ok(()),
+        };
+        match ledger.add(tenant, self.name, window, amount).await {
+            Ok(total) => {
+                if let Ok(mut state) = self.state.lock()
+                    && state.window == window
+                {
+                    state.used = state.used.max(total.saturating_add(state.unflushed));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Ok(mut state) = self.state.lock()
+                    && state.window == window
+                {
+                    state.unflushed = state.unflushed.saturating_add(amount);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -383,10 +491,10 @@ mod tests {
 
     #[test]
     fn a_window_refuses_past_its_limit() {
-        let window = RateWindow::new(Some(3));
+        let window = RateWindow::new("test", Some(3));
         assert_eq!(window.take(2), Ok(()));
         assert_eq!(window.take(1), Ok(()));
         assert_eq!(window.take(1), Err(3));
-        assert_eq!(RateWindow::new(None).take(u64::MAX), Ok(()));
+        assert_eq!(RateWindow::new("test", None).take(u64::MAX), Ok(()));
     }
 }

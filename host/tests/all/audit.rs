@@ -32,7 +32,13 @@ fn event(i: u64, tenant: &str) -> Event {
 /// A closed stream of `n` records (plus checkpoints) in a fresh root.
 fn stream(n: u64, checkpoint_every: u64) -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();
-    let log = AuditLog::open(root.path(), options(checkpoint_every), None, Vec::new()).unwrap();
+    let log = AuditLog::open(
+        root.path(),
+        options(checkpoint_every),
+        agenthost::governance::KeyPair::from_seed([7; 32]),
+        Vec::new(),
+    )
+    .unwrap();
     for i in 1..=n {
         log.append(&event(i, "acme")).unwrap();
     }
@@ -89,9 +95,11 @@ fn an_untouched_stream_verifies_with_its_checkpoints_and_head() {
     let report = check(root.path());
     assert!(report.ok(), "{report:#?}");
     let s = &report.streams[0];
-    // 1000 records, a checkpoint after every 100 and none more at close.
-    assert_eq!(s.checkpoints, 10);
-    assert_eq!(s.records, 1010);
+    // The stream record, 1000 records, a checkpoint after every 100 and
+    // the close checkpoint.
+    assert_eq!(s.checkpoints, 11);
+    assert_eq!(s.records, 1012);
+    assert!(s.closed);
     assert_eq!(s.signed_upto, s.last_seq - 1);
     assert_eq!(s.head_seq, Some(s.last_seq - 1));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
@@ -102,10 +110,11 @@ fn a_modified_record_is_named_by_its_sequence_number() {
     let (root, dir) = stream(50, 1000);
     let path = segment(&dir);
     let mut all = lines(&path);
-    all[19] = all[19].replace(r#""n":20"#, r#""n":21"#);
+    // Line 21 (seq 21) holds record n = 20: seq 1 is the stream record.
+    all[20] = all[20].replace(r#""n":20"#, r#""n":21"#);
     write_lines(&path, &all);
     let p = problem(root.path());
-    assert_eq!((p.kind, p.seq, p.line), (ProblemKind::Modified, Some(20), 20), "{p:?}");
+    assert_eq!((p.kind, p.seq, p.line), (ProblemKind::Modified, Some(21), 21), "{p:?}");
 }
 
 #[test]
@@ -176,7 +185,9 @@ fn a_stream_cut_short_of_its_signed_head_is_truncated() {
 fn a_deleted_segment_is_found_from_the_gap_it_leaves() {
     let root = tempfile::tempdir().unwrap();
     let small = AuditOptions { segment_bytes: 4096, ..options(20) };
-    let log = AuditLog::open(root.path(), small, None, Vec::new()).unwrap();
+    let log =
+        AuditLog::open(root.path(), small, agenthost::governance::KeyPair::from_seed([7; 32]), Vec::new())
+            .unwrap();
     for i in 1..=200 {
         log.append(&event(i, "acme")).unwrap();
     }
@@ -206,8 +217,9 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     let mut body: serde_json::Value = serde_json::from_slice(line.body).unwrap();
     let seq = body["what"]["seq"].as_u64().unwrap();
     let hash = body["what"]["hash"].as_str().unwrap().to_owned();
-    body["what"]["signature"] =
-        forger.sign_bytes(agenthost::audit::record::checkpoint_message(seq, &hash).as_bytes()).into();
+    let message =
+        agenthost::audit::record::checkpoint_message("host", agenthost::audit::Reason::Periodic, seq, &hash);
+    body["what"]["signature"] = forger.sign_bytes(message.as_bytes()).into();
     let body = agenthost::governance::keys::canonical_json(&body);
     all[10] = format!("{} {} {} {body}", "0".repeat(64), line.seq, String::from_utf8_lossy(line.prev));
     rehash(&mut all, 10);
@@ -243,7 +255,13 @@ fn a_torn_final_record_is_reported_then_acknowledged_by_the_next_writer() {
 
     // The next writer keeps the torn bytes, states them in a recovery
     // record and goes on in a new segment.
-    let log = AuditLog::open(root.path(), options(5), None, Vec::new()).unwrap();
+    let log = AuditLog::open(
+        root.path(),
+        options(5),
+        agenthost::governance::KeyPair::from_seed([7; 32]),
+        Vec::new(),
+    )
+    .unwrap();
     log.record_blocking(&event(99, "acme")).unwrap();
     log.close().unwrap();
     let report = check(root.path());
@@ -263,7 +281,9 @@ fn a_torn_final_record_is_reported_then_acknowledged_by_the_next_writer() {
 fn audit_writer_child() {
     let Some(dir) = std::env::var_os("AGENTHOST_AUDIT_CHILD") else { return };
     let root = PathBuf::from(dir);
-    let log = AuditLog::open(&root, options(500), None, Vec::new()).unwrap();
+    let log =
+        AuditLog::open(&root, options(500), agenthost::governance::KeyPair::from_seed([7; 32]), Vec::new())
+            .unwrap();
     let acks = Arc::new(std::sync::Mutex::new(
         std::fs::OpenOptions::new().create(true).append(true).open(root.join("acks")).unwrap(),
     ));
@@ -331,7 +351,13 @@ fn kill_9_during_heavy_appends_loses_no_acknowledged_record() {
         assert!(s.warnings.iter().any(|w| w.contains("torn")), "{torn:?} not reported");
     }
     // And the next writer carries on from the last complete record.
-    let log = AuditLog::open(root.path(), options(500), None, Vec::new()).unwrap();
+    let log = AuditLog::open(
+        root.path(),
+        options(500),
+        agenthost::governance::KeyPair::from_seed([7; 32]),
+        Vec::new(),
+    )
+    .unwrap();
     log.record_blocking(&event(1, "acme")).unwrap();
     log.close().unwrap();
     assert!(check(root.path()).ok());
@@ -340,7 +366,13 @@ fn kill_9_during_heavy_appends_loses_no_acknowledged_record() {
 #[test]
 fn queries_select_by_trace_run_tenant_kind_and_time() {
     let root = tempfile::tempdir().unwrap();
-    let log = AuditLog::open(root.path(), options(1000), None, Vec::new()).unwrap();
+    let log = AuditLog::open(
+        root.path(),
+        options(1000),
+        agenthost::governance::KeyPair::from_seed([7; 32]),
+        Vec::new(),
+    )
+    .unwrap();
     for i in 0..30 {
         log.append(&event(i, if i < 10 { "acme" } else { "globex" })).unwrap();
     }
@@ -353,15 +385,28 @@ fn queries_select_by_trace_run_tenant_kind_and_time() {
     assert_eq!(count(Filter { kind: Some("checkpoint".into()), ..Filter::default() }), 1);
     let future = std::time::SystemTime::now() + Duration::from_secs(3600);
     assert_eq!(count(Filter { since: Some(future), ..Filter::default() }), 0);
-    assert_eq!(count(Filter { since: Some(query::parse_since("1h").unwrap()), ..Filter::default() }), 31);
+    // 30 records, the stream record and the close checkpoint.
+    assert_eq!(count(Filter { since: Some(query::parse_since("1h").unwrap()), ..Filter::default() }), 32);
     assert!(query::parse_since("yesterday").unwrap_err().contains("yesterday"));
 }
 
 #[test]
 fn a_second_writer_on_the_same_root_gets_its_own_stream() {
     let root = tempfile::tempdir().unwrap();
-    let first = AuditLog::open(root.path(), options(10), None, Vec::new()).unwrap();
-    let second = AuditLog::open(root.path(), options(10), None, Vec::new()).unwrap();
+    let first = AuditLog::open(
+        root.path(),
+        options(10),
+        agenthost::governance::KeyPair::from_seed([7; 32]),
+        Vec::new(),
+    )
+    .unwrap();
+    let second = AuditLog::open(
+        root.path(),
+        options(10),
+        agenthost::governance::KeyPair::from_seed([7; 32]),
+        Vec::new(),
+    )
+    .unwrap();
     assert_ne!(first.dir(), second.dir());
     first.record_blocking(&event(1, "acme")).unwrap();
     second.record_blocking(&event(2, "acme")).unwrap();
@@ -392,14 +437,21 @@ async fn sealed_segments_go_to_s3_under_object_lock_and_verify_from_there() {
 
     let root = tempfile::tempdir().unwrap();
     let small = AuditOptions { segment_bytes: 8192, ..options(25) };
-    let log = AuditLog::open(root.path(), small, None, vec![sink.clone()]).unwrap();
+    let log = AuditLog::open(
+        root.path(),
+        small,
+        agenthost::governance::KeyPair::from_seed([7; 32]),
+        vec![sink.clone()],
+    )
+    .unwrap();
     for i in 1..=200 {
         log.append(&event(i, "acme")).unwrap();
     }
     log.close().unwrap();
     sink.flush().await.unwrap();
 
-    let (streams, retention) = s3::fetch(&client, &bucket, "prod").await.unwrap();
+    let (streams, index, retention) = s3::fetch(&client, &bucket, "prod").await.unwrap();
+    assert!(index.is_some(), "the signed stream index is uploaded too");
     let local = verify::load_dir(root.path()).unwrap();
     assert_eq!(streams.len(), 1);
     assert_eq!(streams[0].segments.len(), local[0].segments.len(), "every sealed segment was uploaded");
@@ -421,7 +473,7 @@ async fn sealed_segments_go_to_s3_under_object_lock_and_verify_from_there() {
     // Under COMPLIANCE even the owner cannot delete a locked version: a
     // plain delete only hides it behind a delete marker, as on S3.
     client.delete_object().bucket(&bucket).key(&key).send().await.unwrap();
-    let (after, _) = s3::fetch(&client, &bucket, "prod").await.unwrap();
+    let (after, _, _) = s3::fetch(&client, &bucket, "prod").await.unwrap();
     let report = verify::verify(&after, None);
     assert_eq!(report.first_problem().map(|p| p.kind), Some(ProblemKind::Truncated), "{report:#?}");
 }

@@ -22,7 +22,8 @@ fn stdout_json(output: &Output) -> Value {
 
 fn stderr_error(output: &Output) -> Value {
     assert_eq!(output.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&output.stderr));
-    let value: Value = serde_json::from_slice(&output.stderr).expect("stderr is JSON");
+    let value: Value = serde_json::from_slice(&output.stderr)
+        .unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {}", String::from_utf8_lossy(&output.stderr)));
     value["error"].clone()
 }
 
@@ -87,7 +88,13 @@ fn inspect_shows_world_imports_exports_digest_and_spec() {
     assert_eq!(report["world"], "agenthost:platform/tool@0.1.0");
     assert!(report["digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(report["exports"], serde_json::json!(["describe", "invoke"]));
-    assert!(report["imports"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().starts_with("wasi:")));
+    assert!(
+        report["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"].as_str().unwrap().starts_with("wasi:"))
+    );
     assert_eq!(report["tool"]["name"], "calculator");
     assert_eq!(report["tool"]["risk_tier"], "read");
     assert_eq!(report["tool"]["input_schema"]["required"], serde_json::json!(["expression"]));
@@ -95,7 +102,14 @@ fn inspect_shows_world_imports_exports_digest_and_spec() {
     let output = agenthost(&["inspect", artifacts::TRIAGE]);
     let report = stdout_json(&output);
     assert_eq!(report["world"], "agenthost:platform/agent@0.1.0");
-    assert!(report["imports"].as_array().unwrap().iter().any(|i| i == "agenthost:platform/model@0.1.0"));
+    assert!(
+        report["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "agenthost:platform/model@0.1.0" && i["status"] == "live"),
+        "{report}"
+    );
     assert_eq!(report["agent"]["name"], "triage");
 }
 
@@ -160,8 +174,20 @@ fn an_approval_round_trip_from_the_command_line() {
     )
     .unwrap();
 
-    // The call waits for approval.
-    let run = ["run", wasm, "--tenant", "acme", "--as", "carol", "--input", input];
+    // The call waits for approval; carol proves who she is with her key.
+    let carol_key = config.join("keys/carol.key");
+    let run = [
+        "run",
+        wasm,
+        "--tenant",
+        "acme",
+        "--as",
+        "carol",
+        "--key",
+        carol_key.to_str().unwrap(),
+        "--input",
+        input,
+    ];
     let err = stderr_error(&governed(&config, &data, &run));
     assert_eq!(err["kind"], "approval-required", "{err}");
     let id = err["approval_request"].as_str().unwrap().to_owned();
@@ -172,7 +198,6 @@ fn an_approval_round_trip_from_the_command_line() {
     assert_eq!(listed[0]["approvals"], "0/1");
 
     // The requester cannot approve; alice can.
-    let carol_key = config.join("keys/carol.key");
     let out = governed(
         &config,
         &data,
@@ -200,7 +225,18 @@ fn an_approval_round_trip_from_the_command_line() {
 
     // A token handed over as a file (the output of `approvals approve`) is read too.
     let input8 = r#"{"order_id":"ORD-8","amount_cents":990,"currency":"EUR"}"#;
-    let run8 = ["run", wasm, "--tenant", "acme", "--as", "carol", "--input", input8];
+    let run8 = [
+        "run",
+        wasm,
+        "--tenant",
+        "acme",
+        "--as",
+        "carol",
+        "--key",
+        carol_key.to_str().unwrap(),
+        "--input",
+        input8,
+    ];
     let id8 = stderr_error(&governed(&config, &data, &run8))["approval_request"].as_str().unwrap().to_owned();
     let out = governed(
         &config,
@@ -217,8 +253,11 @@ fn an_approval_round_trip_from_the_command_line() {
     std::fs::write(config.join("tenants/globex.toml"), "id = \"globex\"\n").unwrap();
     let mut scoped = vec!["--tenant-scope", "globex"];
     scoped.extend(run);
-    let err = stderr_error(&governed(&config, &data, &scoped));
-    assert!(err["message"].as_str().unwrap().contains("scoped to tenant `globex`"), "{err}");
+    // (refused while proving who calls: the caller's tenant is not served here)
+    let out = governed(&config, &data, &scoped);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("scoped to tenant `globex`"), "{err}");
 }
 
 #[test]
@@ -254,11 +293,16 @@ fn policy_test_and_resolve_on_the_sample_packs() {
         dir.path().join("security.key").to_str().unwrap(),
         "--mode",
         "log-only",
+        "--tenant",
+        "acme",
         "-o",
         manifest.to_str().unwrap(),
     ]);
     let report = stdout_json(&out);
     assert_eq!(report["mode"], "log-only");
+    assert_eq!(report["tenants"], serde_json::json!(["acme"]));
+    let written_bytes = std::fs::read(&manifest).unwrap();
+    assert_eq!(report["digest"], agenthost::governance::keys::digest(&written_bytes));
     assert_eq!(report["layers"].as_array().unwrap().len(), 3);
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     assert_eq!(written["prompts"][0]["layer"], "base");
@@ -272,6 +316,8 @@ fn policy_test_and_resolve_on_the_sample_packs() {
         domain.to_str().unwrap(),
         "--sign-key",
         dir.path().join("security.key").to_str().unwrap(),
+        "--tenant",
+        "acme",
         "-o",
         manifest.to_str().unwrap(),
     ]);

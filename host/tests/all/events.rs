@@ -25,7 +25,13 @@ struct Setup {
 async fn setup(events: Option<Arc<dyn EventBus>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let memory = Arc::new(InProcessMemory::default());
-    let audit = AuditLog::open(dir.path(), Default::default(), None, Vec::new()).unwrap();
+    let audit = AuditLog::open(
+        dir.path(),
+        Default::default(),
+        agenthost::governance::KeyPair::from_seed([7; 32]),
+        Vec::new(),
+    )
+    .unwrap();
     let host = Host::new(HostConfig {
         engine: common::engine_config(),
         memory: Some(memory.clone()),

@@ -141,17 +141,18 @@ pub fn manifest(
         world: world.to_owned(),
         risk_tier: tier,
         policy: None,
+        policy_digest: None,
         requests,
         input_schema: None,
         signature: None,
     }
 }
 
-fn requests(interfaces: &[&str]) -> Requests {
+pub(crate) fn requests(interfaces: &[&str]) -> Requests {
     Requests { interfaces: interfaces.iter().map(|s| (*s).to_owned()).collect(), ..Requests::default() }
 }
 
-fn patterns(items: &[&str]) -> Patterns {
+pub(crate) fn patterns(items: &[&str]) -> Patterns {
     items.iter().copied().collect()
 }
 
@@ -169,12 +170,12 @@ pub async fn load_for(
 }
 
 /// The probe agent of a tenant, with these requests.
-async fn probe(host: &Host, tenant: &str, requests: Requests) -> Arc<LoadedComponent> {
+pub(crate) async fn probe(host: &Host, tenant: &str, requests: Requests) -> Arc<LoadedComponent> {
     let m = manifest(artifacts::HOSTILE_PROBE, "hostile-probe", "agent", None, requests);
     load_for(host, artifacts::HOSTILE_PROBE, tenant, m).await.unwrap()
 }
 
-async fn run(host: &Host, agent: &Arc<LoadedComponent>, input: Value) -> Value {
+pub(crate) async fn run(host: &Host, agent: &Arc<LoadedComponent>, input: Value) -> Value {
     host.run_agent(agent, &input).await.unwrap().output
 }
 
@@ -183,7 +184,7 @@ fn globex_interfaces() -> Vec<String> {
     ["log", "model", "memory", "events", "tools"].map(str::to_owned).to_vec()
 }
 
-fn probe_requests() -> Requests {
+pub(crate) fn probe_requests() -> Requests {
     Requests {
         memory_namespaces: patterns(&["*"]),
         tools: patterns(&["*"]),
@@ -221,22 +222,31 @@ fn tenants_scope_and_account_isolation() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_ungranted_import_fails_the_load_naming_the_rule() {
+async fn an_ungranted_import_is_linked_to_a_refusal_naming_the_rule() {
     let setup = Setup::new("");
     let host = setup.host();
-    // hooli does not grant `model`: the triage agent imports it.
+    let status = |c: &LoadedComponent, name: &str| {
+        c.import_status().iter().find(|i| i.name.starts_with(name)).cloned().unwrap()
+    };
+    // hooli does not grant `model`: the triage agent imports it, loads,
+    // and its model call is refused naming the rule.
     let m = manifest(artifacts::TRIAGE, "triage", "agent", None, requests(&["log", "model", "tools"]));
-    let err = load_for(&host, artifacts::TRIAGE, "hooli", m).await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::LoadFailed);
+    let triage = load_for(&host, artifacts::TRIAGE, "hooli", m).await.unwrap();
+    let model = status(&triage, "agenthost:platform/model@0.1.0");
+    assert_eq!(model.status, "denied");
+    assert_eq!(model.why.as_deref(), Some("tenant `hooli` does not grant it (grants.interfaces)"));
+    let err = host.run_agent(&triage, &json!({"question": "What is 1 + 1?"})).await.unwrap_err();
     assert!(
-        err.message.contains("agenthost:platform/model@0.1.0")
-            && err.message.contains("tenant `hooli` does not grant it (grants.interfaces)"),
+        err.message.contains("may not use `model`: tenant `hooli` does not grant it (grants.interfaces)"),
         "{err}"
     );
     // acme grants it but the manifest does not ask for it.
     let m = manifest(artifacts::TRIAGE, "triage", "agent", None, requests(&["log", "tools"]));
-    let err = load_for(&host, artifacts::TRIAGE, "acme", m).await.unwrap_err();
-    assert!(err.message.contains("its manifest does not request it (requests.interfaces)"), "{err}");
+    let triage = load_for(&host, artifacts::TRIAGE, "acme", m).await.unwrap();
+    assert_eq!(
+        status(&triage, "agenthost:platform/model@0.1.0").why.as_deref(),
+        Some("its manifest does not request it (requests.interfaces)")
+    );
     // A read-tier tool never gets `events`, even when tenant and manifest agree.
     let m =
         manifest(artifacts::CALCULATOR, "calculator", "tool", Some(Tier::Read), requests(&["log", "events"]));
@@ -246,11 +256,16 @@ async fn an_ungranted_import_fails_the_load_naming_the_rule() {
         calc.grant().removed.get(&agenthost::Capability::Events).map(String::as_str),
         Some("a read-tier tool may not publish events (tier ceiling)")
     );
-    // http-fetch imports wasi:http, and acme grants no network.
+    // http-fetch imports wasi:http, and acme grants no network: it loads,
+    // and every request is refused naming the rule.
     let m = manifest(artifacts::HTTP_FETCH, "http-fetch", "tool", Some(Tier::Read), requests(&["log"]));
-    let err = load_for(&host, artifacts::HTTP_FETCH, "acme", m).await.unwrap_err();
+    let fetch_tool = load_for(&host, artifacts::HTTP_FETCH, "acme", m).await.unwrap();
+    let http = status(&fetch_tool, "wasi:http/outgoing-handler");
+    assert_eq!(http.status, "denied");
+    assert!(http.why.unwrap().contains("tenant `acme` allows no destination"));
+    let err = fetch(&host, &fetch_tool, "http://example.com/").await.unwrap_err();
     assert!(
-        err.message.contains("wasi:http") && err.message.contains("tenant `acme` allows no destination"),
+        err.message.contains("HttpRequestDenied") && err.message.contains("no outgoing HTTP is granted"),
         "{err}"
     );
 }
@@ -457,7 +472,7 @@ async fn write_low_runs_within_its_quota() {
     assert_eq!(err.kind, ErrorKind::InvalidInput);
 }
 
-async fn refund_tool(host: &Host) -> Arc<LoadedComponent> {
+pub(crate) async fn refund_tool(host: &Host) -> Arc<LoadedComponent> {
     let m = manifest(
         artifacts::REFUND,
         "refund",
@@ -469,7 +484,7 @@ async fn refund_tool(host: &Host) -> Arc<LoadedComponent> {
 }
 
 /// A token for `request` as `approver` would sign it, with any key and expiry.
-fn token_for(
+pub(crate) fn token_for(
     request: &agenthost::governance::ApprovalRequest,
     approver: &str,
     key: &KeyPair,
@@ -480,6 +495,7 @@ fn token_for(
         request_id: request.id.clone(),
         tenant: request.tenant.clone(),
         tool: request.tool.clone(),
+        tool_digest: request.tool_digest.clone(),
         input_digest: request.input_digest.clone(),
         run_id: request.run_id.clone(),
         expires_at,
@@ -490,7 +506,7 @@ fn token_for(
     ApprovalToken::sign(claims, key).unwrap()
 }
 
-fn as_user(name: &str) -> CallOptions {
+pub(crate) fn as_user(name: &str) -> CallOptions {
     CallOptions { principal: Some(name.to_owned()), ..CallOptions::default() }
 }
 
@@ -512,13 +528,13 @@ async fn write_high_needs_one_token_bound_to_the_call() {
         (request.tenant.as_str(), request.tool.as_str(), request.requested_by.as_str()),
         ("acme", "refund@0.1.0", "carol")
     );
-    assert_eq!(request.preview["reason"], "da…(18 chars)", "strings are redacted");
+    assert_eq!(request.preview["reason"], "damaged on arrival", "approvers see the values");
     assert_eq!(request.preview["amount_cents"], 2599);
 
     // The requester cannot approve their own request.
-    let err = store.decide(&id, "carol", Some(&key(&setup, "carol")), true, "", 600).unwrap_err();
+    let err = store.decide(&id, "carol", &key(&setup, "carol"), true, "", 600).unwrap_err();
     assert!(err.contains("`carol` made request"), "{err}");
-    let (_, token) = store.decide(&id, "alice", Some(&key(&setup, "alice")), true, "ok", 600).unwrap();
+    let (_, token) = store.decide(&id, "alice", &key(&setup, "alice"), true, "ok", 600).unwrap();
     let token = token.unwrap();
 
     // A token for other input is refused.
@@ -577,9 +593,9 @@ async fn critical_needs_an_enable_and_two_distinct_approvers() {
     let err = host.invoke_tool_with(&wipe, &input, &as_user("ops")).await.unwrap_err();
     let id = err.approval_request.unwrap();
     let store = host.governance().approvals().unwrap();
-    let (_, alice) = store.decide(&id, "alice", Some(&key(&setup, "alice")), true, "", 600).unwrap();
+    let (_, alice) = store.decide(&id, "alice", &key(&setup, "alice"), true, "", 600).unwrap();
     // The same approver cannot decide twice through the store...
-    assert!(store.decide(&id, "alice", Some(&key(&setup, "alice")), true, "", 600).is_err());
+    assert!(store.decide(&id, "alice", &key(&setup, "alice"), true, "", 600).is_err());
     // ...and two tokens from one approver do not make two approvals.
     let alice = alice.unwrap();
     let mut second = alice.clone();
@@ -596,14 +612,14 @@ async fn critical_needs_an_enable_and_two_distinct_approvers() {
         "{err}"
     );
 
-    store.decide(&id, "bob", Some(&key(&setup, "bob")), true, "", 600).unwrap();
+    store.decide(&id, "bob", &key(&setup, "bob"), true, "", 600).unwrap();
     let resubmit = CallOptions { approval_request: Some(id), ..as_user("ops") };
     let out = host.invoke_tool_with(&wipe, &input, &resubmit).await.unwrap();
     assert_eq!(out, json!({"namespace": "scratch", "deleted": 0}));
 }
 
 /// A one-request-at-a-time HTTP server on 127.0.0.1.
-fn http_server(body: &'static str) -> u16 {
+pub(crate) fn http_server(body: &'static str) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -621,7 +637,7 @@ fn http_server(body: &'static str) -> u16 {
     port
 }
 
-async fn fetch(host: &Host, tool: &Arc<LoadedComponent>, url: &str) -> Result<Value, InvokeError> {
+pub(crate) async fn fetch(host: &Host, tool: &Arc<LoadedComponent>, url: &str) -> Result<Value, InvokeError> {
     host.invoke_tool(tool, &json!({ "url": url })).await
 }
 
@@ -694,14 +710,58 @@ async fn egress_follows_the_allow_list_and_the_resolved_address() {
     assert_eq!(err.kind, ErrorKind::Denied, "opening loopback does not open the metadata address: {err}");
 }
 
-/// Resolves the sample packs with the setup's security key into `path`.
-fn resolve_sample_packs(setup: &Setup, path: &Path, mode: Mode, valid_secs: u64) {
+/// Resolves the sample packs with the setup's security key into `path`,
+/// bound to `acme`; returns the file's digest.
+pub(crate) fn resolve_sample_packs(setup: &Setup, path: &Path, mode: Mode, valid_secs: u64) -> String {
+    resolve_packs_for(setup, path, mode, valid_secs, &["acme"], &[])
+}
+
+/// Resolves the sample packs bound to `tenants`, allowing `component_stacks`.
+pub(crate) fn resolve_packs_for(
+    setup: &Setup,
+    path: &Path,
+    mode: Mode,
+    valid_secs: u64,
+    tenants: &[&str],
+    component_stacks: &[String],
+) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
     let stack =
         packs::stack_of(&[root.join("base"), root.join("domain-support"), root.join("intent-refunds")])
             .unwrap();
-    let manifest = packs::resolve(&stack, mode, &key(setup, "security"), valid_secs).unwrap();
-    std::fs::write(path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    let binding = packs::Binding {
+        tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+        component_stacks: component_stacks.to_vec(),
+    };
+    let manifest = packs::resolve(&stack, mode, &binding, &key(setup, "security"), valid_secs).unwrap();
+    let text = serde_json::to_string_pretty(&manifest).unwrap();
+    std::fs::write(path, &text).unwrap();
+    digest(text.as_bytes())
+}
+
+/// Resolves the sample packs into `<config>/policy.json` for acme and pins
+/// them in acme's tenant file (which names `policy = "policy.json"`).
+pub(crate) fn use_sample_stack(setup: &Setup, mode: Mode, valid_secs: u64) {
+    let pinned = resolve_sample_packs(setup, &setup.config.path().join("policy.json"), mode, valid_secs);
+    pin_tenant_policy(setup, "acme", &pinned);
+}
+
+/// Adds `policy_digest` after the `policy = …` line of a tenant file.
+pub(crate) fn pin_tenant_policy(setup: &Setup, tenant: &str, pinned: &str) {
+    let path = setup.config.path().join("tenants").join(format!("{tenant}.toml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("policy_digest") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("policy =") {
+            out.push_str(&format!("policy_digest = \"{pinned}\"\n"));
+        }
+    }
+    std::fs::write(&path, out).unwrap();
 }
 
 /// Records every request the model backend receives.
@@ -728,7 +788,7 @@ impl ModelBackend for Recording {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_policy_layers_prompts_always_come_first() {
     let setup = Setup::new("policy = \"policy.json\"\n");
-    resolve_sample_packs(&setup, &setup.config.path().join("policy.json"), Mode::Enforce, 3600);
+    use_sample_stack(&setup, Mode::Enforce, 3600);
     let recording = Arc::new(Recording::default());
     let host = setup.host_with_model(recording.clone());
     let agent = probe(&host, "acme", probe_requests()).await;
@@ -753,7 +813,7 @@ async fn the_policy_layers_prompts_always_come_first() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_base_forbid_beats_every_grant_and_names_itself() {
     let setup = Setup::new("policy = \"policy.json\"\n");
-    resolve_sample_packs(&setup, &setup.config.path().join("policy.json"), Mode::Enforce, 3600);
+    use_sample_stack(&setup, Mode::Enforce, 3600);
     let host = setup.host();
     // http-fetch is not among the refund assistant's tools (intent pack).
     let calc = manifest(artifacts::CALCULATOR, "calculator", "tool", Some(Tier::Read), requests(&["log"]));
@@ -793,7 +853,7 @@ async fn a_base_forbid_beats_every_grant_and_names_itself() {
 #[tokio::test(flavor = "multi_thread")]
 async fn log_only_records_a_denial_and_lets_the_call_through() {
     let setup = Setup::new("policy = \"policy.json\"\n");
-    resolve_sample_packs(&setup, &setup.config.path().join("policy.json"), Mode::LogOnly, 3600);
+    use_sample_stack(&setup, Mode::LogOnly, 3600);
     let host = setup.host();
     let agent = probe(&host, "acme", probe_requests()).await;
     let run = host
@@ -810,32 +870,39 @@ async fn log_only_records_a_denial_and_lets_the_call_through() {
 fn a_policy_manifest_must_be_signed_by_a_trusted_key_and_current() {
     let setup = Setup::new("");
     let path = setup.config.path().join("policy.json");
-    resolve_sample_packs(&setup, &path, Mode::Enforce, 3600);
+    let pinned = resolve_sample_packs(&setup, &path, Mode::Enforce, 3600);
     let trusted = vec![key(&setup, "security").public()];
-    assert!(LoadedPolicy::read(&path, &trusted).is_ok());
+    assert!(LoadedPolicy::read(&path, &pinned, &trusted).is_ok());
 
-    let err = LoadedPolicy::read(&path, &[key(&setup, "alice").public()]).unwrap_err();
+    let err = LoadedPolicy::read(&path, &pinned, &[key(&setup, "alice").public()]).unwrap_err();
     assert!(err.contains("which this host does not trust"), "{err}");
 
     let text = std::fs::read_to_string(&path).unwrap();
     let tampered = setup.config.path().join("tampered.json");
-    std::fs::write(&tampered, text.replace("\"enforce\"", "\"log-only\"")).unwrap();
-    let err = LoadedPolicy::read(&tampered, &trusted).unwrap_err();
+    let altered = text.replace("\"enforce\"", "\"log-only\"");
+    std::fs::write(&tampered, &altered).unwrap();
+    // Pinned by digest: the altered file is refused before anything else...
+    let err = LoadedPolicy::read(&tampered, &pinned, &trusted).unwrap_err();
+    assert!(err.contains("not the pinned"), "{err}");
+    // ...and pinned to itself, its signature fails.
+    let err = LoadedPolicy::read(&tampered, &digest(altered.as_bytes()), &trusted).unwrap_err();
     assert!(err.contains("fails its signature check"), "{err}");
 
     let mut unsigned: Value = serde_json::from_str(&text).unwrap();
     unsigned.as_object_mut().unwrap().remove("signature");
-    std::fs::write(&tampered, unsigned.to_string()).unwrap();
-    assert!(LoadedPolicy::read(&tampered, &trusted).unwrap_err().contains("is unsigned"));
+    let unsigned = unsigned.to_string();
+    std::fs::write(&tampered, &unsigned).unwrap();
+    let err = LoadedPolicy::read(&tampered, &digest(unsigned.as_bytes()), &trusted).unwrap_err();
+    assert!(err.contains("is unsigned"), "{err}");
 
     let expired = setup.config.path().join("expired.json");
-    resolve_sample_packs(&setup, &expired, Mode::Enforce, 0);
-    assert!(LoadedPolicy::read(&expired, &trusted).unwrap_err().contains("expired"));
+    let expired_digest = resolve_sample_packs(&setup, &expired, Mode::Enforce, 0);
+    assert!(LoadedPolicy::read(&expired, &expired_digest, &trusted).unwrap_err().contains("expired"));
 
     // The host refuses to start on a tenant whose policy fails.
     std::fs::write(
         setup.config.path().join("tenants/acme.toml"),
-        "id = \"acme\"\npolicy = \"expired.json\"\n",
+        format!("id = \"acme\"\npolicy = \"expired.json\"\npolicy_digest = \"{expired_digest}\"\n"),
     )
     .unwrap();
     let err = setup.governance(None).unwrap_err();
@@ -843,7 +910,7 @@ fn a_policy_manifest_must_be_signed_by_a_trusted_key_and_current() {
 }
 
 /// Copies the sample packs so a test can change one.
-fn copy_packs(to: &Path) -> Vec<PathBuf> {
+pub(crate) fn copy_packs(to: &Path) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
     ["base", "domain-support", "intent-refunds"]
         .iter()
@@ -900,7 +967,8 @@ fn a_lower_layer_cannot_loosen_and_a_base_change_reruns_every_layers_cases() {
         failed[0].pack.starts_with("intent layer") && failed[0].policies == ["base/refunds-frozen"],
         "{failed:?}"
     );
-    let err = packs::resolve(&stack, Mode::Enforce, &KeyPair::generate(), 60).unwrap_err();
+    let binding = packs::Binding { tenants: vec!["acme".into()], component_stacks: Vec::new() };
+    let err = packs::resolve(&stack, Mode::Enforce, &binding, &KeyPair::generate(), 60).unwrap_err();
     assert!(err.contains("refusing to sign") && err.contains("the assistant may record a refund"), "{err}");
 }
 
@@ -1087,12 +1155,25 @@ async fn raw_sockets_and_name_lookup_only_when_granted() {
     let out = run(&host, &agent, json!({"op": "resolve", "name": "localhost"})).await;
     assert_eq!(out["ok"], false, "{out}");
 
-    // Granted, but only loopback is opened: loopback connects, the
-    // metadata address and an unlisted public address do not.
-    let open =
-        Setup::new("[grants.network]\nsockets = true\ndns = true\nallow_addresses = [\"127.0.0.0/8\"]\n");
+    // Granted to any address, asked for by the manifest, but only loopback
+    // is opened: loopback connects, the metadata address, a private one and
+    // one outside the socket rules do not.
+    let open = Setup::new(
+        "[grants.network]\nsockets = true\ndns = true\nallow = [\"tcp://0.0.0.0/0:*\"]\nallow_addresses = [\"127.0.0.0/8\"]\n",
+    );
     let host = open.host();
-    let agent = probe(&host, "acme", probe_requests()).await;
+    let asking = Requests {
+        sockets: true,
+        dns: true,
+        egress: vec![
+            "tcp://127.0.0.0/8:*".into(),
+            "tcp://169.254.169.254:80".into(),
+            "tcp://10.0.0.1:5432".into(),
+        ],
+        ..probe_requests()
+    };
+    let m = manifest(artifacts::HOSTILE_PROBE, "hostile-probe", "agent", None, asking);
+    let agent = load_for(&host, artifacts::HOSTILE_PROBE, "acme", m).await.unwrap();
     let out = run(&host, &agent, json!({"op": "tcp_connect", "addr": addr})).await;
     assert_eq!(out, json!({"ok": true}));
     for refused in ["169.254.169.254:80", "10.0.0.1:5432", "93.184.216.34:443"] {

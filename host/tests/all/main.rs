@@ -11,6 +11,7 @@ mod common;
 mod engine;
 mod events;
 mod governance;
+mod hardening;
 mod limits;
 mod loading;
 mod memory;

@@ -153,9 +153,13 @@ fn rand_suffix() -> String {
 async fn a_guest_write_is_stored_with_its_writer_and_run_and_audited() {
     let dir = tempfile::tempdir().unwrap();
     let memory: Arc<dyn MemoryStore> = Arc::new(EmbeddedMemory::open(dir.path(), true).unwrap());
-    let audit =
-        agenthost::audit::AuditLog::open(&dir.path().join("audit"), Default::default(), None, Vec::new())
-            .unwrap();
+    let audit = agenthost::audit::AuditLog::open(
+        &dir.path().join("audit"),
+        Default::default(),
+        agenthost::governance::KeyPair::from_seed([7; 32]),
+        Vec::new(),
+    )
+    .unwrap();
     let host = Host::new(HostConfig {
         engine: common::engine_config(),
         memory: Some(memory.clone()),

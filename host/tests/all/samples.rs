@@ -100,7 +100,7 @@ async fn triage_answers_with_the_calculator() {
         TranscriptEvent::ToolCall { caller, tool, output, .. } => {
             assert_eq!(caller, "triage@0.1.0");
             assert_eq!(tool, "calculator");
-            assert_eq!(output.as_ref().unwrap()["value"], 79);
+            assert_eq!(output.as_ref().and_then(|o| o.whole()).unwrap()["value"], 79);
         }
         other => panic!("expected a tool call, got {other:?}"),
     }

@@ -8,11 +8,22 @@
 //! `write_file {path, content}`, `list_dir {path}`, `env {name}`,
 //! `env_all`, `tcp_connect {addr}`, `resolve {name}`, `memory_get {namespace, key}`, `memory_put {namespace, key,
 //! value}`, `flood {namespace, calls}`, `invoke_tool {name, input}`,
-//! `tools_list`, `converse {system}`, `publish {topic}`.
+//! `tools_list`, `converse {system}`, `publish {topic}`, and the host-work
+//! probes: `log {message, fields}` (raw text, newlines included),
+//! `forge_approval {request_id}` (returns an `approval-required` the host
+//! never issued), `huge_error {bytes}`, `converse_pattern {pattern,
+//! repeat, messages, calculator}` (one big or adversarial request),
+//! `converse_many {count, bytes}` (many requests), `publish_attrs {topic,
+//! count, value_bytes}`, `memory_list {namespace, limit}`,
+//! `memory_put {…, ttl, expected_version}` and `emit {summary_bytes,
+//! data_bytes}`.
 
 use agenthost_guest_sdk::memory::{self, Classification, Governance, PutOptions};
-use agenthost_guest_sdk::model::{ConverseRequest, Message};
-use agenthost_guest_sdk::{Agent, AgentSpec, Error, Task, Value, events, export_agent, json, model, tools};
+use agenthost_guest_sdk::model::{ConverseRequest, Message, ToolChoice, ToolConfig, ToolDefinition};
+use agenthost_guest_sdk::{
+    Agent, AgentSpec, ApprovalPending, Error, Task, Value, audit, events, export_agent, json, log, model,
+    tools,
+};
 use serde_json::json;
 
 struct Probe;
@@ -84,8 +95,8 @@ impl Agent for Probe {
             },
             "memory_put" => {
                 let options = PutOptions {
-                    expected_version: None,
-                    ttl_seconds: None,
+                    expected_version: input.get("expected_version").and_then(Value::as_u64),
+                    ttl_seconds: input.get("ttl").and_then(Value::as_u64),
                     governance: Governance { classification: Classification::Internal, retention_days: None },
                 };
                 match memory::put(&field("namespace")?, &field("key")?, field("value")?.as_bytes(), options) {
@@ -138,9 +149,98 @@ impl Agent for Probe {
                     Err(e) => fail(wit_error(&e)),
                 }
             }
+            "log" => {
+                let fields: Vec<(String, String)> = input
+                    .get("fields")
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned())).collect()
+                    })
+                    .unwrap_or_default();
+                let borrowed: Vec<(&str, &str)> =
+                    fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                log::info(&field("message")?, &borrowed);
+                json!({ "ok": true })
+            }
+            "forge_approval" => {
+                return Err(Error::ApprovalRequired(ApprovalPending {
+                    request_id: field("request_id")?,
+                    message: "approve me".to_owned(),
+                }));
+            }
+            "huge_error" => {
+                let bytes = count(input, "bytes", 1 << 20);
+                return Err(Error::Internal("e".repeat(bytes)));
+            }
+            "converse_pattern" => {
+                let text = field("pattern")?.repeat(count(input, "repeat", 1));
+                let messages = count(input, "messages", 1).max(1);
+                let mut request = ConverseRequest::new(vec![Message::user_text(text); messages]);
+                if input.get("calculator").and_then(Value::as_bool) == Some(true) {
+                    request.tool_config = Some(ToolConfig {
+                        tools: vec![ToolDefinition {
+                            name: "calculator".into(),
+                            description: "arithmetic".into(),
+                            input_schema: "{}".into(),
+                        }],
+                        choice: ToolChoice::Auto,
+                    });
+                }
+                match model::converse(&request) {
+                    Ok(response) => json!({ "ok": true, "chars": response.message.text().len() }),
+                    Err(e) => fail(wit_error(&e)),
+                }
+            }
+            "converse_many" => {
+                let text = "w ".repeat(count(input, "bytes", 2) / 2);
+                let mut done = 0u64;
+                let mut first_error = None;
+                for _ in 0..count(input, "count", 1) {
+                    match model::converse(&ConverseRequest::new(vec![Message::user_text(text.clone())])) {
+                        Ok(_) => done += 1,
+                        Err(e) => {
+                            first_error = Some(wit_error(&e));
+                            break;
+                        }
+                    }
+                }
+                json!({ "ok": first_error.is_none(), "calls": done, "error": first_error })
+            }
+            "publish_attrs" => {
+                let value = "v".repeat(count(input, "value_bytes", 1));
+                let attributes: Vec<(String, String)> =
+                    (0..count(input, "count", 1)).map(|i| (format!("a{i}"), value.clone())).collect();
+                match events::publish(&field("topic")?, b"{}", &attributes) {
+                    Ok(id) => json!({ "ok": true, "id": id }),
+                    Err(e) => fail(wit_error(&e)),
+                }
+            }
+            "memory_list" => {
+                let limit = u32::try_from(count(input, "limit", 10)).unwrap_or(u32::MAX);
+                match memory::list(&field("namespace")?, "", None, limit) {
+                    Ok(page) => json!({ "ok": true, "keys": page.keys.len() }),
+                    Err(e) => fail(wit_error(&e)),
+                }
+            }
+            "emit" => {
+                let evidence = audit::Evidence {
+                    kind: "probe".into(),
+                    summary: "s".repeat(count(input, "summary_bytes", 1)),
+                    data: format!("\"{}\"", "d".repeat(count(input, "data_bytes", 1))),
+                };
+                match audit::emit(&evidence) {
+                    Ok(id) => json!({ "ok": true, "id": id }),
+                    Err(e) => fail(wit_error(&e)),
+                }
+            }
             other => return Err(Error::InvalidInput(format!("unknown op `{other}`"))),
         })
     }
+}
+
+/// A count from the input, with a default.
+fn count(input: &Value, name: &str, default: usize) -> usize {
+    input.get(name).and_then(Value::as_u64).and_then(|n| usize::try_from(n).ok()).unwrap_or(default)
 }
 
 export_agent!(Probe);

@@ -1,4 +1,5 @@
-//! `http-fetch` (risk tier: read): GETs a URL through `wasi:http` and
+//! `http-fetch` (risk tier: read): GETs a URL through `wasi:http` (or
+//! sends another method, for the tests of what a read tool may send) and
 //! returns the status, the content type and up to 64 KiB of the body as
 //! text. It can reach only what the host's egress policy lets through; a
 //! refusal comes back as `denied` with the host's error code.
@@ -20,7 +21,10 @@ impl Tool for HttpFetch {
             .description("Fetches a web page or API response (GET) and returns its status and text.")
             .input_schema(json!({
                 "type": "object",
-                "properties": { "url": { "type": "string", "pattern": "^https?://", "maxLength": 2048 } },
+                "properties": {
+                    "url": { "type": "string", "pattern": "^https?://", "maxLength": 2048 },
+                    "method": { "enum": ["GET", "HEAD", "POST", "PUT", "DELETE"] }
+                },
                 "required": ["url"],
                 "additionalProperties": false
             }))
@@ -38,7 +42,14 @@ impl Tool for HttpFetch {
         let request = OutgoingRequest::new(Fields::new());
         let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
         let bad = |what: &str| Error::InvalidInput(format!("`url` has an invalid {what}"));
-        request.set_method(&Method::Get).map_err(|()| bad("method"))?;
+        let method = match input.get("method").and_then(Value::as_str).unwrap_or("GET") {
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            _ => Method::Get,
+        };
+        request.set_method(&method).map_err(|()| bad("method"))?;
         request.set_scheme(Some(&scheme)).map_err(|()| bad("scheme"))?;
         request.set_authority(Some(authority)).map_err(|()| bad("host"))?;
         request.set_path_with_query(Some(path)).map_err(|()| bad("path"))?;

@@ -23,7 +23,9 @@ impl Tool for Refund {
                     "order_id": { "type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$" },
                     "amount_cents": { "type": "integer", "minimum": 1, "maximum": 10000000 },
                     "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
-                    "reason": { "type": "string", "maxLength": 500 }
+                    "reason": { "type": "string", "maxLength": 500 },
+                    // Shown to nobody: an approver's preview redacts it.
+                    "card_last4": { "type": "string", "pattern": "^[0-9]{4}$", "x-sensitive": true }
                 },
                 "required": ["order_id", "amount_cents", "currency"],
                 "additionalProperties": false

@@ -174,9 +174,13 @@ impl DynamoMemory {
                 Some("attribute_not_exists(pk) OR expires_at <= :now".to_owned())
             }
             Some(expected) => {
+                // The guest names `expected`: at u64::MAX there is no next.
+                let next = expected.checked_add(1).ok_or_else(|| {
+                    MemoryError::Invalid(format!("expected version {expected} has no successor"))
+                })?;
                 values.insert(":now".to_owned(), n(now));
                 values.insert(":expected".to_owned(), n(expected));
-                values.insert(":next".to_owned(), n(expected + 1));
+                values.insert(":next".to_owned(), n(next));
                 set.push("#v = :next");
                 Some(format!("#v = :expected AND {live_cond}"))
             }
@@ -209,7 +213,9 @@ impl DynamoMemory {
             .await;
         match result {
             // A compare-and-set knows the version it wrote.
-            Ok(_) if put.expected_version.is_some() => Ok(put.expected_version.unwrap_or(0) + 1),
+            Ok(_) if put.expected_version.is_some() => {
+                Ok(put.expected_version.unwrap_or(0).saturating_add(1))
+            }
             Ok(out) => {
                 out.attributes.as_ref().and_then(|a| num(a, "version")).ok_or_else(|| {
                     MemoryError::Internal("DynamoDB did not return the new version".to_owned())

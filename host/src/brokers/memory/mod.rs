@@ -14,6 +14,7 @@
 mod dynamo;
 mod embedded;
 mod in_process;
+mod quota_ledger;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use dynamo::{DynamoMemory, create_table};
 pub use embedded::EmbeddedMemory;
 pub use in_process::InProcessMemory;
+pub use quota_ledger::{MemoryQuotaLedger, QUOTA_NAMESPACE};
 
 use crate::bindings::types::Error as WitError;
 
@@ -197,7 +199,13 @@ pub(crate) fn next_version(
         Some(expected) if expected != current => {
             Err(MemoryError::Conflict { key: key.to_owned(), expected, stored: current })
         }
-        _ => Ok(current + 1),
+        // A stored version comes from disk or a remote table: at its
+        // maximum it is refused, never wrapped back to a used version.
+        _ => current.checked_add(1).ok_or_else(|| {
+            MemoryError::Invalid(format!(
+                "`{key}` is at the highest version ({current}); it cannot be written again"
+            ))
+        }),
     }
 }
 

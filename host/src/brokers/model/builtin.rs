@@ -22,6 +22,8 @@
 //! `max-tokens`), and a stop sequence found in the answer cuts it there
 //! (`stop-sequence`).
 
+use std::collections::HashMap;
+
 use sha2::{Digest, Sha256};
 
 use crate::bindings::model::{
@@ -84,7 +86,8 @@ pub fn answer(request: &ConverseRequest) -> Result<ConverseResponse, Error> {
         .collect();
 
     let (content, mut stop_reason) = if last.role == Role::User && !results.is_empty() {
-        let sentences: Vec<String> = results.iter().map(|r| describe_result(r, &request.messages)).collect();
+        let uses = tool_uses(&request.messages);
+        let sentences: Vec<String> = results.iter().map(|r| describe_result(r, &uses)).collect();
         (vec![ContentBlock::Text(sentences.join(" "))], StopReason::EndTurn)
     } else {
         let text = text_of(last);
@@ -215,25 +218,28 @@ pub fn find_expression(text: &str) -> Option<String> {
 }
 
 fn clean_expression(run: &str) -> Option<String> {
-    let mut s = run.trim().trim_end_matches(['+', '-', '*', '/', '%', '^', '.', ' ']).trim().to_owned();
+    // Linear in the run's length whatever it holds: a guest chooses the
+    // text, and this runs on a host thread the call's deadline cannot stop.
+    let mut s = run.trim().trim_end_matches(['+', '-', '*', '/', '%', '^', '.', ' ']).trim();
+    let mut open = s.bytes().filter(|&b| b == b'(').count();
+    let mut close = s.bytes().filter(|&b| b == b')').count();
     // Drop parentheses that have no partner at the ends of the run.
     loop {
-        let open = s.matches('(').count();
-        let close = s.matches(')').count();
         if open > close && s.starts_with('(') {
-            s = s[1..].trim_start().to_owned();
+            s = s[1..].trim_start();
+            open -= 1;
         } else if close > open && s.ends_with(')') {
-            s.pop();
-            s = s.trim_end().to_owned();
+            s = s[..s.len() - 1].trim_end();
+            close -= 1;
         } else {
             break;
         }
     }
-    let mut depth = 0i32;
-    for c in s.chars() {
+    let mut depth = 0i64;
+    for c in s.bytes() {
         depth += match c {
-            '(' => 1,
-            ')' => -1,
+            b'(' => 1,
+            b')' => -1,
             _ => 0,
         };
         if depth < 0 {
@@ -247,22 +253,37 @@ fn clean_expression(run: &str) -> Option<String> {
         .split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .filter(|n| n.chars().any(|c| c.is_ascii_digit()))
         .count();
-    let has_binary_operator = s
-        .char_indices()
-        .any(|(i, c)| "+-*/%^".contains(c) && s[..i].chars().any(|p| p.is_ascii_digit() || p == ')'));
-    (numbers >= 2 && has_binary_operator).then_some(s)
+    // An operator with an operand (a digit or a closing parenthesis) before it.
+    let mut operand_seen = false;
+    let mut has_binary_operator = false;
+    for c in s.chars() {
+        if "+-*/%^".contains(c) && operand_seen {
+            has_binary_operator = true;
+            break;
+        }
+        if c.is_ascii_digit() || c == ')' {
+            operand_seen = true;
+        }
+    }
+    (numbers >= 2 && has_binary_operator).then(|| s.to_owned())
+}
+
+/// The tool-uses of a conversation by id (the first of each id), built
+/// once per answer so that matching results to them stays linear.
+fn tool_uses(history: &[Message]) -> HashMap<&str, &ToolUse> {
+    let mut uses = HashMap::new();
+    for block in history.iter().filter(|m| m.role == Role::Assistant).flat_map(|m| m.content.iter()) {
+        if let ContentBlock::ToolUse(tool_use) = block {
+            uses.entry(tool_use.id.as_str()).or_insert(tool_use);
+        }
+    }
+    uses
 }
 
 /// One sentence about a tool result, naming the tool and, for the
 /// calculator, the expression from the matching tool-use.
-fn describe_result(result: &ToolResult, history: &[Message]) -> String {
-    let tool_use =
-        history.iter().filter(|m| m.role == Role::Assistant).flat_map(|m| m.content.iter()).find_map(
-            |block| match block {
-                ContentBlock::ToolUse(tool_use) if tool_use.id == result.id => Some(tool_use),
-                _ => None,
-            },
-        );
+fn describe_result(result: &ToolResult, uses: &HashMap<&str, &ToolUse>) -> String {
+    let tool_use = uses.get(result.id.as_str()).copied();
     let tool = tool_use.map_or("unknown", |t| t.name.as_str());
     let content: Vec<String> = result
         .content
