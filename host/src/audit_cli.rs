@@ -122,7 +122,7 @@ pub async fn run(
             let mut report = verify::verify_trail(&streams, index.as_deref(), key.as_ref());
             if let Some(trusted) = trusted.as_ref().filter(|t| t.from_trail) {
                 report.warnings.push(format!(
-                    "trusted key taken from the trail's own directory ({}): whoever can rewrite the trail can replace it; pass --key with a copy kept elsewhere",
+                    "trusted key taken from the trail's own directory, or from a key directory that failed its checks ({}): whoever can rewrite the trail can replace it; pass --key with a copy kept elsewhere",
                     trusted.source
                 ));
             }

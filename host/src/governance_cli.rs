@@ -254,14 +254,22 @@ pub async fn approvals(
         }
         ApprovalsCommand::Show { id } => {
             let request = store.get(&id).map_err(|e| anyhow!(e))?;
-            print_json(&serde_json::to_value(&request).context("cannot render the request")?)
+            let mut shown = serde_json::to_value(&request).context("cannot render the request")?;
+            shown["host_signed"] = match request.verify_host_signature(&keys.audit.public()) {
+                Ok(()) => Value::Bool(true),
+                Err(why) => Value::String(why),
+            };
+            print_json(&shown)
         }
         ApprovalsCommand::Approve { id, approver, key, ttl, reason } => {
             let key = KeyPair::read(&key).map_err(|e| anyhow!(e))?;
             let request = store.get(&id).map_err(|e| anyhow!(e))?;
             check_approver(governance, &request.tenant, &approver, &key)?;
-            let (request, token) =
-                store.decide(&id, &approver, &key, true, &reason, ttl).map_err(|e| anyhow!(e))?;
+            // What the approver is shown must be what the host recorded.
+            request.verify_host_signature(&keys.audit.public()).map_err(|e| anyhow!("{e}; not approved"))?;
+            let os_user = agenthost::keystore::os_user();
+            let who = approvals::Approver { name: &approver, key: &key, os_user: Some(&os_user) };
+            let (request, token) = store.decide(&id, &who, true, &reason, ttl).map_err(|e| anyhow!(e))?;
             record(&request, &approver, key.id(), "approved", &reason)?;
             print_json(&json!({
                 "id": request.id,
@@ -275,8 +283,9 @@ pub async fn approvals(
             let key = KeyPair::read(&key).map_err(|e| anyhow!(e))?;
             let request = store.get(&id).map_err(|e| anyhow!(e))?;
             check_approver(governance, &request.tenant, &approver, &key)?;
-            let (request, _) =
-                store.decide(&id, &approver, &key, false, &reason, 0).map_err(|e| anyhow!(e))?;
+            let os_user = agenthost::keystore::os_user();
+            let who = approvals::Approver { name: &approver, key: &key, os_user: Some(&os_user) };
+            let (request, _) = store.decide(&id, &who, false, &reason, 0).map_err(|e| anyhow!(e))?;
             record(&request, &approver, key.id(), "denied", &reason)?;
             print_json(&json!({ "id": request.id, "status": request.status }))
         }

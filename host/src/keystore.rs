@@ -85,6 +85,26 @@ fn effective_uid() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
+/// The operating-system user running this process, as `unix:<name>` (or
+/// `unix:uid-<n>` without a passwd entry): the uid comes from the kernel,
+/// not from an environment variable a caller could set. The CLI's caller
+/// without `--as`, and the identity an approver's process runs as.
+pub fn os_user() -> String {
+    #[cfg(unix)]
+    if let Some(uid) = effective_uid() {
+        let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?.parse::<u32>().ok()?;
+                (id == uid).then(|| name.to_owned())
+            })
+        });
+        return format!("unix:{}", name.unwrap_or_else(|| format!("uid-{uid}")));
+    }
+    "unix:unknown".to_owned()
+}
+
 /// Checks that `path` is owned by this process's user and that `forbidden`
 /// mode bits (e.g. group/world write) are clear; `what` names it.
 #[cfg(unix)]
@@ -178,7 +198,13 @@ impl HostKeys {
         check_owner_mode(dir, "the key directory", 0o077, "chmod 700")?;
         let audit_path = dir.join("audit.key");
         if !audit_path.exists() {
-            let moved = match legacy_audit_key.filter(|p| fresh && p.exists()) {
+            // An older host's key beside its trail is adopted only if it is
+            // this user's own private file: a key someone else could have
+            // written there is not trusted to sign anything.
+            let adoptable = legacy_audit_key
+                .filter(|p| fresh && p.exists())
+                .filter(|p| check_owner_mode(p, "the legacy audit key", 0o077, "chmod 600").is_ok());
+            let moved = match adoptable {
                 Some(old) => {
                     tracing::warn!(
                         from = %old.display(),
@@ -222,6 +248,21 @@ impl HostKeys {
             source: format!("key directory {}", dir.display()),
             dir: Some(dir.to_owned()),
         })
+    }
+
+    /// The public half of the audit key in a key directory, read only once
+    /// the directory and the key pass the host's own checks (owned by this
+    /// user, nobody else may read or write them): what `audit verify`
+    /// trusts without a warning.
+    ///
+    /// # Errors
+    ///
+    /// A check that fails, or no key there.
+    pub fn checked_public_key(dir: &Path) -> Result<crate::governance::PublicKey, KeyError> {
+        check_owner_mode(dir, "the key directory", 0o077, "chmod 700")?;
+        let path = dir.join("audit.key");
+        check_owner_mode(&path, "the key file", 0o077, "chmod 600")?;
+        KeyPair::read(&path).map(|k| k.public()).map_err(KeyError::Invalid)
     }
 
     /// The keys in AWS Secrets Manager.

@@ -400,6 +400,7 @@ async fn run(
         .map_err(|e| anyhow::anyhow!(e))?;
     let mut config = host_config(&args.limits, cache_dir);
     config.cache_key = Some(keys.cache);
+    config.request_key = Some(keys.audit.clone());
     config.egress_ca = governance.egress_ca().map_err(|e| anyhow::anyhow!(e))?;
     config.governance = Some(governance);
     config.audit = backends.audit.clone();
@@ -469,7 +470,7 @@ async fn run_on(host: &Host, args: &RunArgs, input: &Value) -> Result<Value, Fai
 /// Who is calling: `--as NAME` proven by `--key`, else the OS user.
 fn caller(host: &Host, args: &RunArgs) -> Result<(String, Option<String>), Failure> {
     let (Some(name), Some(key)) = (&args.principal, &args.key) else {
-        return Ok((os_user(), None));
+        return Ok((agenthost::keystore::os_user(), None));
     };
     let key = agenthost::governance::KeyPair::read(key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
     let governance = host.governance();
@@ -477,29 +478,6 @@ fn caller(host: &Host, args: &RunArgs) -> Result<(String, Option<String>), Failu
     let tenant = governance.tenant(tenant_id).map_err(|e| anyhow::anyhow!(e))?;
     let key_id = tenant.authenticate(name, &key).map_err(|e| anyhow::anyhow!("--as {name}: {e}"))?;
     Ok((name.clone(), Some(key_id)))
-}
-
-/// The operating-system user running this process, as `unix:<name>` (or
-/// `unix:uid-<n>` without a passwd entry): the uid comes from the kernel,
-/// not from an environment variable a caller could set.
-fn os_user() -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        if let Ok(meta) = std::fs::metadata("/proc/self") {
-            let uid = meta.uid();
-            let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|passwd| {
-                passwd.lines().find_map(|line| {
-                    let mut fields = line.split(':');
-                    let name = fields.next()?;
-                    let id = fields.nth(1)?.parse::<u32>().ok()?;
-                    (id == uid).then(|| name.to_owned())
-                })
-            });
-            return format!("unix:{}", name.unwrap_or_else(|| format!("uid-{uid}")));
-        }
-    }
-    "unix:unknown".to_owned()
 }
 
 async fn inspect(

@@ -34,7 +34,8 @@ use crate::governance::approvals::{self, ApprovalRequest, CallBinding, Status};
 use crate::governance::keys::{canonical_json, digest};
 use crate::governance::policy::{Action, EntityRef, Query, Value as PolicyValue, tier_rank};
 use crate::governance::{
-    self, ApprovalToken, ComponentManifest, Governance, LoadedPolicy, Names, PolicyEngine, Tenant, Tier,
+    self, ApprovalToken, ComponentManifest, Governance, KeyPair, LoadedPolicy, Names, PolicyEngine, Tenant,
+    Tier,
 };
 use crate::limits::{LimitTracker, Limits};
 use crate::schema::InputSchema;
@@ -71,6 +72,9 @@ pub struct HostConfig {
     /// CA certificates (name, PEM) that guests' HTTPS may chain to besides
     /// the web PKI roots, e.g. a corporate CA (`[egress] ca_files`).
     pub egress_ca: Vec<(String, Vec<u8>)>,
+    /// The host's key, to sign the approval requests it records (so an
+    /// approver can tell a request the host made from an edited file).
+    pub request_key: Option<KeyPair>,
 }
 
 impl Default for HostConfig {
@@ -88,6 +92,7 @@ impl Default for HostConfig {
             memory: None,
             events: None,
             egress_ca: Vec::new(),
+            request_key: None,
         }
     }
 }
@@ -337,6 +342,8 @@ pub(crate) struct HostInner {
     pub(crate) audit: Option<Arc<AuditLog>>,
     /// TLS for guests' HTTPS requests.
     pub(crate) tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    /// Signs the approval requests this host records.
+    request_key: Option<KeyPair>,
     metrics: Arc<Metrics>,
     limits: Limits,
     governance: Arc<Governance>,
@@ -475,6 +482,7 @@ impl Host {
                 dispatcher,
                 audit: config.audit,
                 tls,
+                request_key: config.request_key,
                 metrics: Arc::new(Metrics::new()),
                 limits: config.limits,
                 governance,
@@ -719,6 +727,7 @@ impl Host {
             }
         };
         check_name(&name).map_err(&fail)?;
+        check_version(&version).map_err(&fail)?;
         if let Some(manifest) = manifest
             && (manifest.name != name || manifest.version != version)
         {
@@ -1043,6 +1052,8 @@ impl Host {
             instance.call_describe(&mut store).await
         })
         .await;
+        // What describe() burns counts against the tenant like any call.
+        self.inner.charge_fuel(&store, &subject.tenant, limits);
         let outcome = self.inner.finish(&store, &subject.id, limits, outcome);
         described(&call, &subject.id, outcome)
     }
@@ -1061,6 +1072,8 @@ impl Host {
             instance.call_describe(&mut store).await
         })
         .await;
+        // What describe() burns counts against the tenant like any call.
+        self.inner.charge_fuel(&store, &subject.tenant, limits);
         let outcome = self.inner.finish(&store, &subject.id, limits, outcome);
         described(&call, &subject.id, outcome)
     }
@@ -1823,9 +1836,18 @@ impl HostInner {
             }
         }
         let store = self.governance.approvals();
-        let mut approvers: Vec<&str> = valid.iter().map(|t| t.claims.approver.as_str()).collect();
+        // Distinct people: two names the tenant lists with one key are one
+        // person, so approvers are counted by key as well as by name.
+        let mut approvers: Vec<&str> = Vec::new();
+        let mut keys: Vec<&str> = Vec::new();
+        for token in &valid {
+            let (name, key) = (token.claims.approver.as_str(), token.claims.key_id.as_str());
+            if !approvers.contains(&name) && !keys.contains(&key) {
+                approvers.push(name);
+                keys.push(key);
+            }
+        }
         approvers.sort_unstable();
-        approvers.dedup();
         if approvers.len() >= needed {
             let store = store.ok_or_else(|| {
                 InvokeError::internal("this host has no approvals store to record token use")
@@ -1886,25 +1908,29 @@ impl HostInner {
         })?;
         let now = approvals::now_secs();
         let request = store
-            .create(ApprovalRequest {
-                id: String::new(),
-                tenant: tenant.id().to_owned(),
-                tool: tool_ref.clone(),
-                tool_digest: tool.id().digest.clone(),
-                tier,
-                input_digest: input_digest.to_owned(),
-                preview: approvals::preview(input, sensitive, sensitive_names),
-                requested_by: call.requested_by.clone(),
-                requested_by_key: call.requested_by_key.clone(),
-                trace_id: call.trace.trace_id.clone(),
-                run_id: call.trace.run_id.clone(),
-                created_at: now,
-                expires_at: now + approvals::REQUEST_TTL_SECS,
-                approvals_needed: needed,
-                status: Status::Pending,
-                decisions: Vec::new(),
-                tokens: Vec::new(),
-            })
+            .create_signed(
+                ApprovalRequest {
+                    id: String::new(),
+                    tenant: tenant.id().to_owned(),
+                    tool: tool_ref.clone(),
+                    tool_digest: tool.id().digest.clone(),
+                    tier,
+                    input_digest: input_digest.to_owned(),
+                    preview: approvals::preview(input, sensitive, sensitive_names),
+                    requested_by: call.requested_by.clone(),
+                    requested_by_key: call.requested_by_key.clone(),
+                    trace_id: call.trace.trace_id.clone(),
+                    run_id: call.trace.run_id.clone(),
+                    created_at: now,
+                    expires_at: now + approvals::REQUEST_TTL_SECS,
+                    approvals_needed: needed,
+                    status: Status::Pending,
+                    decisions: Vec::new(),
+                    tokens: Vec::new(),
+                    host_signature: None,
+                },
+                self.request_key.as_ref(),
+            )
             .map_err(InvokeError::internal)?;
         call.issued(&request.id);
         let hint = if tenant.approvers.len() < needed {
@@ -2086,6 +2112,22 @@ fn check_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("its name `{name}` is not of the form [a-z][a-z0-9-]* (at most 64 characters)"))
+    }
+}
+
+/// A version: what a guest says about itself travels into logs and
+/// records, so it is held to a plain form.
+fn check_version(version: &str) -> Result<(), String> {
+    let valid = !version.is_empty()
+        && version.len() <= 64
+        && version.bytes().all(|b| b.is_ascii_alphanumeric() || b".+-_".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "its version `{}` is not of the form [0-9A-Za-z.+-_] (at most 64 characters)",
+            crate::capabilities::log::clip(version)
+        ))
     }
 }
 

@@ -172,6 +172,17 @@ impl Transcript {
         Ok(())
     }
 
+    /// Checks, before a tool call, that a record of `input_bytes` would fit.
+    ///
+    /// # Errors
+    ///
+    /// The `limit-exceeded` message when it would not.
+    pub fn has_room(&self, input_bytes: usize) -> Result<(), String> {
+        let kept = input_bytes.min(KEEP_WHOLE_BYTES) * 2 + 1024;
+        let used = self.events.lock().map_or(0, |state| state.1);
+        if used.saturating_add(kept) > TRANSCRIPT_BUDGET_BYTES { Err(full(used)) } else { Ok(()) }
+    }
+
     /// Checks, before a model call, that its record would fit.
     ///
     /// # Errors

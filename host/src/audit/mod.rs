@@ -189,8 +189,15 @@ pub fn root_public_key(root: &Path) -> Result<PublicKey, AuditError> {
 pub const INDEX_FILE: &str = "STREAMS.json";
 
 /// Adds `stream` to the root's signed stream index (under a lock: several
-/// processes share a root), and returns the index file.
-fn index_stream(root: &Path, stream: &str, key: &KeyPair) -> Result<PathBuf, AuditError> {
+/// processes share a root) and returns the index file, and — when there
+/// was no index although streams exist (a trail from before the index, or
+/// one whose index was deleted) — a note for the stream to record: the
+/// index was rebuilt from the directories present, so a stream removed
+/// before then would not show.
+///
+/// An index that does not verify with this host's key is never re-signed:
+/// that would launder whatever was done to it.
+fn index_stream(root: &Path, stream: &str, key: &KeyPair) -> Result<(PathBuf, Option<String>), AuditError> {
     let lock_path = root.join("STREAMS.lock");
     let lock = OpenOptions::new()
         .create(true)
@@ -200,22 +207,35 @@ fn index_stream(root: &Path, stream: &str, key: &KeyPair) -> Result<PathBuf, Aud
         .map_err(|e| AuditError::io(&lock_path, e))?;
     lock.lock().map_err(|e| AuditError::io(&lock_path, e))?;
     let path = root.join(INDEX_FILE);
-    let mut streams: Vec<String> = Vec::new();
-    let mut counter = 0;
-    if let Ok(bytes) = std::fs::read(&path)
-        && let Ok(index) = serde_json::from_slice::<serde_json::Value>(&bytes)
-    {
-        counter = index.get("counter").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        streams = index
-            .get("streams")
-            .and_then(serde_json::Value::as_array)
-            .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
+    let (mut streams, counter, note) = match std::fs::read(&path) {
+        Ok(bytes) => {
+            let (counter, listed) = verified_index(&bytes, &key.public()).ok_or_else(|| AuditError::Damaged {
+                dir: root.to_path_buf(),
+                detail: format!(
+                    "{INDEX_FILE} does not verify with this host's key {}: the list of streams was altered; run `agenthost audit verify`, and move the file aside only once you know what happened",
+                    key.id()
+                ),
+            })?;
+            (listed, counter, None)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // No index, streams on disk: list them, and say so.
+            let present = stream_dirs(root)?;
+            let note = (!present.is_empty()).then(|| {
+                format!("{INDEX_FILE} was missing; it now lists the streams present: {}", present.join(", "))
+            });
+            (present, 0, note)
+        }
+        Err(e) => return Err(AuditError::io(&path, e)),
+    };
+    // Never drop a name. A stream directory the signed index does not
+    // list stays unlisted (verify reports it): it was planted or renamed.
+    if streams.iter().any(|s| s == stream) && note.is_none() {
+        return Ok((path, None));
     }
-    if streams.iter().any(|s| s == stream) {
-        return Ok(path);
+    if !streams.iter().any(|s| s == stream) {
+        streams.push(stream.to_owned());
     }
-    streams.push(stream.to_owned());
     streams.sort();
     let counter = counter.saturating_add(1);
     let signature = key.sign_bytes(record::index_message(counter, &streams).as_bytes());
@@ -232,7 +252,35 @@ fn index_stream(root: &Path, stream: &str, key: &KeyPair) -> Result<PathBuf, Aud
         .and_then(|()| File::open(&tmp).and_then(|f| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| AuditError::io(&path, e))?;
-    Ok(path)
+    Ok((path, note))
+}
+
+/// The names of the stream directories under a root that hold a segment.
+fn stream_dirs(root: &Path) -> Result<Vec<String>, AuditError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|e| AuditError::io(root, e))? {
+        let entry = entry.map_err(|e| AuditError::io(root, e))?;
+        if entry.path().is_dir() && !writer::segments(&entry.path())?.is_empty() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The counter and streams of an index, if `key` signed it.
+fn verified_index(bytes: &[u8], key: &PublicKey) -> Option<(u64, Vec<String>)> {
+    let index: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let counter = index.get("counter")?.as_u64()?;
+    let streams: Vec<String> = index
+        .get("streams")?
+        .as_array()?
+        .iter()
+        .map(|s| s.as_str().map(str::to_owned))
+        .collect::<Option<_>>()?;
+    let signature = index.get("signature")?.as_str()?;
+    key.verify_bytes(record::index_message(counter, &streams).as_bytes(), signature).ok()?;
+    Some((counter, streams))
 }
 
 fn record_id() -> String {
@@ -261,7 +309,7 @@ impl AuditLog {
             std::fs::write(&copy, &pem).map_err(|e| AuditError::io(&copy, e))?;
         }
         let (stream, dir, lock) = Self::claim(root, &options.stream)?;
-        let index = index_stream(root, &stream, &key)?;
+        let (index, index_note) = index_stream(root, &stream, &key)?;
         for sink in &sinks {
             sink.index(&index);
         }
@@ -271,6 +319,7 @@ impl AuditLog {
             checkpoint_interval: options.checkpoint_interval,
             sinks,
             stream: stream.clone(),
+            index_note,
         };
         let public = key.public();
         let writer = Writer::open(&dir, key, settings)?;

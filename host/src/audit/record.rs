@@ -337,9 +337,11 @@ impl Reason {
 }
 
 /// The bytes a checkpoint signs: it vouches for every record of `stream`
-/// up to `seq`, and says why it was written.
-pub fn checkpoint_message(stream: &str, reason: Reason, seq: u64, hash: &str) -> String {
-    format!("agenthost-audit-checkpoint-v2\n{stream}\n{}\n{seq}\n{hash}\n", reason.as_str())
+/// up to `seq`, says why it was written, and carries the stream's HEAD
+/// counter (so a writer finds the counter in the chain even when
+/// `HEAD.json` is gone, and never starts it over).
+pub fn checkpoint_message(stream: &str, reason: Reason, counter: u64, seq: u64, hash: &str) -> String {
+    format!("agenthost-audit-checkpoint-v2\n{stream}\n{}\n{counter}\n{seq}\n{hash}\n", reason.as_str())
 }
 
 /// The bytes `HEAD.json` signs: its own statement (another domain than a

@@ -75,6 +75,10 @@ fn key_of(prefix: &str, stream: &str, name: &str) -> String {
 pub struct S3Sink {
     client: Client,
     settings: S3Settings,
+    /// The writer's public key: a segment is uploaded only if it verifies
+    /// with it (what is on disk when the upload starts may not be what
+    /// the writer wrote).
+    key: PublicKey,
     runtime: tokio::runtime::Handle,
     pending: Mutex<Vec<tokio::task::JoinHandle<Result<(), String>>>>,
     errors: Arc<Mutex<Vec<String>>>,
@@ -87,16 +91,17 @@ impl std::fmt::Debug for S3Sink {
 }
 
 impl S3Sink {
-    /// A sink on the current tokio runtime.
+    /// A sink on the current tokio runtime for the segments `key` signs.
     ///
     /// # Errors
     /// When called outside a tokio runtime.
-    pub fn new(client: Client, settings: S3Settings) -> Result<Arc<S3Sink>, AuditError> {
+    pub fn new(client: Client, settings: S3Settings, key: PublicKey) -> Result<Arc<S3Sink>, AuditError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| AuditError::Sink("the S3 sink needs a tokio runtime".to_owned()))?;
         Ok(Arc::new(S3Sink {
             client,
             settings,
+            key,
             runtime,
             pending: Mutex::new(Vec::new()),
             errors: Arc::new(Mutex::new(Vec::new())),
@@ -204,10 +209,17 @@ fn content_md5(bytes: &[u8]) -> String {
 
 impl Sink for S3Sink {
     fn sealed(&self, stream: &str, name: &str, path: &Path) {
-        match std::fs::read(path) {
+        let checked =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(
+                |bytes| super::verify::check_standalone(stream, name, &bytes, &self.key).map(|()| bytes),
+            );
+        match checked {
             Ok(bytes) => self.upload(key_of(&self.settings.prefix, stream, name), bytes, true),
-            Err(e) => {
-                tracing::error!(target: "agenthost::audit", path = %path.display(), error = %e, "cannot read a sealed segment")
+            Err(why) => {
+                tracing::error!(target: "agenthost::audit", segment = %name, %why, "a sealed audit segment does not verify; it is not uploaded");
+                if let Ok(mut errors) = self.errors.lock() {
+                    errors.push(format!("{stream}/{name} not uploaded: {why}"));
+                }
             }
         }
     }

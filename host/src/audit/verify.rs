@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::record::{
     GENESIS, Line, Reason, checkpoint_message, checkpoint_message_v1, head_message, index_message,
 };
-use super::writer::{HEAD_FILE, segments};
+use super::writer::{HEAD_FILE, generation_of, segments};
 use super::{AuditError, INDEX_FILE, root_public_key};
 use crate::governance::PublicKey;
 
@@ -150,6 +150,10 @@ struct SegmentResult {
     recovery: Option<(u64, u64, bool)>,
     /// Ranges recovery records say were inherited unsigned.
     unsigned: Vec<(u64, u64)>,
+    /// What recovery records say was wrong with the HEAD they found: (seq, note).
+    head_notes: Vec<(u64, String)>,
+    /// Notes of a stream index rebuilt from the directories present: (seq, note).
+    index_notes: Vec<(u64, String)>,
     first: Option<(u64, String)>,
     last: Option<(u64, String)>,
     records: u64,
@@ -274,6 +278,18 @@ fn check_segment(
             ) {
                 result.unsigned.push((from, to));
             }
+            if let Some(head) = what.get("head").and_then(Value::as_str) {
+                result.head_notes.push((line.seq, head.to_owned()));
+            }
+        }
+        if INDEX_REBUILT.find(line.body).is_some()
+            && let Some(note) = line.body_json().and_then(|b| {
+                let kind = b.get("kind").and_then(Value::as_str)?.to_owned();
+                let note = b.pointer("/what/index_rebuilt").and_then(Value::as_str)?.to_owned();
+                (kind == "stream" || kind == "recovery").then_some(note)
+            })
+        {
+            result.index_notes.push((line.seq, note));
         }
         result.last_reason = None;
         if let Some(checkpoint) = checkpoint_of(&line) {
@@ -417,6 +433,8 @@ fn classify_gap(name: &str, lines: &[&[u8]], index: usize, expected: u64, found:
 
 static CHECKPOINT: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""kind":"checkpoint""#));
+static INDEX_REBUILT: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""index_rebuilt""#));
 static RECOVERY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""kind":"recovery""#));
 
@@ -437,6 +455,7 @@ struct Checkpoint {
     /// `None` for a v1 checkpoint.
     stream: Option<String>,
     reason: Option<Reason>,
+    counter: Option<u64>,
 }
 
 /// A checkpoint record's statement.
@@ -450,6 +469,7 @@ fn checkpoint_of(line: &Line<'_>) -> Option<Checkpoint> {
         signature: what.get("signature")?.as_str()?.to_owned(),
         stream: what.get("stream").and_then(Value::as_str).map(str::to_owned),
         reason: what.get("reason").and_then(Value::as_str).and_then(Reason::parse),
+        counter: what.get("counter").and_then(Value::as_u64),
     })
 }
 
@@ -469,9 +489,16 @@ fn check_signature(key: Option<&PublicKey>, checkpoint: &Checkpoint) -> Result<(
     if checkpoint.key != key.id() {
         return Err(format!("signed by key {}, not by the trusted key {}", checkpoint.key, key.id()));
     }
-    let message = match (&checkpoint.stream, checkpoint.reason) {
-        (Some(stream), Some(reason)) => checkpoint_message(stream, reason, checkpoint.seq, &checkpoint.hash),
-        _ => checkpoint_message_v1(checkpoint.seq, &checkpoint.hash),
+    let message = match (&checkpoint.stream, checkpoint.reason, checkpoint.counter) {
+        (Some(stream), Some(reason), Some(counter)) => {
+            checkpoint_message(stream, reason, counter, checkpoint.seq, &checkpoint.hash)
+        }
+        (None, None, None) => checkpoint_message_v1(checkpoint.seq, &checkpoint.hash),
+        _ => {
+            return Err(
+                "it is neither a v1 nor a whole v2 checkpoint (stream, reason and counter)".to_owned()
+            );
+        }
     };
     key.verify_bytes(message.as_bytes(), &checkpoint.signature)
         .map_err(|e| format!("the signature does not verify ({e})"))
@@ -570,7 +597,7 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
                         ));
                         return report;
                     }
-                    _ if !names_itself && result.v1_checkpoints == 0 && result.checkpoints > 0 => {
+                    _ if !names_itself && result.v1_checkpoints == 0 => {
                         report.problem = Some(problem(
                             ProblemKind::Malformed,
                             name,
@@ -646,6 +673,16 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
                 "records {from}..{to} were never signed by their writer: a later writer found them after its last valid checkpoint and marked them as inherited unsigned"
             ));
         }
+        for (at, note) in &result.head_notes {
+            report.warnings.push(format!(
+                "the writer that started at seq {at} found that {note}: records after the stream's newest checkpoint may have been deleted"
+            ));
+        }
+        for (at, note) in &result.index_notes {
+            report.warnings.push(format!(
+                "at seq {at} the stream index was rebuilt ({note}): a stream removed before then would not show"
+            ));
+        }
         if result.signed_upto > 0 {
             report.signed_upto = result.signed_upto;
         }
@@ -715,11 +752,6 @@ pub fn verify_stream(input: &StreamInput, key: Option<&PublicKey>) -> StreamRepo
         ));
     }
     report
-}
-
-/// The writer generation in a segment's name (`seg-<seq>-<generation>.log`).
-fn generation_of(name: &str) -> u64 {
-    name.trim_end_matches(".log").rsplit('-').next().and_then(|g| g.parse().ok()).unwrap_or(0)
 }
 
 fn check_segments(
@@ -868,13 +900,21 @@ pub fn trusted_key(
         return Ok(found(key, format!("--key {}", path.display()), false));
     }
     if let Some(dir) = key_dir {
-        for file in ["audit.pub", "audit.key"] {
-            if let Ok(key) = PublicKey::read(&dir.join(file)) {
-                return Ok(found(
-                    key,
-                    format!("the host's key directory ({})", dir.join(file).display()),
-                    false,
-                ));
+        match crate::keystore::HostKeys::checked_public_key(dir) {
+            Ok(key) => {
+                let source = format!("the host's key directory ({})", dir.join("audit.key").display());
+                return Ok(found(key, source, false));
+            }
+            // There, but failing the checks (or unreadable by this user):
+            // usable, not trusted.
+            Err(e) => {
+                if let Ok(key) = PublicKey::read(&dir.join("audit.pub")) {
+                    let source = format!(
+                        "{} — a key directory that failed its checks: {e}",
+                        dir.join("audit.pub").display()
+                    );
+                    return Ok(found(key, source, true));
+                }
             }
         }
     }

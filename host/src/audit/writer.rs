@@ -71,6 +71,9 @@ pub(crate) struct Settings {
     pub checkpoint_interval: Duration,
     pub sinks: Vec<Arc<dyn Sink>>,
     pub stream: String,
+    /// The stream index had to be rebuilt (see `index_stream`): recorded
+    /// in the stream so verify can say so.
+    pub index_note: Option<String>,
 }
 
 /// The file a record is being appended to.
@@ -113,17 +116,22 @@ struct Resume {
     verified_through: u64,
     /// Whether the last record is a verified `close` checkpoint.
     closed: bool,
+    /// What the newest verified checkpoint signs: (seq, hash, HEAD counter).
+    signed: Option<(u64, String, u64)>,
 }
 
-/// `seg-<first seq>-<writer generation>.log`: names sort in stream order,
-/// and a writer that starts where a torn segment started still gets a name
-/// of its own.
+/// `seg-<first seq>-<writer generation>-<random>.log`: names sort in
+/// stream order, a writer that starts where a torn segment started still
+/// gets a name of its own, and so does one whose predecessors' newest
+/// segments were deleted (the random part): a name is never reused, so an
+/// upload never replaces an object already in the bucket.
 pub fn segment_name(first_seq: u64, generation: u64) -> String {
-    format!("seg-{first_seq:020}-{generation:08}.log")
+    format!("seg-{first_seq:020}-{generation:08}-{:08x}.log", rand::random::<u32>())
 }
 
-fn generation_of(name: &str) -> u64 {
-    name.trim_end_matches(".log").rsplit('-').next().and_then(|g| g.parse().ok()).unwrap_or(0)
+/// The writer generation in a segment name (`seg-<seq>-<generation>[-<random>].log`).
+pub fn generation_of(name: &str) -> u64 {
+    name.trim_end_matches(".log").split('-').nth(2).and_then(|g| g.parse().ok()).unwrap_or(0)
 }
 
 /// The segment files of a stream directory, in order.
@@ -176,7 +184,8 @@ fn verified_checkpoint(
             if what.get("stream").and_then(serde_json::Value::as_str) != Some(stream) {
                 return None;
             }
-            let message = checkpoint_message(stream, reason, seq, hash);
+            let counter = what.get("counter").and_then(serde_json::Value::as_u64)?;
+            let message = checkpoint_message(stream, reason, counter, seq, hash);
             key.verify_bytes(message.as_bytes(), signature).ok().map(|()| Some(reason))
         }
         None => key.verify_bytes(checkpoint_message_v1(seq, hash).as_bytes(), signature).ok().map(|()| None),
@@ -205,6 +214,7 @@ fn resume(dir: &Path, stream: &str, key: &PublicKey) -> Result<Resume, AuditErro
         generation,
         verified_through: 0,
         closed: false,
+        signed: None,
     };
     // Backwards: the newest segment with records, the torn tail, and the
     // segment holding the newest checkpoint this key verifies.
@@ -238,6 +248,12 @@ fn resume(dir: &Path, stream: &str, key: &PublicKey) -> Result<Resume, AuditErro
             .find(|&i| verified_checkpoint(&parsed[i], stream, key, Some(&parsed[i - 1])).is_some());
         if let Some(i) = found {
             resume.verified_through = parsed[i].seq;
+            let what = parsed[i].body_json().and_then(|b| b.get("what").cloned()).unwrap_or_default();
+            resume.signed = Some((
+                what.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0),
+                what.get("hash").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned(),
+                what.get("counter").and_then(serde_json::Value::as_u64).unwrap_or(0),
+            ));
             start = index;
             break;
         }
@@ -278,16 +294,46 @@ fn resume(dir: &Path, stream: &str, key: &PublicKey) -> Result<Resume, AuditErro
     Ok(resume)
 }
 
-/// The counter of the stream's current HEAD.json, if this key signed it.
-fn head_counter(dir: &Path, stream: &str, key: &PublicKey) -> u64 {
-    let Ok(bytes) = std::fs::read(dir.join(HEAD_FILE)) else { return 0 };
-    let Ok(head) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return 0 };
+/// What the stream's `HEAD.json` says, checked against the newest signed
+/// checkpoint of the tail: the counter to go on from (never reset, even
+/// when HEAD is gone: checkpoints carry it too), and what is wrong with
+/// HEAD if it is missing, unsigned by this key, or names another record
+/// (the newest segments may have been deleted with it).
+fn head_state(
+    dir: &Path,
+    stream: &str,
+    key: &PublicKey,
+    signed: Option<&(u64, String, u64)>,
+) -> (u64, Option<String>) {
+    let from_checkpoint = signed.map_or(0, |s| s.2);
+    let Some((seq, hash, counter)) = signed else { return (0, None) };
+    let Ok(bytes) = std::fs::read(dir.join(HEAD_FILE)) else {
+        return (from_checkpoint, Some(format!("{HEAD_FILE} is missing")));
+    };
+    let Ok(head) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return (from_checkpoint, Some(format!("{HEAD_FILE} is not JSON")));
+    };
     let field =
         |name: &str| head.get(name).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
-    let counter = head.get("counter").and_then(serde_json::Value::as_u64).unwrap_or(0);
-    let seq = head.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0);
-    let message = head_message(stream, &field("segment"), counter, seq, &field("hash"));
-    if key.verify_bytes(message.as_bytes(), &field("signature")).is_ok() { counter } else { 0 }
+    let head_counter = head.get("counter").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let head_seq = head.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let message = head_message(stream, &field("segment"), head_counter, head_seq, &field("hash"));
+    if key.verify_bytes(message.as_bytes(), &field("signature")).is_err() {
+        return (
+            from_checkpoint,
+            Some(format!("{HEAD_FILE} is not signed by this host's key for stream `{stream}`")),
+        );
+    }
+    let counter_next = from_checkpoint.max(head_counter);
+    if head_seq != *seq || field("hash") != *hash || head_counter != *counter {
+        return (
+            counter_next,
+            Some(format!(
+                "{HEAD_FILE} names seq {head_seq} (counter {head_counter}) but the newest signed checkpoint signs seq {seq} (counter {counter})"
+            )),
+        );
+    }
+    (counter_next, None)
 }
 
 /// This machine's name, for the record that starts a stream.
@@ -326,7 +372,7 @@ impl Writer {
             }
             _ => open_segment(dir, next, resume.generation)?,
         };
-        let head_counter = head_counter(dir, &settings.stream, &public);
+        let (head_counter, head_problem) = head_state(dir, &settings.stream, &public, resume.signed.as_ref());
         let mut writer = Writer {
             dir: dir.to_path_buf(),
             key,
@@ -352,6 +398,7 @@ impl Writer {
                     "host": host_name(),
                     "key": writer.key.id(),
                     "generation": writer.generation,
+                    "index_rebuilt": writer.settings.index_note,
                 },
             }));
             writer.push(&body);
@@ -360,16 +407,25 @@ impl Writer {
         }
         let unsigned =
             (resume.verified_through < resume.seq).then(|| (resume.verified_through + 1, resume.seq));
-        if resume.torn.is_some() || !resume.closed || unsigned.is_some() {
-            writer.recover(&resume, unsigned)?;
+        let rebuilt = writer.settings.index_note.is_some();
+        if resume.torn.is_some() || !resume.closed || unsigned.is_some() || head_problem.is_some() || rebuilt
+        {
+            writer.recover(&resume, unsigned, head_problem)?;
         }
         Ok(writer)
     }
 
     /// States what this writer inherited from one that did not end the
     /// stream cleanly, and signs it at once.
-    fn recover(&mut self, resume: &Resume, unsigned: Option<(u64, u64)>) -> Result<(), AuditError> {
+    fn recover(
+        &mut self,
+        resume: &Resume,
+        unsigned: Option<(u64, u64)>,
+        head: Option<String>,
+    ) -> Result<(), AuditError> {
         let mut what = json!({
+            "head": head,
+            "index_rebuilt": self.settings.index_note,
             "previous_seq": resume.seq,
             "previous_closed": resume.closed,
             "verified_through": resume.verified_through,
@@ -395,6 +451,8 @@ impl Writer {
         }
         if !resume.closed {
             why.push("the previous writer did not end the stream with a close checkpoint (it crashed, was killed, or the stream was cut)");
+        } else if what["head"].is_string() {
+            why.push("the stream ends cleanly but its HEAD does not name its newest checkpoint: newer segments may have been deleted");
         }
         if let Some((from, to)) = unsigned {
             tracing::warn!(
@@ -451,7 +509,10 @@ impl Writer {
     fn push_checkpoint(&mut self, reason: Reason) {
         let (seq, hash) = (self.seq, self.head.clone());
         let stream = self.settings.stream.clone();
-        let signature = self.key.sign_bytes(checkpoint_message(&stream, reason, seq, &hash).as_bytes());
+        self.head_counter = self.head_counter.saturating_add(1);
+        let counter = self.head_counter;
+        let signature =
+            self.key.sign_bytes(checkpoint_message(&stream, reason, counter, seq, &hash).as_bytes());
         let body = canonical_json(&json!({
             "id": super::record_id(),
             "kind": Kind::Checkpoint.as_str(),
@@ -463,13 +524,12 @@ impl Writer {
                 "signature": signature,
                 "stream": stream,
                 "reason": reason.as_str(),
+                "counter": counter,
             },
         }));
         self.push(&body);
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
-        self.head_counter = self.head_counter.saturating_add(1);
-        let counter = self.head_counter;
         let head_signature =
             self.key.sign_bytes(head_message(&stream, &self.segment.name, counter, seq, &hash).as_bytes());
         let head = json!({
@@ -616,8 +676,10 @@ mod tests {
     fn segment_names_sort_in_sequence_order() {
         assert!(segment_name(9, 2) < segment_name(10, 1));
         assert!(segment_name(9, 1) < segment_name(9, 2));
-        assert_eq!(segment_name(1, 1), "seg-00000000000000000001-00000001.log");
+        assert!(segment_name(1, 1).starts_with("seg-00000000000000000001-00000001-"));
+        assert_ne!(segment_name(1, 1), segment_name(1, 1));
         assert_eq!(generation_of(&segment_name(3, 12)), 12);
+        assert_eq!(generation_of("seg-00000000000000000003-00000007.log"), 7);
         let event = record::Event::new(Kind::Evidence, "t", "ok", json!({"a": "x\ny"}));
         assert!(!event.body("i", std::time::SystemTime::now()).contains('\n'));
     }

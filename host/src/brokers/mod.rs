@@ -142,7 +142,8 @@ impl Backends {
             let mut audit_s3 = None;
             if let Some(s3_settings) = &settings.audit.s3 {
                 let client = s3::client(&settings.aws).await;
-                let sink = S3Sink::new(client, s3_settings.clone()).map_err(|e| e.to_string())?;
+                let sink = S3Sink::new(client, s3_settings.clone(), audit_key.public())
+                    .map_err(|e| e.to_string())?;
                 sinks.push(sink.clone());
                 audit_s3 = Some(sink);
             }

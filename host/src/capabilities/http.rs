@@ -49,14 +49,51 @@ type SendFuture = Box<
         > + Send,
 >;
 
-type Denials = Arc<Mutex<Vec<String>>>;
+/// The refusals of one call: the first few, kept (cut) for the call's
+/// error and logged; the rest only counted. A guest can ask as often as
+/// its fuel lets it, and none of that may grow host memory or the log.
+#[derive(Debug, Default)]
+pub(crate) struct DenialLog {
+    kept: Vec<String>,
+    more: u64,
+}
 
-/// Logs a refusal and keeps it for the call's error.
-fn note_denial(denials: &Denials, tenant: &str, reason: String) {
-    tracing::warn!(target: "agenthost::egress", tenant, %reason, "egress denied");
-    if let Ok(mut denials) = denials.lock() {
-        denials.push(reason);
+/// How many refusals one call keeps and logs.
+const KEPT_DENIALS: usize = 8;
+/// The longest refusal kept.
+const DENIAL_BYTES: usize = 512;
+
+impl DenialLog {
+    /// The kept refusals, and a line counting the others.
+    pub(crate) fn summary(&self) -> Vec<String> {
+        let mut out = self.kept.clone();
+        if self.more > 0 {
+            out.push(format!("and {} more refusals", self.more));
+        }
+        out
     }
+}
+
+type Denials = Arc<Mutex<DenialLog>>;
+
+/// Logs a refusal and keeps it for the call's error, up to a few per call.
+fn note_denial(denials: &Denials, tenant: &str, reason: String) {
+    let Ok(mut log) = denials.lock() else { return };
+    if log.kept.len() >= KEPT_DENIALS {
+        log.more = log.more.saturating_add(1);
+        return;
+    }
+    let mut reason = super::log::clip(&reason);
+    if reason.len() > DENIAL_BYTES {
+        let mut end = DENIAL_BYTES;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    tracing::warn!(target: "agenthost::egress", tenant, %reason, "egress denied");
+    log.kept.push(reason);
 }
 
 impl EgressHooks {
@@ -67,6 +104,28 @@ impl EgressHooks {
     fn deny(&mut self, reason: String, error: HttpError) -> SendFuture {
         note_denial(&self.denials(), self.call.tenant.id(), reason);
         Box::new(async move { Err(error) })
+    }
+}
+
+/// Name lookups in flight across the host. The system resolver blocks a
+/// thread of tokio's blocking pool per lookup, which the call's deadline
+/// cannot take back: without a bound, guests asking for slow names could
+/// take every blocking thread from every tenant.
+static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(32);
+
+/// Resolves `host` for a request, within the call's deadline and the
+/// host-wide bound on lookups in flight.
+async fn resolve(host: &str, port: u16, deadline: std::time::Instant) -> Result<Vec<SocketAddr>, HttpError> {
+    let until = tokio::time::Instant::from_std(deadline);
+    let timeout = || HttpError::DnsTimeout;
+    let _permit = tokio::time::timeout_at(until, LOOKUPS.acquire())
+        .await
+        .map_err(|_| timeout())?
+        .map_err(|_| HttpError::InternalError(Some("the lookup limiter is closed".to_owned())))?;
+    match tokio::time::timeout_at(until, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(found)) => Ok(found.collect()),
+        Ok(Err(_)) => Err(HttpError::DnsError { rcode: Some("no answer".to_owned()), info_code: None }),
+        Err(_) => Err(timeout()),
     }
 }
 
@@ -137,15 +196,7 @@ impl WasiHttpHooks for EgressHooks {
             };
             let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
                 Ok(ip) => vec![SocketAddr::new(ip, port)],
-                Err(_) => match tokio::net::lookup_host((host.as_str(), port)).await {
-                    Ok(found) => found.collect(),
-                    Err(_) => {
-                        return Err(HttpError::DnsError {
-                            rcode: Some("no answer".to_owned()),
-                            info_code: None,
-                        });
-                    }
-                },
+                Err(_) => resolve(&host, port, call.deadline).await?,
             };
             if addresses.is_empty() {
                 return Err(HttpError::DestinationNotFound);

@@ -76,7 +76,9 @@ impl Host for InstanceState {
         self.log.emitted += 1;
         let fields: Vec<String> =
             fields.iter().take(MAX_FIELDS).map(|(k, v)| format!("{}={}", clip(k), clip(v))).collect();
-        let fields = fields.join(" ");
+        // All fields together are held to the size of one value, so an
+        // event is at most a few KiB whatever the guest sends.
+        let fields = clip(&fields.join(" "));
         let message = clip(&message);
         let component = self.call.caller();
         let trace_id = self.call.trace.trace_id.as_str();

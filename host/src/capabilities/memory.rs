@@ -124,7 +124,7 @@ impl InstanceState {
 }
 
 impl memory::Host for InstanceState {
-    #[tracing::instrument(level = "info", name = "host.memory.get", skip_all, fields(namespace = %ns))]
+    #[tracing::instrument(level = "info", name = "host.memory.get", skip_all, fields(namespace = ?ns))]
     async fn get(&mut self, ns: String, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
         gate!(self, Capability::Memory, "get");
         if let Some(cap) = over_cap(&key, None) {
@@ -139,7 +139,7 @@ impl memory::Host for InstanceState {
         Ok(call.before_deadline("the memory backend", work).await)
     }
 
-    #[tracing::instrument(level = "info", name = "host.memory.put", skip_all, fields(namespace = %ns))]
+    #[tracing::instrument(level = "info", name = "host.memory.put", skip_all, fields(namespace = ?ns))]
     async fn put(
         &mut self,
         ns: String,
@@ -176,6 +176,10 @@ impl memory::Host for InstanceState {
         if audited {
             let (outcome, mut what) = match &result {
                 Ok(version) => ("put", serde_json::json!({ "version": version })),
+                // Cut off at the deadline: the backend may have written it.
+                Err(e) if call.past_deadline() => {
+                    ("unknown", serde_json::json!({ "error": format!("{e:?}") }))
+                }
                 Err(e) => ("refused", serde_json::json!({ "error": format!("{e:?}") })),
             };
             what["classification"] = classification.as_str().into();
@@ -190,7 +194,7 @@ impl memory::Host for InstanceState {
         Ok(result)
     }
 
-    #[tracing::instrument(level = "info", name = "host.memory.delete", skip_all, fields(namespace = %ns))]
+    #[tracing::instrument(level = "info", name = "host.memory.delete", skip_all, fields(namespace = ?ns))]
     async fn delete(
         &mut self,
         ns: String,
@@ -211,6 +215,9 @@ impl memory::Host for InstanceState {
         if self.call.audit.is_some() {
             let (outcome, mut what) = match &result {
                 Ok(deleted) => ("deleted", serde_json::json!({ "existed": deleted })),
+                Err(e) if call.past_deadline() => {
+                    ("unknown", serde_json::json!({ "error": format!("{e:?}") }))
+                }
                 Err(e) => ("refused", serde_json::json!({ "error": format!("{e:?}") })),
             };
             what["expected_version"] = expected_version.into();
@@ -221,7 +228,7 @@ impl memory::Host for InstanceState {
         Ok(result)
     }
 
-    #[tracing::instrument(level = "info", name = "host.memory.list", skip_all, fields(namespace = %ns))]
+    #[tracing::instrument(level = "info", name = "host.memory.list", skip_all, fields(namespace = ?ns))]
     async fn list(
         &mut self,
         ns: String,

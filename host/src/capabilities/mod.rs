@@ -463,7 +463,7 @@ impl CallContext {
         let _span = tracing::info_span!(
             "policy.decision",
             action = query.action.as_str(),
-            resource = %query.resource,
+            resource = ?query.resource.to_string(),
             allowed = tracing::field::Empty,
         )
         .entered();
@@ -515,6 +515,17 @@ impl CallContext {
             )));
         }
         self.tenant.charge_host_call().map_err(bindings::types::Error::LimitExceeded)
+    }
+
+    /// Whether the call's deadline has passed: a backend call cut off then
+    /// may still have taken effect, so its record says `unknown`.
+    pub(crate) fn past_deadline(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Whether this call is still within its host-call budget.
+    pub(crate) fn within_budget(&self) -> bool {
+        self.host_calls.load(Ordering::Relaxed) <= self.host_call_budget
     }
 
     /// Notes something a describing component tried, for its load error.
@@ -620,9 +631,9 @@ pub(crate) fn record_decision(call: &CallContext, query: &Query, decision: &Deci
         tenant = call.tenant.id(),
         trace_id = %call.trace.trace_id,
         run_id = %call.trace.run_id,
-        principal = %query.principal,
+        principal = ?query.principal.to_string(),
         action = query.action.as_str(),
-        resource = %query.resource,
+        resource = ?query.resource.to_string(),
         allowed = decision.allowed,
         enforced = decision.enforced,
         policies = ?decision.policies,
@@ -700,9 +711,9 @@ impl InstanceState {
         }
     }
 
-    /// Egress refusals during this call, for its error.
+    /// Egress refusals during this call (the first few, and a count), for its error.
     pub(crate) fn egress_denials(&self) -> Vec<String> {
-        self.hooks.denials.as_ref().and_then(|d| d.lock().ok().map(|d| d.clone())).unwrap_or_default()
+        self.hooks.denials.as_ref().and_then(|d| d.lock().ok().map(|d| d.summary())).unwrap_or_default()
     }
 }
 

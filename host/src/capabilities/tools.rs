@@ -25,7 +25,7 @@ impl Host for InstanceState {
         Ok(self.host.tool_specs(self.call.tenant.id(), &self.call.grant.tools))
     }
 
-    #[tracing::instrument(level = "info", name = "host.tools.invoke", skip_all, fields(tool = %name))]
+    #[tracing::instrument(level = "info", name = "host.tools.invoke", skip_all, fields(tool = ?name))]
     async fn invoke(&mut self, name: String, input: String) -> wasmtime::Result<Result<String, Error>> {
         gate!(self, Capability::Tools, "invoke");
         let call = self.call.clone();
@@ -37,6 +37,13 @@ impl Host for InstanceState {
         }
         if let Some(denial) = call.grant.tools.denial("tool", &name) {
             return Ok(Err(Error::Denied(format!("{} may not call it: {denial}", call.caller()))));
+        }
+        // A call whose record would not fit is refused before it runs, not
+        // after (a tool that wrote something must not invite a retry).
+        if let Some(transcript) = &call.transcript
+            && let Err(full) = transcript.has_room(input.len())
+        {
+            return Ok(Err(Error::LimitExceeded(full)));
         }
         if call.depth >= MAX_DEPTH {
             return Ok(Err(Error::LimitExceeded(format!(

@@ -122,7 +122,7 @@ pub(crate) fn context(call: &Arc<CallContext>) -> WasiCtx {
                 // server sockets).
                 let scheme = match use_ {
                     SocketAddrUse::TcpConnect => "tcp",
-                    SocketAddrUse::UdpSend => "udp",
+                    SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => "udp",
                     _ => "bind",
                 };
                 let verdict = match use_ {
@@ -131,22 +131,16 @@ pub(crate) fn context(call: &Arc<CallContext>) -> WasiCtx {
                     {
                         Ok(())
                     }
-                    SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => {
-                        call.grant.egress.check_socket(scheme, addr).and_then(|()| {
-                        call.decide(
-                            Action::Egress,
-                            EntityRef::new("Host", addr.ip().to_string()),
-                            vec![
-                                ("scheme", PolicyValue::String(scheme.to_owned())),
-                                ("port", PolicyValue::Long(i64::from(addr.port()))),
-                            ],
-                        )
-                        .map_err(|e| format!("{scheme} socket to {addr} denied by policy: {e:?}"))
-                        })
+                    SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                        socket_verdict(&call, scheme, addr)
                     }
                     _ => Err(format!("{use_:?} on {addr} denied: guests get no server sockets")),
                 };
-                if let Err(reason) = &verdict {
+                // Logged within the call's budget only: a guest that keeps
+                // trying past it does not fill the log.
+                if let Err(reason) = &verdict
+                    && call.within_budget()
+                {
                     tracing::warn!(target: "agenthost::egress", tenant = call.tenant.id(), %reason, "socket denied");
                 }
                 verdict.is_ok()
@@ -154,4 +148,23 @@ pub(crate) fn context(call: &Arc<CallContext>) -> WasiCtx {
         });
     }
     builder.build()
+}
+
+/// A socket use: within the call's host-call budget and the tenant's
+/// quota, on a socket rule of every layer, and allowed by the policy for
+/// the address it really reaches (a NAT64 or mapped form decides as the
+/// IPv4 address it embeds).
+fn socket_verdict(call: &CallContext, scheme: &str, addr: std::net::SocketAddr) -> Result<(), String> {
+    call.charge().map_err(|e| format!("{scheme} socket to {addr} denied: {e:?}"))?;
+    call.grant.egress.check_socket(scheme, addr)?;
+    let target = crate::governance::egress::canonical(addr.ip());
+    call.decide(
+        Action::Egress,
+        EntityRef::new("Host", target.to_string()),
+        vec![
+            ("scheme", PolicyValue::String(scheme.to_owned())),
+            ("port", PolicyValue::Long(i64::from(addr.port()))),
+        ],
+    )
+    .map_err(|e| format!("{scheme} socket to {addr} denied by policy: {e:?}"))
 }

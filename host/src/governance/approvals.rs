@@ -80,6 +80,43 @@ pub struct ApprovalRequest {
     pub decisions: Vec<ApproverDecision>,
     #[serde(default)]
     pub tokens: Vec<ApprovalToken>,
+    /// The host's signature over what the request says (everything above
+    /// but its status, decisions and tokens), so that an approver never
+    /// signs for a call the file was edited to misdescribe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_signature: Option<super::manifest::ManifestSignature>,
+}
+
+impl ApprovalRequest {
+    /// What the host signs: the request as created.
+    fn signed_content(&self) -> Result<Value, String> {
+        let mut value = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        if let Some(map) = value.as_object_mut() {
+            for field in ["status", "decisions", "tokens", "host_signature"] {
+                map.remove(field);
+            }
+        }
+        Ok(value)
+    }
+
+    /// Checks that the host that made the request signed it as it reads now.
+    ///
+    /// # Errors
+    ///
+    /// Unsigned, signed by another key, or changed since.
+    pub fn verify_host_signature(&self, host: &PublicKey) -> Result<(), String> {
+        let Some(signature) = &self.host_signature else {
+            return Err(format!(
+                "approval request `{}` is not signed by the host: it was written outside the host, or by a host without keys",
+                self.id
+            ));
+        };
+        signature.verify(
+            &self.signed_content()?,
+            std::slice::from_ref(host),
+            &format!("approval request `{}`", self.id),
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +188,16 @@ impl ApprovalToken {
     }
 }
 
+/// Who decides a request: their name and key as the tenant lists them,
+/// and the OS user their process runs as (an approver may not decide a
+/// request their own OS account made without `--as`).
+#[derive(Debug, Clone, Copy)]
+pub struct Approver<'a> {
+    pub name: &'a str,
+    pub key: &'a KeyPair,
+    pub os_user: Option<&'a str>,
+}
+
 /// What a call presents its tokens against.
 #[derive(Debug, Clone)]
 pub struct CallBinding<'a> {
@@ -202,10 +249,34 @@ impl ApprovalStore {
     /// # Errors
     ///
     /// When it cannot be written.
-    pub fn create(&self, mut request: ApprovalRequest) -> Result<ApprovalRequest, String> {
+    /// Records a new pending request, signed with `host_key` when given.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be encoded or written.
+    pub fn create_signed(
+        &self,
+        mut request: ApprovalRequest,
+        host_key: Option<&KeyPair>,
+    ) -> Result<ApprovalRequest, String> {
         request.id = format!("apr-{}", hex::encode(rand::random::<[u8; 8]>()));
+        request.host_signature = None;
+        if let Some(key) = host_key {
+            let content = request.signed_content()?;
+            request.host_signature =
+                Some(super::manifest::ManifestSignature { key_id: key.id(), value: key.sign_json(&content) });
+        }
         self.save(&request)?;
         Ok(request)
+    }
+
+    /// [`ApprovalStore::create_signed`] without a host key.
+    ///
+    /// # Errors
+    ///
+    /// As [`ApprovalStore::create_signed`].
+    pub fn create(&self, request: ApprovalRequest) -> Result<ApprovalRequest, String> {
+        self.create_signed(request, None)
     }
 
     fn save(&self, request: &ApprovalRequest) -> Result<(), String> {
@@ -266,12 +337,12 @@ impl ApprovalStore {
     pub fn decide(
         &self,
         id: &str,
-        approver: &str,
-        key: &KeyPair,
+        approver: &Approver<'_>,
         approved: bool,
         reason: &str,
         token_ttl_secs: u64,
     ) -> Result<(ApprovalRequest, Option<ApprovalToken>), String> {
+        let Approver { name: approver, key, os_user } = *approver;
         let _guard = self.write.lock().map_err(|_| "the approvals lock is poisoned".to_owned())?;
         let mut request = self.get(id)?;
         let now = now_secs();
@@ -281,10 +352,14 @@ impl ApprovalStore {
         if now >= request.expires_at {
             return Err(format!("approval request `{id}` expired at {}", request.expires_at));
         }
-        if approver == request.requested_by || request.requested_by_key.as_deref() == Some(key.id().as_str())
-        {
+        // The same person, as far as the host can tell: the same name, the
+        // same key, or (for a request made as an OS user) the same OS user.
+        let same = approver == request.requested_by
+            || request.requested_by_key.as_deref() == Some(key.id().as_str())
+            || os_user == Some(request.requested_by.as_str());
+        if same {
             return Err(format!(
-                "`{approver}` made request `{id}` (as `{}`, same name or key) and cannot approve or deny it: another approver must",
+                "`{approver}` made request `{id}` (as `{}`: same name, key or OS user) and cannot approve or deny it: another approver must",
                 request.requested_by
             ));
         }
@@ -421,7 +496,7 @@ pub fn preview(input: &Value, sensitive_paths: &[Vec<String>], sensitive_names: 
     if bytes <= PREVIEW_BYTES {
         return shown;
     }
-    let keys: Vec<&String> = input.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+    let keys: Vec<&String> = input.as_object().map(|m| m.keys().take(64).collect()).unwrap_or_default();
     serde_json::json!({
         "preview_cut": format!("the input is too large to preview ({bytes} bytes even with strings cut); check its digest"),
         "top_level_keys": keys,
@@ -455,11 +530,22 @@ fn show(
             map.iter()
                 .map(|(k, v)| {
                     path.push(k.clone());
-                    let sensitive = names.iter().any(|n| n == k) || paths.iter().any(|p| p == path);
-                    let shown = if sensitive {
-                        Value::String("[redacted: marked sensitive]".to_owned())
+                    // Redacted, but never silently: the approver learns who
+                    // marked it and how big it is, and can deny a request
+                    // that hides what it should not.
+                    let by = if paths.iter().any(|p| p == path) {
+                        Some("the tool's schema")
+                    } else if names.iter().any(|n| n == k) {
+                        Some("the policy stack")
                     } else {
-                        show(v, path, paths, names, max_chars)
+                        None
+                    };
+                    let shown = match by {
+                        Some(by) => Value::String(format!(
+                            "[redacted: marked sensitive by {by}; {} bytes]",
+                            serde_json::to_vec(v).map_or(0, |j| j.len())
+                        )),
+                        None => show(v, path, paths, names, max_chars),
                     };
                     path.pop();
                     (k.clone(), shown)
@@ -523,9 +609,9 @@ mod tests {
         let shown = preview(&input, &paths, &["ssn".to_owned()]);
         assert_eq!(shown["note"], "keep");
         assert_eq!(shown["items"][0]["n"], 2);
-        for redacted in [&shown["card"], &shown["items"][0]["pin"], &shown["ssn"]] {
-            assert_eq!(redacted, "[redacted: marked sensitive]");
-        }
+        assert_eq!(shown["card"], "[redacted: marked sensitive by the tool's schema; 6 bytes]");
+        assert_eq!(shown["items"][0]["pin"], "[redacted: marked sensitive by the tool's schema; 6 bytes]");
+        assert_eq!(shown["ssn"], "[redacted: marked sensitive by the policy stack; 7 bytes]");
         // Long strings are cut, and a huge input is bounded.
         let long = preview(&json!({"text": "x".repeat(2000)}), &[], &[]);
         assert!(long["text"].as_str().unwrap().ends_with("…(2000 chars)"));

@@ -271,7 +271,8 @@ impl EgressPolicy {
     /// Names the method and the rule.
     pub fn check_method(&self, method: &str) -> Result<(), String> {
         match &self.methods {
-            Some(allowed) if !allowed.iter().any(|m| m.eq_ignore_ascii_case(method)) => Err(format!(
+            // Methods are case-sensitive: `get` is not GET.
+            Some(allowed) if !allowed.iter().any(|m| m == method) => Err(format!(
                 "a {method} request is refused: a read-tier component may send only {} (the tenant can allow more in grants.network.read_tier_methods)",
                 allowed.join(", ")
             )),
@@ -371,6 +372,13 @@ pub fn restricted_range(ip: IpAddr) -> Option<&'static str> {
                 Some("multicast/broadcast")
             } else if a == 100 && (64..128).contains(&b) {
                 Some("shared (CGNAT)")
+            } else if a == 192 && b == 0 && v4.octets()[2] == 0 {
+                // 192.0.0.192 is a metadata address on some clouds.
+                Some("IETF protocol assignment")
+            } else if a == 198 && (b == 18 || b == 19) {
+                Some("benchmarking")
+            } else if a >= 240 {
+                Some("reserved")
             } else {
                 None
             }
@@ -387,6 +395,11 @@ pub fn restricted_range(ip: IpAddr) -> Option<&'static str> {
                 Some("link-local")
             } else if first & 0xffc0 == 0xfec0 {
                 Some("site-local")
+            } else if first == 0x2001 && v6.segments()[1] == 0 {
+                // Teredo tunnels to an IPv4 address it hides.
+                Some("Teredo")
+            } else if first == 0x2001 && v6.segments()[1] == 0x0db8 {
+                Some("documentation")
             } else if first == 0x64 && v6.segments()[1] == 0xff9b && v6.segments()[2] == 1 {
                 // 64:ff9b:1::/48: NAT64 for local use (RFC 8215); where it
                 // leads is the operator's private network.
@@ -440,6 +453,10 @@ mod tests {
             "::169.254.169.254",
             "2002:7f00:1::1",
             "fec0::1",
+            "192.0.0.192",
+            "198.18.0.1",
+            "240.0.0.1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             let err = none.check_addr("h", addr.parse().unwrap()).unwrap_err();
             assert!(err.contains("denied"), "{addr}: {err}");

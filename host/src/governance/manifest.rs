@@ -143,6 +143,9 @@ impl ComponentManifest {
                 "a tool's manifest must declare its risk_tier (read, write-low, write-high, critical)".into(),
             );
         }
+        if self.policy.is_none() && self.policy_digest.is_some() {
+            return Err("policy_digest is set but policy (the file it pins) is not".to_owned());
+        }
         if self.policy.is_some() && self.policy_digest.is_none() {
             return Err("policy_digest is missing: a policy stack is pinned by its digest".to_owned());
         }

@@ -309,7 +309,7 @@ impl Governance {
                 config_dir.join("tenants").display()
             ));
         }
-        check_mounts(config_dir, &configs)?;
+        check_mounts(config_dir, data_dir, &configs)?;
         let mut tenants = BTreeMap::new();
         for config in configs {
             let keys_of = |listed: &BTreeMap<String, PathBuf>, role: &str| {
@@ -492,25 +492,53 @@ impl Governance {
     }
 }
 
-/// Refuses mounts whose host directories nest (one inside another, of any
-/// tenant): a guest with write access to the outer one could otherwise swap
-/// the inner one's path for a symlink to anywhere before it is opened.
-fn check_mounts(config_dir: &Path, configs: &[TenantConfig]) -> Result<(), String> {
-    let mut roots: Vec<(PathBuf, String)> = Vec::new();
+/// Checks every tenant's mounts before anything runs: each must exist;
+/// none may nest in another (of any tenant) — a guest with write access to
+/// the outer one could swap the inner one's path for a symlink before it
+/// is opened; two tenants may share a directory only read-only (else it is
+/// a channel between them); and none may reach into the host's own config
+/// or data directory, or contain them.
+fn check_mounts(config_dir: &Path, data_dir: Option<&Path>, configs: &[TenantConfig]) -> Result<(), String> {
+    let mut roots: Vec<(PathBuf, String, &str, bool)> = Vec::new();
     for config in configs {
         for mount in &config.grants.mounts {
             let host =
                 if mount.host.is_relative() { config_dir.join(&mount.host) } else { mount.host.clone() };
-            // A mount that does not exist yet is refused when it is opened.
-            let Ok(resolved) = host.canonicalize() else { continue };
-            roots.push((resolved, format!("tenant `{}` mount `{}`", config.id, mount.guest)));
+            let name = format!("tenant `{}` mount `{}`", config.id, mount.guest);
+            let resolved = host
+                .canonicalize()
+                .map_err(|e| format!("{name} ({}) cannot be used: {e} (grants.mounts)", host.display()))?;
+            roots.push((resolved, name, config.id.as_str(), mount.writable));
         }
     }
-    for (i, (a, a_name)) in roots.iter().enumerate() {
-        for (b, b_name) in roots.iter().skip(i + 1) {
-            let (inner, inner_name, outer_name) = if a == b {
+    let own: Vec<(PathBuf, &str)> =
+        [(Some(config_dir), "the config directory"), (data_dir, "the data directory")]
+            .into_iter()
+            .filter_map(|(dir, what)| dir.and_then(|d| d.canonicalize().ok()).map(|d| (d, what)))
+            .collect();
+    for (root, name, _, _) in &roots {
+        for (dir, what) in &own {
+            if root.starts_with(dir) || dir.starts_with(root) {
+                return Err(format!(
+                    "{name} ({}) overlaps {what} ({}): a guest may never see the host's own files (grants.mounts)",
+                    root.display(),
+                    dir.display()
+                ));
+            }
+        }
+    }
+    for (i, (a, a_name, a_tenant, a_writable)) in roots.iter().enumerate() {
+        for (b, b_name, b_tenant, b_writable) in roots.iter().skip(i + 1) {
+            if a == b {
+                if a_tenant != b_tenant && (*a_writable || *b_writable) {
+                    return Err(format!(
+                        "{a_name} and {b_name} share {} and one of them may write it: tenants may share a directory only read-only (grants.mounts)",
+                        a.display()
+                    ));
+                }
                 continue;
-            } else if a.starts_with(b) {
+            }
+            let (inner, inner_name, outer_name) = if a.starts_with(b) {
                 (a, a_name, b_name)
             } else if b.starts_with(a) {
                 (b, b_name, a_name)
@@ -621,6 +649,11 @@ pub fn effective_grant(
         }
     }
     let mut egress = EgressPolicy::from_tenant(&format!("tenant `{id}`"), &config.grants.network)?;
+    if requests.is_none() {
+        // Raw network is asked for, never assumed.
+        egress.without_sockets("no manifest requests sockets (requests.sockets)".to_owned());
+        egress.without_dns("no manifest requests name lookups (requests.dns)".to_owned());
+    }
     if let Some(r) = requests {
         egress = egress.and("the component's manifest (requests.egress)", &r.egress)?;
         if !r.sockets {

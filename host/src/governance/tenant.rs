@@ -255,6 +255,9 @@ impl TenantConfig {
                 format!("grants.network.allow_addresses: `{cidr}` is not a CIDR range such as 127.0.0.0/8")
             })?;
         }
+        if self.policy.is_none() && self.policy_digest.is_some() {
+            return Err("policy_digest is set but policy (the file it pins) is not".to_owned());
+        }
         if self.policy.is_some() && self.policy_digest.is_none() {
             return Err(
                 "policy_digest is missing: a tenant's policy stack is pinned by the digest `agenthost policy resolve` prints"

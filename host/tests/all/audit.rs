@@ -217,8 +217,13 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     let mut body: serde_json::Value = serde_json::from_slice(line.body).unwrap();
     let seq = body["what"]["seq"].as_u64().unwrap();
     let hash = body["what"]["hash"].as_str().unwrap().to_owned();
-    let message =
-        agenthost::audit::record::checkpoint_message("host", agenthost::audit::Reason::Periodic, seq, &hash);
+    let message = agenthost::audit::record::checkpoint_message(
+        "host",
+        agenthost::audit::Reason::Periodic,
+        body["what"]["counter"].as_u64().unwrap(),
+        seq,
+        &hash,
+    );
     body["what"]["signature"] = forger.sign_bytes(message.as_bytes()).into();
     let body = agenthost::governance::keys::canonical_json(&body);
     all[10] = format!("{} {} {} {body}", "0".repeat(64), line.seq, String::from_utf8_lossy(line.prev));
@@ -433,7 +438,9 @@ async fn sealed_segments_go_to_s3_under_object_lock_and_verify_from_there() {
         retention_mode: RetentionMode::Compliance,
         retention_days: 30,
     };
-    let sink = S3Sink::new(client.clone(), settings).unwrap();
+    let sink =
+        S3Sink::new(client.clone(), settings, agenthost::governance::KeyPair::from_seed([7; 32]).public())
+            .unwrap();
 
     let root = tempfile::tempdir().unwrap();
     let small = AuditOptions { segment_bytes: 8192, ..options(25) };

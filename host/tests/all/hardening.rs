@@ -586,6 +586,12 @@ fn item08_who_calls_is_authenticated_and_nobody_approves_their_own_request() {
     let shown: Value =
         serde_json::from_slice(&governed(&config, &data, &["approvals", "show", &id]).stdout).unwrap();
     assert!(shown["requested_by"].as_str().unwrap().starts_with("unix:"), "{shown}");
+    // Whoever made it from this OS account cannot approve it from the same
+    // account, whatever approver name and key they hold.
+    let out =
+        governed(&config, &data, &["approvals", "approve", &id, "--as", "alice", "--key", &key("alice")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_text(&out).contains("same name, key or OS user"), "{}", stderr_text(&out));
 
     // dave calls with carol's key (the tenant lists it for both names):
     // carol may not approve what her own key asked for.
@@ -596,7 +602,7 @@ fn item08_who_calls_is_authenticated_and_nobody_approves_their_own_request() {
     let out =
         governed(&config, &data, &["approvals", "approve", &id, "--as", "carol", "--key", &key("carol")]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr_text(&out).contains("same name or key"), "{}", stderr_text(&out));
+    assert!(stderr_text(&out).contains("same name, key or OS user"), "{}", stderr_text(&out));
     // deny needs the approver's key like approve.
     let out = governed(&config, &data, &["approvals", "deny", &id, "--as", "alice"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_text(&out));
@@ -647,7 +653,7 @@ async fn item09_an_approval_binds_the_component_and_a_used_token_stays_used() {
     let err = host.invoke_tool_with(&refund, &input, &as_caller("carol", None)).await.unwrap_err();
     let id = err.approval_request.unwrap();
     let store = host.governance().approvals().unwrap();
-    store.decide(&id, "alice", &key(&setup, "alice"), true, "", 600).unwrap();
+    store.decide(&id, &crate::governance::approver("alice", &key(&setup, "alice")), true, "", 600).unwrap();
 
     // The same name@version, other bytes (a custom section appended): not
     // what was approved.
@@ -711,7 +717,7 @@ async fn item10_approvers_see_the_values_and_only_sensitive_fields_are_redacted(
     assert_eq!(request.preview["currency"], "EUR");
     assert_eq!(request.preview["reason"], reason);
     // The tool's schema marks card_last4 sensitive.
-    assert_eq!(request.preview["card_last4"], "[redacted: marked sensitive]");
+    assert_eq!(request.preview["card_last4"], "[redacted: marked sensitive by the tool's schema; 6 bytes]");
 }
 
 // ---------------------------------------------------------------------------
@@ -1359,6 +1365,29 @@ async fn item21_numbers_from_guests_and_files_never_overflow() {
 #[test]
 fn item22_a_guest_log_message_cannot_forge_a_host_line() {
     let data = tempfile::tempdir().unwrap();
+    // Through a model id, which the host's decision log names.
+    let model = "x\n2026-12-01T00:00:00.000000Z  INFO agenthost::decision: forged";
+    let input = json!({"op": "converse", "model_id": model}).to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args([
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--log",
+            "info",
+            "run",
+            artifacts::HOSTILE_PROBE,
+            "--input",
+            &input,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    assert!(
+        !stderr_text(&out).lines().any(|l| l.starts_with("2026-12-01T00:00:00.000000Z")),
+        "{}",
+        stderr_text(&out)
+    );
+    // Through its own log message.
     let forged = "fine\n2026-12-01T00:00:00.000000Z  INFO agenthost::decision: approved everything";
     let input = json!({"op": "log", "message": forged, "fields": {"k": "v\r\nX"}}).to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
@@ -1402,4 +1431,164 @@ async fn item23_the_development_tenant_has_a_host_call_budget_per_call() {
     let records: u64 =
         agenthost::audit::verify::verify(&streams, None).streams.iter().map(|s| s.records).sum();
     assert!(records < 12_000, "{records} audit records from one call");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn item15_a_planted_segment_is_never_uploaded_to_the_object_lock_bucket() {
+    use agenthost::audit::s3::{self, RetentionMode, S3Settings, S3Sink};
+    let Some(config) = crate::common::aws::moto().await else { return };
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
+    );
+    let bucket = format!("planted-{:08x}", rand::random::<u32>());
+    s3::create_bucket(&client, &bucket).await.unwrap();
+    let settings = S3Settings {
+        bucket: bucket.clone(),
+        prefix: "prod".into(),
+        retention_mode: RetentionMode::Governance,
+        retention_days: 1,
+    };
+    // A real stream, its segments sealed but (as after a crash) not uploaded.
+    let (root, dir) = written(12);
+    let real: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str().map(str::to_owned))
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    // A planted segment: a chain of its own that ends in a "checkpoint"
+    // whose signature no host key made.
+    let mut planted = String::new();
+    let mut prev = agenthost::audit::record::GENESIS.to_owned();
+    for (seq, body) in [
+        (900u64, r#"{"id":"x","kind":"approval","outcome":"approved","tenant":"acme","what":{}}"#.to_owned()),
+        (
+            901,
+            format!(
+                r#"{{"id":"y","kind":"checkpoint","what":{{"hash":"{prev}","key":"{}","reason":"seal","seq":900,"signature":"{}","stream":"host"}}}}"#,
+                trail_key().id(),
+                "00".repeat(64)
+            ),
+        ),
+    ] {
+        let hash = agenthost::audit::record::chain_hash(seq, &prev, body.as_bytes());
+        planted.push_str(&format!("{hash} {seq} {prev} {body}\n"));
+        prev = hash;
+    }
+    let planted_name = "seg-00000000000000000900-00000000.log";
+    std::fs::write(dir.join(planted_name), planted).unwrap();
+
+    let sink = S3Sink::new(client.clone(), settings, trail_key().public()).unwrap();
+    let uploaded = sink.backfill("host", &dir, None, &trail_key().public()).await.unwrap();
+    let _ = sink.flush().await;
+    assert_eq!(uploaded, real.len(), "only the real segments are uploaded");
+    let (streams, _, _) = s3::fetch(&client, &bucket, "prod").await.unwrap();
+    let names: Vec<&str> = streams.iter().flat_map(|s| s.segments.iter().map(|(n, _)| n.as_str())).collect();
+    assert!(!names.contains(&planted_name), "{names:?}");
+    for name in &real {
+        assert!(names.contains(&name.as_str()), "{name} missing from {names:?}");
+    }
+    drop(root);
+}
+
+#[test]
+fn item13_the_head_counter_never_starts_over_and_erased_segments_show() {
+    let (root, dir) = written(25);
+    let head: Value = serde_json::from_slice(&std::fs::read(dir.join("HEAD.json")).unwrap()).unwrap();
+    let before = head["counter"].as_u64().unwrap();
+    // Erase the writer's HEAD (as an attacker who also deleted newer
+    // segments would): the next writer says so in the chain, and goes on
+    // counting from the checkpoints.
+    std::fs::remove_file(dir.join("HEAD.json")).unwrap();
+    let log = AuditLog::open(root.path(), options(), trail_key(), Vec::new()).unwrap();
+    log.close().unwrap();
+    let head: Value = serde_json::from_slice(&std::fs::read(dir.join("HEAD.json")).unwrap()).unwrap();
+    assert!(head["counter"].as_u64().unwrap() > before, "{head} after {before}");
+    let report = verify_root(root.path());
+    let warnings = report.streams[0].warnings.join("\n");
+    assert!(
+        warnings.contains("HEAD.json is missing") && warnings.contains("may have been deleted"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn item16_an_edited_stream_index_is_refused_not_re_signed() {
+    let root = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let log = AuditLog::open(root.path(), options(), trail_key(), Vec::new()).unwrap();
+        let other = AuditLog::open(root.path(), options(), trail_key(), Vec::new()).unwrap();
+        log.close().unwrap();
+        other.close().unwrap();
+    }
+    // Drop `host.1` from the index (and the directory): the edit breaks
+    // the index's signature; verify says so, and no writer signs it anew.
+    let index_path = root.path().join("STREAMS.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["streams"] = json!(["host"]);
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    std::fs::remove_dir_all(root.path().join("host.1")).unwrap();
+    let report = verify_root(root.path());
+    assert!(
+        report.streams.iter().any(|s| s
+            .problem
+            .as_ref()
+            .is_some_and(|p| p.kind == agenthost::audit::ProblemKind::BadSignature)),
+        "{report:#?}"
+    );
+    let err = AuditLog::open(root.path(), options(), trail_key(), Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("STREAMS.json does not verify"), "{err}");
+    // Deleting the index altogether: the next writer lists what it finds,
+    // and the trail says the index was rebuilt.
+    std::fs::remove_file(&index_path).unwrap();
+    let log = AuditLog::open(root.path(), options(), trail_key(), Vec::new()).unwrap();
+    log.close().unwrap();
+    let warnings: String = verify_root(root.path()).streams.iter().flat_map(|s| s.warnings.clone()).collect();
+    assert!(warnings.contains("the stream index was rebuilt"), "{warnings}");
+}
+
+#[test]
+fn item10_an_edited_approval_request_cannot_be_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data, wasm) = refund_config(dir.path());
+    let key = |who: &str| config.join("keys").join(format!("{who}.key")).display().to_string();
+    let input = r#"{"order_id":"ORD-5","amount_cents":999999,"currency":"EUR"}"#;
+    let out =
+        governed(&config, &data, &["run", &wasm, "--as", "carol", "--key", &key("carol"), "--input", input]);
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    let id = err["error"]["approval_request"].as_str().unwrap().to_owned();
+    let shown: Value =
+        serde_json::from_slice(&governed(&config, &data, &["approvals", "show", &id]).stdout).unwrap();
+    assert_eq!(shown["host_signed"], true, "{shown}");
+    // The data-directory writer makes the preview look harmless.
+    let file = data.join("approvals/requests").join(format!("{id}.json"));
+    let text = std::fs::read_to_string(&file).unwrap().replace("999999", "1");
+    std::fs::write(&file, text).unwrap();
+    let out =
+        governed(&config, &data, &["approvals", "approve", &id, "--as", "alice", "--key", &key("alice")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_text(&out).contains("not approved"), "{}", stderr_text(&out));
+}
+
+#[test]
+fn item23_a_flood_of_refused_requests_stays_bounded_in_memory_and_log() {
+    let data = tempfile::tempdir().unwrap();
+    let input = json!({"op": "http_flood", "authority": "example.com", "count": 30_000}).to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args([
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--log",
+            "warn",
+            "run",
+            artifacts::HOSTILE_PROBE,
+            "--input",
+            &input,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    let output: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(output["refused"], 30_000, "{output}");
+    let lines = stderr_text(&out).lines().filter(|l| l.contains("egress denied")).count();
+    assert!(lines <= 8, "{lines} log lines for 30000 refused requests");
 }

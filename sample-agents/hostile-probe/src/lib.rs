@@ -15,8 +15,9 @@
 //! repeat, messages, calculator}` (one big or adversarial request),
 //! `converse_many {count, bytes}` (many requests), `publish_attrs {topic,
 //! count, value_bytes}`, `memory_list {namespace, limit}`,
-//! `memory_put {…, ttl, expected_version}` and `emit {summary_bytes,
-//! data_bytes}`.
+//! `memory_put {…, ttl, expected_version}`, `emit {summary_bytes,
+//! data_bytes}` and `http_flood {authority, count}` (outgoing requests in a
+//! loop, each refused).
 
 use agenthost_guest_sdk::memory::{self, Classification, Governance, PutOptions};
 use agenthost_guest_sdk::model::{ConverseRequest, Message, ToolChoice, ToolConfig, ToolDefinition};
@@ -232,6 +233,28 @@ impl Agent for Probe {
                     Ok(id) => json!({ "ok": true, "id": id }),
                     Err(e) => fail(wit_error(&e)),
                 }
+            }
+            "http_flood" => {
+                use wasi::http::outgoing_handler;
+                use wasi::http::types::{Fields, Method, OutgoingRequest, Scheme};
+                let authority = field("authority")?;
+                let mut refused = 0u64;
+                for _ in 0..count(input, "count", 1) {
+                    let request = OutgoingRequest::new(Fields::new());
+                    let _ = request.set_method(&Method::Get);
+                    let _ = request.set_scheme(Some(&Scheme::Http));
+                    let _ = request.set_authority(Some(&authority));
+                    match outgoing_handler::handle(request, None) {
+                        Err(_) => refused += 1,
+                        Ok(pending) => {
+                            pending.subscribe().block();
+                            if !matches!(pending.get(), Some(Ok(Ok(_)))) {
+                                refused += 1;
+                            }
+                        }
+                    }
+                }
+                json!({ "ok": true, "refused": refused })
             }
             other => return Err(Error::InvalidInput(format!("unknown op `{other}`"))),
         })
