@@ -264,14 +264,16 @@ fn check_segment(
                 result.recovers = Some((segment, offset));
             }
         }
-        if let Some(what) = recovery_what(&line) {
-            if index == 0 {
-                result.recovery = Some((
-                    line.seq,
-                    what.get("previous_seq").and_then(Value::as_u64).unwrap_or(0),
-                    what.get("previous_closed").and_then(Value::as_bool).unwrap_or(false),
-                ));
-            }
+        // A writer puts its recovery record (and a stream its stream record)
+        // first in a segment: other lines need no second look.
+        if index == 0
+            && let Some(what) = recovery_what(&line)
+        {
+            result.recovery = Some((
+                line.seq,
+                what.get("previous_seq").and_then(Value::as_u64).unwrap_or(0),
+                what.get("previous_closed").and_then(Value::as_bool).unwrap_or(false),
+            ));
             if let (Some(from), Some(to)) = (
                 what.pointer("/unsigned/from").and_then(Value::as_u64),
                 what.pointer("/unsigned/to").and_then(Value::as_u64),
@@ -282,7 +284,8 @@ fn check_segment(
                 result.head_notes.push((line.seq, head.to_owned()));
             }
         }
-        if INDEX_REBUILT.find(line.body).is_some()
+        if index == 0
+            && INDEX_REBUILT.find(line.body).is_some()
             && let Some(note) = line.body_json().and_then(|b| {
                 let kind = b.get("kind").and_then(Value::as_str)?.to_owned();
                 let note = b.pointer("/what/index_rebuilt").and_then(Value::as_str)?.to_owned();
