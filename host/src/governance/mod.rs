@@ -669,6 +669,13 @@ pub fn effective_grant(
     if constraints.and_then(|c| c.dns) == Some(false) {
         egress.without_dns("the policy pack turns name lookups off (constraints.dns)".to_owned());
     }
+    // A guest's own name lookups only serve its raw sockets (the host
+    // resolves HTTP itself): with no socket destination left after every
+    // layer, the ceiling included, lookups go too.
+    if egress.dns && !egress.sockets_granted() {
+        let why = format!("name lookups serve raw sockets, and {}", egress.why_no_sockets());
+        egress.without_dns(why);
+    }
     if tier == Some(Tier::Read) {
         egress.methods = Some(
             config
