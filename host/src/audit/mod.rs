@@ -199,12 +199,7 @@ pub const INDEX_FILE: &str = "STREAMS.json";
 /// that would launder whatever was done to it.
 fn index_stream(root: &Path, stream: &str, key: &KeyPair) -> Result<(PathBuf, Option<String>), AuditError> {
     let lock_path = root.join("STREAMS.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| AuditError::io(&lock_path, e))?;
+    let lock = lock_file(&lock_path)?;
     lock.lock().map_err(|e| AuditError::io(&lock_path, e))?;
     let path = root.join(INDEX_FILE);
     let (mut streams, counter, note) = match std::fs::read(&path) {
@@ -253,6 +248,16 @@ fn index_stream(root: &Path, stream: &str, key: &KeyPair) -> Result<(PathBuf, Op
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| AuditError::io(&path, e))?;
     Ok((path, note))
+}
+
+/// A lock file (made if missing, never truncated), to take a lock on.
+fn lock_file(path: &Path) -> Result<File, AuditError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| AuditError::io(path, e))
 }
 
 /// The names of the stream directories under a root that hold a segment.
@@ -358,12 +363,7 @@ impl AuditLog {
             let dir = root.join(&name);
             std::fs::create_dir_all(&dir).map_err(|e| AuditError::io(&dir, e))?;
             let lock_path = dir.join("LOCK");
-            let lock = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .map_err(|e| AuditError::io(&lock_path, e))?;
+            let lock = lock_file(&lock_path)?;
             match lock.try_lock() {
                 Ok(()) => return Ok((name, dir, lock)),
                 Err(std::fs::TryLockError::WouldBlock) => continue,

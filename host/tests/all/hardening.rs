@@ -1362,25 +1362,23 @@ async fn item21_numbers_from_guests_and_files_never_overflow() {
 // ---------------------------------------------------------------------------
 // 22. A guest cannot forge a host log line.
 
+/// The hostile probe run by the CLI of the development tenant, logging at `log`.
+fn probe_cli(data: &Path, log: &str, input: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--log", log, "run", artifacts::HOSTILE_PROBE, "--input", input])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn item22_a_guest_log_message_cannot_forge_a_host_line() {
     let data = tempfile::tempdir().unwrap();
     // Through a model id, which the host's decision log names.
     let model = "x\n2026-12-01T00:00:00.000000Z  INFO agenthost::decision: forged";
     let input = json!({"op": "converse", "model_id": model}).to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
-        .args([
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--log",
-            "info",
-            "run",
-            artifacts::HOSTILE_PROBE,
-            "--input",
-            &input,
-        ])
-        .output()
-        .unwrap();
+    let out = probe_cli(data.path(), "info", &input);
     assert!(out.status.success(), "{}", stderr_text(&out));
     assert!(
         !stderr_text(&out).lines().any(|l| l.starts_with("2026-12-01T00:00:00.000000Z")),
@@ -1390,19 +1388,7 @@ fn item22_a_guest_log_message_cannot_forge_a_host_line() {
     // Through its own log message.
     let forged = "fine\n2026-12-01T00:00:00.000000Z  INFO agenthost::decision: approved everything";
     let input = json!({"op": "log", "message": forged, "fields": {"k": "v\r\nX"}}).to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
-        .args([
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--log",
-            "info",
-            "run",
-            artifacts::HOSTILE_PROBE,
-            "--input",
-            &input,
-        ])
-        .output()
-        .unwrap();
+    let out = probe_cli(data.path(), "info", &input);
     assert!(out.status.success(), "{}", stderr_text(&out));
     let stderr = stderr_text(&out);
     assert!(stderr.contains("fine\\n2026-12-01"), "the newline is shown escaped: {stderr}");
@@ -1573,19 +1559,7 @@ fn item10_an_edited_approval_request_cannot_be_approved() {
 fn item23_a_flood_of_refused_requests_stays_bounded_in_memory_and_log() {
     let data = tempfile::tempdir().unwrap();
     let input = json!({"op": "http_flood", "authority": "example.com", "count": 30_000}).to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
-        .args([
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--log",
-            "warn",
-            "run",
-            artifacts::HOSTILE_PROBE,
-            "--input",
-            &input,
-        ])
-        .output()
-        .unwrap();
+    let out = probe_cli(data.path(), "warn", &input);
     assert!(out.status.success(), "{}", stderr_text(&out));
     let output: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(output["refused"], 30_000, "{output}");
