@@ -10,7 +10,7 @@ use serde_json::json;
 use agenthost::audit::query::{self, Filter};
 use agenthost::audit::verify::{self, StreamInput};
 use agenthost::audit::{Report, s3};
-use agenthost::brokers::aws::AwsSettings;
+use agenthost::aws::AwsSettings;
 use agenthost::governance::PublicKey;
 
 use crate::{Failure, print_json};

@@ -40,3 +40,35 @@ pub use tool_world::{Tool, ToolPre};
 pub const PACKAGE: &str = "agenthost:platform";
 /// Its version, as it appears in import names.
 pub const VERSION: &str = "0.1.0";
+
+use model::{ContentBlock, ToolResultContent};
+
+impl model::ConverseRequest {
+    /// The bytes of text the request carries: every message, tool input and
+    /// result, system prompt, tool definition and the model id.
+    pub fn text_bytes(&self) -> usize {
+        let blocks: usize = self
+            .messages
+            .iter()
+            .flat_map(|m| m.content.iter())
+            .map(|block| match block {
+                ContentBlock::Text(text) => text.len(),
+                ContentBlock::ToolUse(u) => u.id.len() + u.name.len() + u.input.len(),
+                ContentBlock::ToolResult(r) => {
+                    r.id.len()
+                        + r.content
+                            .iter()
+                            .map(|c| match c {
+                                ToolResultContent::Text(t) | ToolResultContent::Json(t) => t.len(),
+                            })
+                            .sum::<usize>()
+                }
+            })
+            .sum();
+        let system: usize = self.system.iter().map(String::len).sum();
+        let tools: usize = self.tool_config.as_ref().map_or(0, |c| {
+            c.tools.iter().map(|t| t.name.len() + t.description.len() + t.input_schema.len()).sum()
+        });
+        blocks + system + tools + self.model_id.as_ref().map_or(0, String::len)
+    }
+}

@@ -15,39 +15,8 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-use crate::governance::KeyPair;
-
-/// `[keys]` in host.toml.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct KeySettings {
-    /// Where the keys come from [default: a key directory].
-    #[serde(default)]
-    pub source: KeySource,
-    /// The key directory [default: `<data-dir>/keys`].
-    #[serde(default)]
-    pub dir: Option<PathBuf>,
-    /// Secrets Manager: the secret holding the audit signing key (PKCS#8 PEM).
-    #[serde(default)]
-    pub audit_secret: Option<String>,
-    /// Secrets Manager: the secret holding the cache key (64 hex digits).
-    #[serde(default)]
-    pub cache_secret: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum KeySource {
-    #[default]
-    Dir,
-    Secretsmanager,
-}
-
-/// The default names of the two secrets in Secrets Manager.
-pub const DEFAULT_AUDIT_SECRET: &str = "agenthost/audit-signing-key";
-pub const DEFAULT_CACHE_SECRET: &str = "agenthost/cache-key";
+use crate::keys::KeyPair;
+pub use crate::settings::{DEFAULT_AUDIT_SECRET, DEFAULT_CACHE_SECRET, KeySettings, KeySource};
 
 /// The host's keys, and where they came from (for messages and `verify`).
 pub struct HostKeys {
@@ -258,7 +227,7 @@ impl HostKeys {
     /// # Errors
     ///
     /// A check that fails, or no key there.
-    pub fn checked_public_key(dir: &Path) -> Result<crate::governance::PublicKey, KeyError> {
+    pub fn checked_public_key(dir: &Path) -> Result<crate::keys::PublicKey, KeyError> {
         check_owner_mode(dir, "the key directory", 0o077, "chmod 700")?;
         let path = dir.join("audit.key");
         check_owner_mode(&path, "the key file", 0o077, "chmod 600")?;
@@ -283,7 +252,7 @@ impl HostKeys {
                 let out = client.get_secret_value().secret_id(&id).send().await.map_err(|e| {
                     KeyError::Secrets(format!(
                         "cannot read the secret `{id}` from Secrets Manager ({}); `agenthost aws bootstrap` creates it",
-                        crate::brokers::aws::describe(&e)
+                        crate::aws::describe(&e)
                     ))
                 })?;
                 out.secret_string()
@@ -324,10 +293,7 @@ pub async fn create_secrets(
             continue;
         }
         client.create_secret().name(id).secret_string(value).send().await.map_err(|e| {
-            KeyError::Secrets(format!(
-                "cannot create the secret `{id}`: {}",
-                crate::brokers::aws::describe(&e)
-            ))
+            KeyError::Secrets(format!("cannot create the secret `{id}`: {}", crate::aws::describe(&e)))
         })?;
         created.push(id.to_owned());
     }

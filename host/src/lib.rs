@@ -20,6 +20,7 @@
 //! ```
 
 pub mod audit;
+pub mod aws;
 pub mod bindings;
 pub mod brokers;
 mod cache;
@@ -27,18 +28,23 @@ pub mod capabilities;
 pub mod engine;
 pub mod error;
 pub mod governance;
+pub mod keys;
 pub mod keystore;
 pub mod limits;
 pub mod runtime;
 mod schema;
+pub mod settings;
 pub mod telemetry;
+pub mod text;
 pub mod trace;
+pub mod vocab;
 
-pub use capabilities::{Capability, Grant, Mount, World};
 pub use engine::{AllocatorKind, EngineConfig};
 pub use error::{ComponentRef, ErrorKind, InvokeError, LimitHit, Origin};
 pub use governance::{Governance, Tier};
+pub use governance::{Grant, Mount};
 pub use limits::Limits;
 pub use runtime::{
     CallOptions, Host, HostConfig, LoadOptions, LoadSource, LoadedComponent, RunOutput, Stats,
 };
+pub use vocab::{Capability, World};

@@ -27,16 +27,16 @@ use crate::brokers::memory::{InProcessMemory, MemoryStore};
 use crate::brokers::model::{BuiltinModel, ModelBackend};
 use crate::cache::{ArtifactCache, Lookup};
 use crate::capabilities::wasi::OpenMount;
-use crate::capabilities::{self, CallContext, Grant, ImportStatus, InstanceState, Refusal, World};
+use crate::capabilities::{self, CallContext, Grant, ImportStatus, InstanceState, Refusal, Services, World};
 use crate::engine::{AllocatorKind, EngineConfig, HostEngine};
 use crate::error::{ComponentRef, ErrorKind, InvokeError};
 use crate::governance::approvals::{self, ApprovalRequest, CallBinding, Status};
-use crate::governance::keys::{canonical_json, digest};
 use crate::governance::policy::{Action, EntityRef, Query, Value as PolicyValue, tier_rank};
 use crate::governance::{
     self, ApprovalToken, ComponentManifest, Governance, KeyPair, LoadedPolicy, Names, PolicyEngine, Tenant,
     Tier,
 };
+use crate::keys::{canonical_json, digest};
 use crate::limits::{LimitTracker, Limits};
 use crate::schema::InputSchema;
 use crate::telemetry::{self, Metrics};
@@ -321,7 +321,7 @@ pub struct Host {
     inner: Arc<HostInner>,
 }
 
-pub(crate) struct HostInner {
+struct HostInner {
     engine: HostEngine,
     /// One linker per world: what a component may use is decided per call.
     tool_linker: wasmtime::component::Linker<InstanceState>,
@@ -330,18 +330,14 @@ pub(crate) struct HostInner {
     compiled: Mutex<HashMap<String, Component>>,
     /// Registered tools by (tenant, name).
     tools: RwLock<BTreeMap<(String, String), Arc<LoadedComponent>>>,
-    model: Arc<dyn ModelBackend>,
-    tenant_models: BTreeMap<String, Arc<dyn ModelBackend>>,
-    pub(crate) memory: Arc<dyn MemoryStore>,
-    pub(crate) events: Arc<dyn EventBus>,
+    /// What host calls reach: memory, events, models, tools, TLS.
+    services: Arc<Services>,
     in_process: Arc<InProcessBus>,
     dispatcher: Dispatcher,
     /// Where per-minute quota use is kept across processes (the memory
     /// backend, when the host has one of its own).
     quota_ledger: Option<Arc<dyn governance::QuotaLedger>>,
-    pub(crate) audit: Option<Arc<AuditLog>>,
-    /// TLS for guests' HTTPS requests.
-    pub(crate) tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    audit: Option<Arc<AuditLog>>,
     /// Signs the approval requests this host records.
     request_key: Option<KeyPair>,
     metrics: Arc<Metrics>,
@@ -350,6 +346,30 @@ pub(crate) struct HostInner {
     /// Shared by every call that presents no approval token.
     no_approvals: Arc<[ApprovalToken]>,
     counters: Counters,
+}
+
+/// The tools registered with a host, as `tools.invoke` reaches them.
+struct RegisteredTools(std::sync::Weak<HostInner>);
+
+impl capabilities::ToolRunner for RegisteredTools {
+    fn specs(&self, tenant: &str, allowed: &Names) -> Vec<ToolSpec> {
+        self.0.upgrade().map(|host| host.tool_specs(tenant, allowed)).unwrap_or_default()
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        name: &'a str,
+        input: &'a Value,
+        caller: &'a CallContext,
+    ) -> capabilities::services::BoxFuture<'a, Result<Value, InvokeError>> {
+        // Boxed: a tool call runs a component, which could call a tool.
+        Box::pin(async move {
+            let Some(host) = self.0.upgrade() else {
+                return Err(InvokeError::internal("the host is shutting down"));
+            };
+            host.invoke_tool_from_guest(name, input, caller).await
+        })
+    }
 }
 
 /// Where a call sits.
@@ -462,26 +482,33 @@ impl Host {
         let tls = capabilities::http_send::tls_config(&config.egress_ca).map_err(InvokeError::internal)?;
         let tool_linker = linker(World::Tool)?;
         let agent_linker = linker(World::Agent)?;
+        let quota_ledger = config.memory.as_ref().map(|store| {
+            Arc::new(crate::brokers::memory::MemoryQuotaLedger::new(store.clone()))
+                as Arc<dyn governance::QuotaLedger>
+        });
+        let memory = config.memory.unwrap_or_else(|| Arc::new(InProcessMemory::default()));
+        let models = capabilities::Models::new(config.model, config.tenant_models);
         Ok(Host {
-            inner: Arc::new(HostInner {
+            // The services hold the host weakly (for `tools.invoke`): the
+            // host owns them, not the other way round.
+            inner: Arc::new_cyclic(|host| HostInner {
                 engine,
                 tool_linker,
                 agent_linker,
                 cache,
                 compiled: Mutex::new(HashMap::new()),
                 tools: RwLock::new(BTreeMap::new()),
-                model: config.model,
-                tenant_models: config.tenant_models,
-                quota_ledger: config.memory.as_ref().map(|store| {
-                    Arc::new(crate::brokers::memory::MemoryQuotaLedger::new(store.clone()))
-                        as Arc<dyn governance::QuotaLedger>
+                services: Arc::new(Services {
+                    memory,
+                    events,
+                    models,
+                    tools: Arc::new(RegisteredTools(host.clone())),
+                    tls,
                 }),
-                memory: config.memory.unwrap_or_else(|| Arc::new(InProcessMemory::default())),
-                events,
+                quota_ledger,
                 in_process,
                 dispatcher,
                 audit: config.audit,
-                tls,
                 request_key: config.request_key,
                 metrics: Arc::new(Metrics::new()),
                 limits: config.limits,
@@ -1108,7 +1135,7 @@ fn guest_error(error: crate::bindings::types::Error, id: &ComponentRef, call: &C
             ErrorKind::InvalidOutput,
             format!(
                 "it answered approval-required naming request `{}`, which the host did not issue in this run; the answer is refused",
-                crate::capabilities::log::clip(request)
+                crate::text::clip(request)
             ),
         )
         .with_component(id),
@@ -1373,7 +1400,7 @@ impl HostInner {
         self.counters.instantiations.fetch_add(1, Ordering::Relaxed);
         let deadline = call.deadline;
         let tracker = LimitTracker::new(limits).with_pool(call.tenant.memory_pool.clone());
-        let state = InstanceState::new(self.clone(), call, tracker);
+        let state = InstanceState::new(self.services.clone(), call, tracker);
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);
         // Fuel is enabled on the engine, so this cannot fail.
@@ -1496,7 +1523,7 @@ impl HostInner {
     }
 
     /// The specs of the tenant's registered tools that `grant` allows.
-    pub(crate) fn tool_specs(&self, tenant: &str, grant: &Names) -> Vec<ToolSpec> {
+    fn tool_specs(&self, tenant: &str, grant: &Names) -> Vec<ToolSpec> {
         let Ok(tools) = self.tools.read() else {
             return Vec::new();
         };
@@ -1509,7 +1536,7 @@ impl HostInner {
 
     /// `tools.invoke` from a guest: the named tool of the caller's tenant,
     /// within the caller's deadline, in the caller's trace and run.
-    pub(crate) async fn invoke_tool_from_guest(
+    async fn invoke_tool_from_guest(
         self: Arc<Self>,
         name: &str,
         input: &Value,
@@ -1550,11 +1577,6 @@ impl HostInner {
         self.observe(&call, tool, started, &result);
         self.record_call(&call, tool, input, &result)?;
         result
-    }
-
-    /// The model backend of a tenant: its own, else the host's.
-    pub(crate) fn model_for(&self, tenant: &str) -> &Arc<dyn ModelBackend> {
-        self.tenant_models.get(tenant).unwrap_or(&self.model)
     }
 
     /// Latency and outcome into the metrics.
@@ -2126,7 +2148,7 @@ fn check_version(version: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "its version `{}` is not of the form [0-9A-Za-z.+-_] (at most 64 characters)",
-            crate::capabilities::log::clip(version)
+            crate::text::clip(version)
         ))
     }
 }

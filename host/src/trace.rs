@@ -125,7 +125,7 @@ impl TranscriptEvent {
             caller,
             request: Kept::of(request),
             response: response.map(Kept::of),
-            error: error.map(|e| crate::capabilities::log::clip(&e)),
+            error: error.map(|e| crate::text::clip(&e)),
         }
     }
 
@@ -189,7 +189,7 @@ impl Transcript {
     ///
     /// The `limit-exceeded` message when it would not.
     pub fn reserve(&self, request: &ConverseRequest) -> Result<(), String> {
-        let kept = crate::capabilities::model::request_bytes(request).min(KEEP_WHOLE_BYTES) + 512;
+        let kept = request.text_bytes().min(KEEP_WHOLE_BYTES) + 512;
         let used = self.events.lock().map_or(0, |state| state.1);
         if used.saturating_add(kept) > TRANSCRIPT_BUDGET_BYTES { Err(full(used)) } else { Ok(()) }
     }

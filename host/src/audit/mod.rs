@@ -32,12 +32,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+pub use crate::settings::AuditSettings;
 pub use record::Reason;
 pub use record::{Event, Kind};
 pub use verify::{Problem, ProblemKind, Report};
 pub use writer::HEAD_FILE;
 
-use crate::governance::{KeyPair, PublicKey};
+use crate::keys::{KeyPair, PublicKey};
 use writer::{Durable, Queue, Settings, Shared, Writer};
 
 /// Where sealed segments and checkpoints go besides the local files.
@@ -96,44 +97,6 @@ impl Default for AuditOptions {
             segment_bytes: 64 << 20,
             checkpoint_every: 4096,
             checkpoint_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-/// `[audit]` in host.toml.
-#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct AuditSettings {
-    /// Keep an audit trail under `<data-dir>/audit` (default true).
-    #[serde(default = "enabled")]
-    pub enabled: bool,
-    /// This host's stream name [default: `host`].
-    #[serde(default)]
-    pub stream: Option<String>,
-    #[serde(default)]
-    pub checkpoint_every: Option<u64>,
-    #[serde(default)]
-    pub checkpoint_interval_ms: Option<u64>,
-    #[serde(default)]
-    pub segment_bytes: Option<u64>,
-    /// Copy sealed segments to S3 with Object Lock.
-    #[serde(default)]
-    pub s3: Option<s3::S3Settings>,
-}
-
-fn enabled() -> bool {
-    true
-}
-
-impl Default for AuditSettings {
-    fn default() -> Self {
-        AuditSettings {
-            enabled: true,
-            stream: None,
-            checkpoint_every: None,
-            checkpoint_interval_ms: None,
-            segment_bytes: None,
-            s3: None,
         }
     }
 }

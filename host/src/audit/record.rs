@@ -364,7 +364,7 @@ pub fn index_message(counter: u64, streams: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::governance::keys::canonical_json;
+    use crate::keys::canonical_json;
     use serde_json::json;
 
     #[test]

@@ -11,23 +11,13 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectLockMode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::verify::StreamInput;
 use super::{AuditError, HEAD_FILE, INDEX_FILE, Sink};
-use crate::brokers::aws::{AwsSettings, describe};
-use crate::governance::PublicKey;
-
-/// The Object Lock retention mode of uploaded segments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum RetentionMode {
-    /// Nobody can delete or overwrite the object before the date.
-    #[default]
-    Compliance,
-    /// Users with `s3:BypassGovernanceRetention` can.
-    Governance,
-}
+use crate::aws::{AwsSettings, describe};
+use crate::keys::PublicKey;
+pub use crate::settings::{RetentionMode, S3Settings};
 
 impl RetentionMode {
     fn lock_mode(self) -> ObjectLockMode {
@@ -36,23 +26,6 @@ impl RetentionMode {
             RetentionMode::Governance => ObjectLockMode::Governance,
         }
     }
-}
-
-/// `[audit.s3]` in host.toml.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct S3Settings {
-    pub bucket: String,
-    #[serde(default)]
-    pub prefix: String,
-    #[serde(default)]
-    pub retention_mode: RetentionMode,
-    #[serde(default = "default_retention_days")]
-    pub retention_days: u32,
-}
-
-fn default_retention_days() -> u32 {
-    365
 }
 
 /// Makes an S3 client for the audit bucket (path-style addressing when the

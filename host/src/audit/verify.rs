@@ -22,7 +22,7 @@ use super::record::{
 };
 use super::writer::{HEAD_FILE, generation_of, segments};
 use super::{AuditError, INDEX_FILE, root_public_key};
-use crate::governance::PublicKey;
+use crate::keys::PublicKey;
 
 /// One stream to verify, however it was fetched.
 #[derive(Debug, Clone, Default)]

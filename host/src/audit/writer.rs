@@ -29,8 +29,8 @@ use super::record::{
     now_rfc3339,
 };
 use super::{AuditError, Sink};
-use crate::governance::keys::canonical_json;
-use crate::governance::{KeyPair, PublicKey};
+use crate::keys::canonical_json;
+use crate::keys::{KeyPair, PublicKey};
 
 /// The signed statement of the newest checkpoint, kept beside the segments
 /// so that a stream cut short after it is seen as truncated.

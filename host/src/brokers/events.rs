@@ -27,7 +27,8 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::brokers::aws::describe;
+use crate::aws::describe;
+pub use crate::settings::{DEFAULT_QUEUE, EventBackend, EventSettings};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -152,11 +153,7 @@ where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
     let text = format!("{what}: {}", describe(e));
-    if crate::brokers::aws::is_unavailable(e) {
-        EventError::Unavailable(text)
-    } else {
-        EventError::Internal(text)
-    }
+    if crate::aws::is_unavailable(e) { EventError::Unavailable(text) } else { EventError::Internal(text) }
 }
 
 impl EventBus for SqsBus {
@@ -217,7 +214,7 @@ impl EventBus for EventBridgeBus {
                 .build();
             let out = self.client.put_events().entries(entry).send().await.map_err(|e| {
                 let text = format!("EventBridge PutEvents: {}", describe(&e));
-                if crate::brokers::aws::is_unavailable(&e) {
+                if crate::aws::is_unavailable(&e) {
                     EventError::Unavailable(text)
                 } else {
                     EventError::Internal(text)
@@ -467,29 +464,3 @@ pub async fn bootstrap(
         .map_err(|e| format!("cannot point the rule {rule} at the queue: {}", describe(&e)))?;
     Ok(url)
 }
-
-/// `[events]` in host.toml.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct EventSettings {
-    #[serde(default)]
-    pub backend: EventBackend,
-    /// SQS (and EventBridge delivery): the queue's name.
-    #[serde(default)]
-    pub queue: Option<String>,
-    /// EventBridge: the bus name (`default` for the account's default bus).
-    #[serde(default)]
-    pub bus: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum EventBackend {
-    #[default]
-    InProcess,
-    Sqs,
-    Eventbridge,
-}
-
-/// The default queue name.
-pub const DEFAULT_QUEUE: &str = "agenthost-events";

@@ -3,7 +3,6 @@
 //! (embedded redb, DynamoDB, in-process), and the AWS client settings they
 //! share. [`Backends::open`] builds what a host's settings ask for.
 
-pub mod aws;
 pub mod events;
 pub mod memory;
 pub mod model;
@@ -13,6 +12,7 @@ use std::sync::Arc;
 
 use crate::audit::s3::{self, S3Sink};
 use crate::audit::{AuditLog, Sink};
+use crate::aws;
 use crate::governance::{HostSettings, KeyPair};
 use events::{EventBackend, EventBus};
 use memory::{DEFAULT_TABLE, DynamoMemory, EmbeddedMemory, InProcessMemory, MemoryBackend, MemoryStore};

@@ -8,8 +8,8 @@ use crate::audit;
 use crate::bindings::events;
 use crate::bindings::types::Error;
 use crate::brokers::events::{Envelope, EventError};
-use crate::governance::keys::digest;
 use crate::governance::policy::{Action, EntityRef};
+use crate::keys::digest;
 
 use super::{Capability, InstanceState};
 
@@ -53,7 +53,7 @@ fn over_cap(topic: &str, payload: &[u8], attributes: &[(String, String)]) -> Opt
         } else if value.len() > MAX_ATTRIBUTE_VALUE_BYTES {
             Some(format!(
                 "attribute `{}` is {} bytes; the cap is {MAX_ATTRIBUTE_VALUE_BYTES} (limit events attribute value bytes)",
-                crate::capabilities::log::clip(name),
+                crate::text::clip(name),
                 value.len()
             ))
         } else {
@@ -93,7 +93,7 @@ impl events::Host for InstanceState {
             source: call.trace.agent_id.clone(),
             published_at: crate::audit::record::now_rfc3339(),
         };
-        let bus = self.host.events.clone();
+        let bus = self.services.events.clone();
         let result = call
             .before_deadline("the events backend", async {
                 bus.publish(&event).await.map_err(|e| match e {

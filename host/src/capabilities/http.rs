@@ -83,7 +83,7 @@ fn note_denial(denials: &Denials, tenant: &str, reason: String) {
         log.more = log.more.saturating_add(1);
         return;
     }
-    let mut reason = super::log::clip(&reason);
+    let mut reason = crate::text::clip(&reason);
     if reason.len() > DENIAL_BYTES {
         let mut end = DENIAL_BYTES;
         while !reason.is_char_boundary(end) {

@@ -6,14 +6,11 @@
 //! Logging never fails the guest; a component without the `log` grant
 //! logs into nothing.
 
-use std::fmt::Write as _;
-
 use crate::bindings::log::{Host, Level};
+use crate::text::clip;
 
 use super::{Capability, InstanceState};
 
-/// Longest message or field value kept, in bytes.
-const MAX_TEXT: usize = 4096;
 /// Most fields kept per event.
 const MAX_FIELDS: usize = 32;
 /// Most events kept per call.
@@ -29,32 +26,6 @@ impl LogState {
     pub(crate) fn dropped(&self) -> u32 {
         self.dropped
     }
-}
-
-/// At most [`MAX_TEXT`] bytes of `text`, with every control character
-/// (newline, carriage return, escape, …) written as a visible escape, so a
-/// guest's text always stays inside the one line the host writes for it.
-pub(crate) fn clip(text: &str) -> String {
-    let mut end = text.len().min(MAX_TEXT);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out = String::with_capacity(end);
-    for c in text[..end].chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    if end < text.len() {
-        out.push('…');
-    }
-    out
 }
 
 impl Host for InstanceState {
@@ -96,22 +67,5 @@ impl Host for InstanceState {
             Level::Error => emit!(tracing::Level::ERROR),
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clip;
-
-    #[test]
-    fn control_characters_never_reach_a_log_line() {
-        let forged = "ok\n2026-12-01T00:00:00Z  INFO agenthost: approved\r\u{1b}[2J\u{2028}";
-        let shown = clip(forged);
-        assert!(!shown.chars().any(|c| c.is_control() || c == '\u{2028}'), "{shown:?}");
-        assert!(shown.starts_with("ok\\n2026"), "{shown}");
-        assert!(shown.contains("\\u{1b}"), "{shown}");
-        let long = "é".repeat(5000);
-        let cut = clip(&long);
-        assert!(cut.len() <= super::MAX_TEXT + 3 && cut.ends_with('…'));
     }
 }

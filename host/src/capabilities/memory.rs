@@ -11,9 +11,9 @@ use crate::bindings::types::Error;
 use crate::brokers::memory::{
     MAX_KEY_BYTES, MAX_PAGE, MAX_VALUE_BYTES, Put, Record, RecordMeta, Scope, now_secs,
 };
-use crate::governance::keys::digest;
 use crate::governance::packs::Classification;
 use crate::governance::policy::{Action, EntityRef, Value as PolicyValue};
+use crate::keys::digest;
 
 use super::{Capability, InstanceState};
 
@@ -54,7 +54,7 @@ impl InstanceState {
         if !valid {
             return Err(Error::InvalidInput(format!(
                 "memory namespace `{}` is not of the form [A-Za-z0-9._-] (1 to 128 characters)",
-                crate::capabilities::log::clip(ns)
+                crate::text::clip(ns)
             )));
         }
         if let Some(denial) = call.grant.memory_namespaces.denial("memory namespace", ns) {
@@ -118,7 +118,7 @@ impl InstanceState {
         let mut what = what;
         what["namespace"] = ns.into();
         what["key"] = key.into();
-        what["backend"] = self.host.memory.name().into();
+        what["backend"] = self.services.memory.name().into();
         self.call.evidence(audit::Kind::MemoryWrite, outcome, what, None).map_err(Error::Unavailable)
     }
 }
@@ -133,7 +133,7 @@ impl memory::Host for InstanceState {
         if let Err(e) = self.memory_gate(&ns, None) {
             return Ok(Err(e));
         }
-        let (store, call) = (self.host.memory.clone(), self.call.clone());
+        let (store, call) = (self.services.memory.clone(), self.call.clone());
         let scope = Scope { tenant: call.tenant.id(), namespace: &ns };
         let work = async { store.get(scope, &key).await.map(|r| r.map(entry)).map_err(Error::from) };
         Ok(call.before_deadline("the memory backend", work).await)
@@ -169,7 +169,7 @@ impl memory::Host for InstanceState {
                 written_at: now_secs(),
             },
         };
-        let (store, call) = (self.host.memory.clone(), self.call.clone());
+        let (store, call) = (self.services.memory.clone(), self.call.clone());
         let scope = Scope { tenant: call.tenant.id(), namespace: &ns };
         let work = async { store.put(scope, &key, put).await.map_err(Error::from) };
         let result = call.before_deadline("the memory backend", work).await;
@@ -208,7 +208,7 @@ impl memory::Host for InstanceState {
         if let Err(e) = self.memory_gate(&ns, Some(Classification::Public)) {
             return Ok(Err(e));
         }
-        let (store, call) = (self.host.memory.clone(), self.call.clone());
+        let (store, call) = (self.services.memory.clone(), self.call.clone());
         let scope = Scope { tenant: call.tenant.id(), namespace: &ns };
         let work = async { store.delete(scope, &key, expected_version).await.map_err(Error::from) };
         let result = call.before_deadline("the memory backend", work).await;
@@ -249,7 +249,7 @@ impl memory::Host for InstanceState {
         if let Err(e) = self.memory_gate(&ns, None) {
             return Ok(Err(e));
         }
-        let (store, call) = (self.host.memory.clone(), self.call.clone());
+        let (store, call) = (self.services.memory.clone(), self.call.clone());
         let scope = Scope { tenant: call.tenant.id(), namespace: &ns };
         let work = async {
             store

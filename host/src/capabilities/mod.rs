@@ -36,239 +36,45 @@ pub mod http_send;
 pub mod log;
 pub mod memory;
 pub mod model;
+pub mod services;
 pub mod tools;
 pub mod wasi;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-use crate::audit::AuditLog;
 
 use serde::Serialize;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::audit::AuditLog;
 use crate::bindings::{self, types::TraceContext};
 use crate::error::ComponentRef;
-use crate::governance::packs::Classification;
 use crate::governance::policy::{Action, EntityRef, Query, Value as PolicyValue};
 use crate::governance::{ApprovalToken, Decision, PolicyEngine, Tenant};
-use crate::governance::{EgressPolicy, Names};
 use crate::limits::LimitTracker;
-use crate::runtime::HostInner;
+
+pub use crate::governance::grant::{Grant, Mount};
 use crate::trace::{Transcript, TranscriptEvent};
+pub use crate::vocab::{Capability, World};
+pub use services::{Models, Services, ToolRunner};
 
-/// A host interface of the `agenthost:platform` package that can be granted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Capability {
-    Log,
-    Model,
-    Memory,
-    Events,
-    Tools,
-    Audit,
-}
-
-impl Capability {
-    pub const ALL: [Capability; 6] = [
-        Capability::Log,
-        Capability::Model,
-        Capability::Memory,
-        Capability::Events,
-        Capability::Tools,
-        Capability::Audit,
-    ];
-
-    /// The interface name inside the package, e.g. `model`.
-    pub fn interface(self) -> &'static str {
-        match self {
-            Capability::Log => "log",
-            Capability::Model => "model",
-            Capability::Memory => "memory",
-            Capability::Events => "events",
-            Capability::Tools => "tools",
-            Capability::Audit => "audit",
-        }
+/// Links the host functions of one platform interface.
+fn link(capability: Capability, linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    type Me = HasSelf<InstanceState>;
+    fn get(s: &mut InstanceState) -> &mut InstanceState {
+        s
     }
-
-    /// The full import name, e.g. `agenthost:platform/model@0.1.0`.
-    pub fn import_name(self) -> String {
-        format!("{}/{}@{}", bindings::PACKAGE, self.interface(), bindings::VERSION)
-    }
-
-    pub fn from_interface(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.interface() == name)
-    }
-
-    fn link(self, linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-        type Me = HasSelf<InstanceState>;
-        fn get(s: &mut InstanceState) -> &mut InstanceState {
-            s
-        }
-        match self {
-            Capability::Log => bindings::log::add_to_linker::<_, Me>(linker, get),
-            Capability::Model => bindings::model::add_to_linker::<_, Me>(linker, get),
-            Capability::Memory => bindings::memory::add_to_linker::<_, Me>(linker, get),
-            Capability::Events => bindings::events::add_to_linker::<_, Me>(linker, get),
-            Capability::Tools => bindings::tools::add_to_linker::<_, Me>(linker, get),
-            Capability::Audit => bindings::audit::add_to_linker::<_, Me>(linker, get),
-        }
-    }
-}
-
-impl fmt::Display for Capability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.interface())
-    }
-}
-
-/// The two worlds a component can implement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum World {
-    Tool,
-    Agent,
-}
-
-impl World {
-    /// The platform interfaces the world imports.
-    pub fn imports(self) -> &'static [Capability] {
-        match self {
-            World::Tool => &[Capability::Log, Capability::Memory, Capability::Events, Capability::Audit],
-            World::Agent => &Capability::ALL,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            World::Tool => "tool",
-            World::Agent => "agent",
-        }
-    }
-}
-
-impl fmt::Display for World {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}@{}", bindings::PACKAGE, self.name(), bindings::VERSION)
-    }
-}
-
-/// A host directory a component sees at a guest path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// Canonical host path.
-    pub host: PathBuf,
-    pub guest: String,
-    pub writable: bool,
-}
-
-/// What a component is granted. [`Grant::nothing`] grants nothing: no
-/// platform interface, no name, and (through [`wasi`]) no preopened
-/// directory, no environment variable, no socket, no network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub capabilities: BTreeSet<Capability>,
-    /// Why each interface of the world that is not granted was removed,
-    /// for the load error of a component that imports it.
-    pub removed: BTreeMap<Capability, String>,
-    /// Tools (of the same tenant) it may call through `tools.invoke`.
-    pub tools: Names,
-    pub memory_namespaces: Names,
-    /// Whether it may put/delete memory (a `read` tool may not).
-    pub memory_write: bool,
-    /// The most sensitive classification it may write, if capped.
-    pub max_classification: Option<Classification>,
-    pub topics: Names,
-    pub models: Names,
-    /// Environment variables it sees, with their values.
-    pub env: BTreeMap<String, String>,
-    pub mounts: Vec<Mount>,
-    pub egress: EgressPolicy,
-}
-
-impl Default for Grant {
-    fn default() -> Self {
-        Grant::nothing()
-    }
-}
-
-impl Grant {
-    /// Nothing at all.
-    pub fn nothing() -> Self {
-        Grant {
-            capabilities: BTreeSet::new(),
-            removed: BTreeMap::new(),
-            tools: Names::none("its grant (no tools)"),
-            memory_namespaces: Names::none("its grant (no memory namespaces)"),
-            memory_write: false,
-            max_classification: None,
-            topics: Names::none("its grant (no topics)"),
-            models: Names::none("its grant (no models)"),
-            env: BTreeMap::new(),
-            mounts: Vec::new(),
-            egress: EgressPolicy::none(),
-        }
-    }
-
-    /// Every platform interface of the component's world and every name
-    /// (but no files, env or network): the development default.
-    pub fn world(world: World) -> Self {
-        Grant {
-            capabilities: world.imports().iter().copied().collect(),
-            tools: if world == World::Agent {
-                Names::all()
-            } else {
-                Names::none("the tool world (no tools)")
-            },
-            memory_namespaces: Names::all(),
-            memory_write: true,
-            topics: Names::all(),
-            models: Names::all(),
-            ..Grant::nothing()
-        }
-    }
-
-    #[must_use]
-    pub fn with(mut self, capability: Capability) -> Self {
-        self.capabilities.insert(capability);
-        self.removed.remove(&capability);
-        self
-    }
-
-    #[must_use]
-    pub fn without(mut self, capability: Capability) -> Self {
-        self.capabilities.remove(&capability);
-        self
-    }
-
-    pub fn has(&self, capability: Capability) -> bool {
-        self.capabilities.contains(&capability)
-    }
-
-    /// Why `capability` is not granted: the rule that removed it.
-    pub fn why_not(&self, capability: Capability) -> String {
-        self.removed.get(&capability).cloned().unwrap_or_else(|| "its grant does not include it".to_owned())
-    }
-
-    /// What `describe()` runs with: `log` (if granted) and nothing else —
-    /// no names, mounts, env, network.
-    pub fn for_describe(&self) -> Self {
-        let mut grant = Grant::nothing();
-        if self.has(Capability::Log) {
-            grant.capabilities.insert(Capability::Log);
-        }
-        for capability in &self.capabilities {
-            if *capability != Capability::Log {
-                grant.removed.insert(*capability, "describe() runs with `log` only".to_owned());
-            }
-        }
-        grant
+    match capability {
+        Capability::Log => bindings::log::add_to_linker::<_, Me>(linker, get),
+        Capability::Model => bindings::model::add_to_linker::<_, Me>(linker, get),
+        Capability::Memory => bindings::memory::add_to_linker::<_, Me>(linker, get),
+        Capability::Events => bindings::events::add_to_linker::<_, Me>(linker, get),
+        Capability::Tools => bindings::tools::add_to_linker::<_, Me>(linker, get),
+        Capability::Audit => bindings::audit::add_to_linker::<_, Me>(linker, get),
     }
 }
 
@@ -363,7 +169,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine, world: World) -> wasmtime::Resul
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::types::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s: &mut InstanceState| s)?;
     for capability in world.imports() {
-        capability.link(&mut linker)?;
+        link(*capability, &mut linker)?;
     }
     Ok(linker)
 }
@@ -661,7 +467,7 @@ pub struct InstanceState {
     pub(crate) hooks: http::EgressHooks,
     pub(crate) limits: LimitTracker,
     pub(crate) call: Arc<CallContext>,
-    pub(crate) host: Arc<HostInner>,
+    pub(crate) services: Arc<Services>,
     pub(crate) log: log::LogState,
 }
 
@@ -697,8 +503,8 @@ impl InstanceState {
         Ok(call.charge())
     }
 
-    pub(crate) fn new(host: Arc<HostInner>, call: Arc<CallContext>, limits: LimitTracker) -> Self {
-        let hooks = http::EgressHooks { call: call.clone(), denials: None, tls: host.tls.clone() };
+    pub(crate) fn new(services: Arc<Services>, call: Arc<CallContext>, limits: LimitTracker) -> Self {
+        let hooks = http::EgressHooks { call: call.clone(), denials: None, tls: services.tls.clone() };
         InstanceState {
             wasi: wasi::context(&call),
             table: ResourceTable::new(),
@@ -706,7 +512,7 @@ impl InstanceState {
             hooks,
             limits,
             call,
-            host,
+            services,
             log: log::LogState::default(),
         }
     }
@@ -730,3 +536,6 @@ impl WasiHttpView for InstanceState {
 }
 
 impl bindings::types::Host for InstanceState {}
+
+#[cfg(test)]
+mod tests;

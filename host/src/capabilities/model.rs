@@ -7,11 +7,11 @@
 //! call is recorded in the run's transcript.
 
 use crate::audit;
-use crate::bindings::model::{ContentBlock, ConverseRequest, ConverseResponse, Host, ToolResultContent};
+use crate::bindings::model::{ConverseRequest, ConverseResponse, Host};
 use crate::bindings::types::Error;
 use crate::brokers::model::stop_reason_name;
-use crate::governance::keys::{canonical_json, digest};
 use crate::governance::policy::{Action, EntityRef};
+use crate::keys::{canonical_json, digest};
 use crate::trace::TranscriptEvent;
 
 use super::{Capability, InstanceState, error_case};
@@ -26,33 +26,6 @@ pub const MAX_TOOLS: usize = 64;
 /// The most stop sequences, and the longest one.
 pub const MAX_STOP_SEQUENCES: usize = 8;
 pub const MAX_STOP_SEQUENCE_BYTES: usize = 256;
-
-/// The bytes of text a request carries.
-pub fn request_bytes(request: &ConverseRequest) -> usize {
-    let blocks: usize = request
-        .messages
-        .iter()
-        .flat_map(|m| m.content.iter())
-        .map(|block| match block {
-            ContentBlock::Text(text) => text.len(),
-            ContentBlock::ToolUse(u) => u.id.len() + u.name.len() + u.input.len(),
-            ContentBlock::ToolResult(r) => {
-                r.id.len()
-                    + r.content
-                        .iter()
-                        .map(|c| match c {
-                            ToolResultContent::Text(t) | ToolResultContent::Json(t) => t.len(),
-                        })
-                        .sum::<usize>()
-            }
-        })
-        .sum();
-    let system: usize = request.system.iter().map(String::len).sum();
-    let tools: usize = request.tool_config.as_ref().map_or(0, |c| {
-        c.tools.iter().map(|t| t.name.len() + t.description.len() + t.input_schema.len()).sum()
-    });
-    blocks + system + tools + request.model_id.as_ref().map_or(0, String::len)
-}
 
 /// The first cap a request breaks.
 fn over_cap(request: &ConverseRequest) -> Option<String> {
@@ -74,7 +47,7 @@ fn over_cap(request: &ConverseRequest) -> Option<String> {
             "the request has more than {MAX_STOP_SEQUENCES} stop sequences or one longer than {MAX_STOP_SEQUENCE_BYTES} bytes (limit model stop sequences)"
         ));
     }
-    let bytes = request_bytes(request);
+    let bytes = request.text_bytes();
     (bytes > MAX_REQUEST_BYTES).then(|| {
         format!("the request carries {bytes} bytes of text; the cap is {MAX_REQUEST_BYTES} (limit model request bytes)")
     })
@@ -94,7 +67,7 @@ impl Host for InstanceState {
         let model_id = request
             .model_id
             .clone()
-            .unwrap_or_else(|| self.host.model_for(call.tenant.id()).default_model().to_owned());
+            .unwrap_or_else(|| self.services.models.for_tenant(call.tenant.id()).default_model().to_owned());
         if let Some(denial) = call.grant.models.denial("model", &model_id) {
             return Ok(Err(Error::Denied(format!("{} may not call it: {denial}", call.caller()))));
         }
@@ -119,7 +92,7 @@ impl Host for InstanceState {
         {
             return Ok(Err(Error::LimitExceeded(full)));
         }
-        let backend = self.host.model_for(call.tenant.id()).clone();
+        let backend = self.services.models.for_tenant(call.tenant.id()).clone();
         let result =
             call.before_deadline("the model backend", backend.converse(&request, &self.call.trace)).await;
         if let Ok(response) = &result {

@@ -22,7 +22,7 @@ impl Host for InstanceState {
         if self.enter(Capability::Tools, "list")?.is_err() {
             return Ok(Vec::new());
         }
-        Ok(self.host.tool_specs(self.call.tenant.id(), &self.call.grant.tools))
+        Ok(self.services.tools.specs(self.call.tenant.id(), &self.call.grant.tools))
     }
 
     #[tracing::instrument(level = "info", name = "host.tools.invoke", skip_all, fields(tool = ?name))]
@@ -56,9 +56,8 @@ impl Host for InstanceState {
                 return Ok(Err(Error::InvalidInput(format!("input for `{name}` is not JSON: {e}"))));
             }
         };
-        let host = self.host.clone();
-        // Boxed: a tool call runs a component, which could call a tool.
-        let result = Box::pin(host.invoke_tool_from_guest(&name, &input, &call)).await;
+        let tools = self.services.tools.clone();
+        let result = tools.invoke(&name, &input, &call).await;
         if let Some(transcript) = &call.transcript {
             let (output, error) = match &result {
                 Ok(output) => (Some(output.clone()), None),

@@ -31,8 +31,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::keys::{KeyPair, PublicKey};
 use super::tier::Tier;
+use crate::keys::{KeyPair, PublicKey};
 
 /// How long a pending request stays approvable.
 pub const REQUEST_TTL_SECS: u64 = 24 * 60 * 60;

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::keys::{KeyPair, PublicKey};
 use super::names::Patterns;
 use super::tier::Tier;
-use crate::capabilities::{Capability, World};
+use crate::keys::{KeyPair, PublicKey};
+use crate::vocab::{Capability, World};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

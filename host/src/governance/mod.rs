@@ -17,7 +17,7 @@
 
 pub mod approvals;
 pub mod egress;
-pub mod keys;
+pub mod grant;
 pub mod manifest;
 pub mod names;
 pub mod packs;
@@ -29,12 +29,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tokio::sync::Semaphore;
 
+pub use crate::keys::{self, KeyPair, PublicKey};
+pub use crate::settings::{EgressSettings, HostSettings};
 pub use approvals::{ApprovalRequest, ApprovalStore, ApprovalToken};
 pub use egress::EgressPolicy;
-pub use keys::{KeyPair, PublicKey};
 pub use manifest::ComponentManifest;
 pub use names::{Names, Patterns};
 pub use packs::LoadedPolicy;
@@ -42,56 +42,11 @@ pub use policy::{Decision, PolicyEngine};
 pub use tenant::{Isolation, QuotaLedger, TenantConfig};
 pub use tier::Tier;
 
-use crate::capabilities::{Capability, Grant, Mount, World};
+pub use grant::{Grant, Mount};
+
 use crate::limits::MemoryPool;
+use crate::vocab::{Capability, World};
 use tenant::RateWindow;
-
-/// `<config>/host.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostSettings {
-    /// Public keys (SPKI PEM, relative to the config dir) whose signatures
-    /// on policy manifests and component manifests this host accepts.
-    #[serde(default)]
-    pub trusted_keys: Vec<PathBuf>,
-    /// Refuse components whose manifest is not signed by a trusted key.
-    #[serde(default)]
-    pub require_signed_manifests: bool,
-    /// The tenant a call runs for when none is named.
-    #[serde(default)]
-    pub default_tenant: Option<String>,
-    /// Where AWS clients send their calls (endpoint, region, timeouts).
-    #[serde(default)]
-    pub aws: crate::brokers::aws::AwsSettings,
-    /// The audit trail: checkpoints, segments, the S3 Object Lock sink.
-    #[serde(default)]
-    pub audit: crate::audit::AuditSettings,
-    /// The memory backend.
-    #[serde(default)]
-    pub memory: crate::brokers::memory::MemorySettings,
-    /// The model backend.
-    #[serde(default)]
-    pub model: crate::brokers::model::ModelSettings,
-    /// The events backend.
-    #[serde(default)]
-    pub events: crate::brokers::events::EventSettings,
-    /// Guests' outgoing HTTPS.
-    #[serde(default)]
-    pub egress: EgressSettings,
-    /// Where the host's own keys (audit signing, cache) come from.
-    #[serde(default)]
-    pub keys: crate::keystore::KeySettings,
-}
-
-/// `[egress]` in host.toml.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EgressSettings {
-    /// PEM CA certificates (relative to the config dir) that guests' HTTPS
-    /// servers may chain to besides the web PKI roots, e.g. a corporate CA.
-    #[serde(default)]
-    pub ca_files: Vec<PathBuf>,
-}
 
 impl Governance {
     /// The `[egress] ca_files`, read: (file name, PEM bytes).

@@ -26,10 +26,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::egress::EgressRule;
-use super::keys::{self, KeyPair, PublicKey};
 use super::names::Patterns;
 use super::policy::{self, Mode, PolicyEngine, Query};
 use super::tier::Tier;
+use crate::keys::{self, KeyPair, PublicKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::names::Patterns;
-use crate::capabilities::Capability;
+use crate::vocab::Capability;
 
 /// How a tenant is separated from the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -65,7 +65,7 @@ pub struct TenantConfig {
     pub policy_digest: Option<String>,
     /// The tenant's own model backend, instead of the host's `[model]`.
     #[serde(default)]
-    pub model: Option<crate::brokers::model::ModelSettings>,
+    pub model: Option<crate::settings::ModelSettings>,
 }
 
 /// Per-tenant quotas. Each is optional; an absent one is unlimited (for

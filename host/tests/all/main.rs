@@ -12,6 +12,7 @@ mod engine;
 mod events;
 mod governance;
 mod hardening;
+mod layers;
 mod limits;
 mod loading;
 mod memory;

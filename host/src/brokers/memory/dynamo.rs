@@ -20,7 +20,7 @@ use super::{
     BoxFuture, MAX_PAGE, MemoryError, MemoryStore, Page, Put, Record, RecordMeta, Scope, check_key,
     check_put, expiry, live, now_secs,
 };
-use crate::brokers::aws::{describe, is_unavailable};
+use crate::aws::{describe, is_unavailable};
 
 type Item = HashMap<String, AttributeValue>;
 

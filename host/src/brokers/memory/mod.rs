@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::settings::{DEFAULT_TABLE, MemoryBackend, MemorySettings};
 pub use dynamo::{DynamoMemory, create_table};
 pub use embedded::EmbeddedMemory;
 pub use in_process::InProcessMemory;
@@ -212,31 +213,3 @@ pub(crate) fn next_version(
 pub(crate) fn expiry(ttl_seconds: Option<u64>, now: u64) -> Option<u64> {
     ttl_seconds.map(|ttl| now.saturating_add(ttl))
 }
-
-/// `[memory]` in host.toml.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct MemorySettings {
-    #[serde(default)]
-    pub backend: MemoryBackend,
-    /// DynamoDB: the table (`agenthost aws bootstrap` creates it).
-    #[serde(default)]
-    pub table: Option<String>,
-    /// Embedded: wait for the disk on every write (default true).
-    #[serde(default)]
-    pub durable: Option<bool>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum MemoryBackend {
-    /// redb under `<data-dir>/memory/`.
-    #[default]
-    Embedded,
-    Dynamodb,
-    /// This process only; gone when it exits.
-    InProcess,
-}
-
-/// The default DynamoDB table name.
-pub const DEFAULT_TABLE: &str = "agenthost-memory";

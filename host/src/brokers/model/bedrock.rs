@@ -214,7 +214,7 @@ fn map_error(
     model: &str,
     error: &SdkError<ConverseError, aws_sdk_bedrockruntime::config::http::HttpResponse>,
 ) -> Error {
-    let detail = crate::brokers::aws::describe(error);
+    let detail = crate::aws::describe(error);
     let Some(service) = error.as_service_error() else {
         return Error::Unavailable(format!("Bedrock is unavailable for model `{model}`: {detail}"));
     };

@@ -9,6 +9,7 @@ pub mod openai;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use crate::settings::{ModelBackendKind, ModelSettings};
 pub use bedrock::BedrockModel;
 pub use builtin::{BUILTIN_MODEL_ID, BuiltinModel};
 pub use openai::OpenAiModel;
@@ -48,33 +49,4 @@ pub fn stop_reason_name(reason: StopReason) -> &'static str {
         StopReason::GuardrailIntervened => "guardrail-intervened",
         StopReason::ContentFiltered => "content-filtered",
     }
-}
-
-/// `[model]` in host.toml, or in a tenant file for that tenant's own backend.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSettings {
-    #[serde(default)]
-    pub backend: ModelBackendKind,
-    /// The model a request without `model-id` goes to.
-    #[serde(default)]
-    pub default_model: Option<String>,
-    /// `openai`: the API root, e.g. `http://127.0.0.1:8080/v1`.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// `openai`: the environment variable holding the API key, if the server wants one.
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    /// `openai`: give up on a request after this long.
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelBackendKind {
-    #[default]
-    Builtin,
-    Bedrock,
-    Openai,
 }
