@@ -16,11 +16,12 @@
 
 use std::sync::Arc;
 
-use agenthost::audit::{AuditLog, AuditOptions};
+use agenthost::backends::Backends;
 use agenthost::bindings::memory::{self as wit_memory, Entry, Governance, ListPage, PutOptions};
 use agenthost::bindings::types::Error as WitError;
 use agenthost::bindings::{ToolPre, types};
 use agenthost::brokers::memory::{Classification, EmbeddedMemory, MemoryStore, Put, RecordMeta, Scope};
+use agenthost::settings::HostSettings;
 use agenthost::{Host, HostConfig, LoadOptions};
 use agenthost_benches::runtime;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -152,19 +153,22 @@ fn brokers(c: &mut Criterion) {
         timeout: std::time::Duration::from_secs(60),
         ..agenthost::Limits::default()
     };
-    let host_for = |audit: Option<Arc<AuditLog>>, store: Arc<EmbeddedMemory>| {
-        Host::new(HostConfig { limits, audit, memory: Some(store), ..HostConfig::default() }).expect("host")
+    // The host's backends as `agenthost run` opens them: embedded memory
+    // without fsync, the audit trail off or on.
+    let backends_for = |name: &str, audit: bool| {
+        let mut settings = HostSettings::default();
+        settings.memory.durable = Some(false);
+        settings.audit.enabled = audit;
+        let key = agenthost::keys::KeyPair::from_seed([7; 32]);
+        rt.block_on(Backends::open(&settings, &[], &dir.path().join(name), &key)).expect("backends")
+    };
+    let host_for = |backends: &Backends| {
+        Host::new(backends.host_config(HostConfig { limits, ..HostConfig::default() })).expect("host")
     };
     let plain_store = backend("plain");
-    let host = host_for(None, backend("host"));
-    let audit = AuditLog::open(
-        &dir.path().join("audit"),
-        AuditOptions::default(),
-        agenthost::governance::KeyPair::from_seed([7; 32]),
-        Vec::new(),
-    )
-    .expect("audit");
-    let audited = host_for(Some(audit.clone()), backend("audited"));
+    let (unaudited, audited_backends) = (backends_for("host", false), backends_for("audited", true));
+    let host = host_for(&unaudited);
+    let audited = host_for(&audited_backends);
     let plain = PlainLoop::new(host.engine(), &bytes, plain_store);
     let tool = rt.block_on(host.load(&bytes, LoadOptions::default())).expect("load");
     let audited_tool = rt.block_on(audited.load(&bytes, LoadOptions::default())).expect("load");
@@ -188,7 +192,7 @@ fn brokers(c: &mut Criterion) {
         });
         group.finish();
     }
-    audit.close().expect("close");
+    rt.block_on(audited_backends.close()).expect("close");
 }
 
 criterion_group!(benches, brokers);

@@ -500,3 +500,35 @@ pub mod events {
 pub mod audit {
     pub use super::wit::audit::{Evidence, emit};
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ApprovalPending, Error};
+
+    /// The SDK names error kinds as the WIT names its cases, in order.
+    #[test]
+    fn error_kinds_are_the_wit_case_names() {
+        let wit = include_str!("../../wit/types.wit");
+        let body = wit.split("variant error {").nth(1).and_then(|rest| rest.split('}').next()).unwrap();
+        let cases: Vec<&str> = body
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with("//"))
+            .map(|line| line.split('(').next().unwrap())
+            .collect();
+        let pending = ApprovalPending { request_id: String::new(), message: String::new() };
+        let kinds: Vec<&str> = [
+            Error::Denied(String::new()),
+            Error::NotFound(String::new()),
+            Error::InvalidInput(String::new()),
+            Error::LimitExceeded(String::new()),
+            Error::Unavailable(String::new()),
+            Error::ApprovalRequired(pending),
+            Error::Internal(String::new()),
+        ]
+        .iter()
+        .map(Error::kind)
+        .collect();
+        assert_eq!(kinds, cases);
+    }
+}

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use agenthost::audit::query::{self, Filter};
 use agenthost::audit::verify;
+use agenthost::backends::Backends;
 use agenthost::bindings::model::{ContentBlock, Message, Role, ToolResultContent, ToolResultStatus};
-use agenthost::brokers::Backends;
 use agenthost::brokers::model::stop_reason_name;
 use agenthost::governance::HostSettings;
 use agenthost::runtime::tier_name;
@@ -65,14 +65,12 @@ pub(crate) async fn run(
     let (triage_path, calculator_path) = samples();
     let mut out = String::new();
     let backends =
-        Backends::open(&HostSettings::default(), data, &keys.audit).await.map_err(|e| anyhow!(e))?;
-    let host = Host::new(HostConfig {
+        Backends::open(&HostSettings::default(), &[], data, &keys.audit).await.map_err(|e| anyhow!(e))?;
+    let host = Host::new(backends.host_config(HostConfig {
         cache_dir,
         cache_key: Some(keys.cache),
-        audit: backends.audit.clone(),
-        memory: Some(backends.memory.clone()),
         ..HostConfig::default()
-    })?;
+    }))?;
     say!(out, "agenthost demo: the triage agent answers a question on the built-in model (offline),");
     say!(out, "calling the calculator tool through the host. Each component runs in its own sandbox.\n");
     say!(out, "  engine     {:?} instance allocator, epoch deadlines, fuel metering", host.allocator());

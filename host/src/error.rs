@@ -91,6 +91,22 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The kind of a WIT `error` case: the same name, so `as_str` of the
+    /// result is the case's name.
+    pub fn of_wit(error: &WitError) -> ErrorKind {
+        match error {
+            WitError::Denied(_) => ErrorKind::Denied,
+            WitError::NotFound(_) => ErrorKind::NotFound,
+            WitError::InvalidInput(_) => ErrorKind::InvalidInput,
+            WitError::LimitExceeded(_) => ErrorKind::LimitExceeded,
+            WitError::Unavailable(_) => ErrorKind::Unavailable,
+            WitError::ApprovalRequired(_) => ErrorKind::ApprovalRequired,
+            WitError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -106,10 +122,18 @@ pub struct ComponentRef {
     pub digest: String,
 }
 
+impl ComponentRef {
+    /// `name@version`: how logs, transcripts, audit records and trace
+    /// contexts name the component.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
 impl fmt::Display for ComponentRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let short = self.digest.get(..19).unwrap_or(&self.digest);
-        write!(f, "{}@{} ({short}…)", self.name, self.version)
+        write!(f, "{} ({short}…)", self.label())
     }
 }
 
@@ -194,14 +218,15 @@ impl InvokeError {
     /// cut at [`MAX_GUEST_MESSAGE_BYTES`] (a guest chooses its length, and
     /// it travels on into logs, transcripts and the audit trail).
     pub fn from_guest(error: WitError, component: &ComponentRef) -> Self {
-        let (kind, message, approval) = match error {
-            WitError::Denied(m) => (ErrorKind::Denied, m, None),
-            WitError::NotFound(m) => (ErrorKind::NotFound, m, None),
-            WitError::InvalidInput(m) => (ErrorKind::InvalidInput, m, None),
-            WitError::LimitExceeded(m) => (ErrorKind::LimitExceeded, m, None),
-            WitError::Unavailable(m) => (ErrorKind::Unavailable, m, None),
-            WitError::ApprovalRequired(p) => (ErrorKind::ApprovalRequired, p.message, Some(p.request_id)),
-            WitError::Internal(m) => (ErrorKind::Internal, m, None),
+        let kind = ErrorKind::of_wit(&error);
+        let (message, approval) = match error {
+            WitError::Denied(m)
+            | WitError::NotFound(m)
+            | WitError::InvalidInput(m)
+            | WitError::LimitExceeded(m)
+            | WitError::Unavailable(m)
+            | WitError::Internal(m) => (m, None),
+            WitError::ApprovalRequired(p) => (p.message, Some(p.request_id)),
         };
         InvokeError {
             origin: Origin::Guest,
@@ -258,3 +283,42 @@ impl fmt::Display for InvokeError {
 }
 
 impl std::error::Error for InvokeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::{ErrorKind, WitError};
+
+    /// The case names of `variant error` in wit/types.wit.
+    fn wit_cases() -> Vec<String> {
+        let wit = include_str!("../../wit/types.wit");
+        let body = wit.split("variant error {").nth(1).and_then(|rest| rest.split('}').next()).unwrap();
+        body.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with("//"))
+            .map(|line| line.split('(').next().unwrap().trim_end_matches(',').to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_wit_error_case_has_its_own_name_as_a_kind() {
+        let pending =
+            crate::bindings::types::ApprovalPending { request_id: String::new(), message: String::new() };
+        let errors = [
+            WitError::Denied(String::new()),
+            WitError::NotFound(String::new()),
+            WitError::InvalidInput(String::new()),
+            WitError::LimitExceeded(String::new()),
+            WitError::Unavailable(String::new()),
+            WitError::ApprovalRequired(pending),
+            WitError::Internal(String::new()),
+        ];
+        let names: Vec<&str> = errors.iter().map(|e| ErrorKind::of_wit(e).as_str()).collect();
+        assert_eq!(names, wit_cases());
+        for error in errors {
+            // And back: the kind a guest sees is the case it came from.
+            let kind = ErrorKind::of_wit(&error);
+            let shown = super::InvokeError::new(kind, "m").to_wit();
+            assert_eq!(ErrorKind::of_wit(&shown), kind);
+        }
+    }
+}

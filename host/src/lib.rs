@@ -21,6 +21,7 @@
 
 pub mod audit;
 pub mod aws;
+pub mod backends;
 pub mod bindings;
 pub mod brokers;
 mod cache;

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
-use agenthost::brokers::Backends;
+use agenthost::backends::Backends;
 use agenthost::governance::{ApprovalToken, Governance};
 use agenthost::runtime::tier_name;
 use agenthost::{CallOptions, Host, HostConfig, InvokeError, LoadOptions, LoadedComponent, World};
@@ -395,19 +395,14 @@ async fn run(
     let input = read_input(&args)?;
     let tenants: Vec<&agenthost::governance::TenantConfig> =
         governance.tenants().map(|t| &t.config).collect();
-    let backends = Backends::open_for(governance.settings(), &tenants, data, &keys.audit)
+    let backends = Backends::open(governance.settings(), &tenants, data, &keys.audit)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    let mut config = host_config(&args.limits, cache_dir);
+    let mut config = backends.host_config(host_config(&args.limits, cache_dir));
     config.cache_key = Some(keys.cache);
     config.request_key = Some(keys.audit.clone());
     config.egress_ca = governance.egress_ca().map_err(|e| anyhow::anyhow!(e))?;
     config.governance = Some(governance);
-    config.audit = backends.audit.clone();
-    config.memory = Some(backends.memory.clone());
-    config.model = backends.model.clone();
-    config.tenant_models.clone_from(&backends.tenant_models);
-    config.events.clone_from(&backends.events);
     let host = Host::new(config)?;
     let result = run_on(&host, &args, &input).await;
     if let Some(path) = &args.metrics {

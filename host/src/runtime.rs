@@ -1194,7 +1194,7 @@ impl HostInner {
         describing: bool,
     ) -> Arc<CallContext> {
         let id = &subject.id;
-        let agent_id = format!("{}@{}", id.name, id.version);
+        let agent_id = id.label();
         let own_deadline = Instant::now() + limits.timeout;
         let (trace, deadline, depth, transcript, (requested_by, requested_by_key), approvals, issued) =
             match parent {
@@ -1654,7 +1654,7 @@ impl HostInner {
             Err(e) => (e.kind.to_string(), Some(e)),
         };
         let what = serde_json::json!({
-            "component": format!("{}@{}", id.name, id.version),
+            "component": id.label(),
             "digest": id.digest,
             "world": component.world.name(),
             "tier": component.tier.map(Tier::as_str),
@@ -1667,8 +1667,7 @@ impl HostInner {
         let failed = |e: String| InvokeError::internal(e).with_component(id);
         call.evidence(audit::Kind::ToolCall, &outcome, what, None).map_err(failed)?;
         if let Some(limit) = error.and_then(|e| e.limit.as_ref()) {
-            let what =
-                serde_json::json!({ "component": format!("{}@{}", id.name, id.version), "limit": limit });
+            let what = serde_json::json!({ "component": id.label(), "limit": limit });
             let why = error.map(|e| e.message.clone());
             call.evidence(audit::Kind::Limit, &outcome, what, why).map_err(failed)?;
         }
@@ -1679,21 +1678,20 @@ impl HostInner {
     fn record_load(&self, loaded: &LoadedComponent) -> Result<(), String> {
         let Some(audit) = &self.audit else { return Ok(()) };
         let id = loaded.id();
-        let mut event = audit::Event::new(
+        let event = audit::Event::new(
             audit::Kind::Deploy,
             loaded.tenant(),
             "loaded",
             serde_json::json!({
-                "component": format!("{}@{}", id.name, id.version),
+                "component": id.label(),
                 "digest": id.digest,
                 "world": loaded.world.name(),
                 "tier": loaded.tier.map(Tier::as_str),
                 "source": format!("{:?}", loaded.source),
                 "imports": loaded.imports,
             }),
-        );
-        event.agent = Some(format!("{}@{}", id.name, id.version));
-        event.component = Some(id.digest.clone());
+        )
+        .about(id);
         audit.append_owned(event).map(|_| ()).map_err(|e| e.to_string())
     }
 
@@ -1701,17 +1699,16 @@ impl HostInner {
     fn record_refusal(&self, component: &LoadedComponent, root: &Root, e: &InvokeError) {
         let Some(audit) = &self.audit else { return };
         let id = component.id();
-        let mut event = audit::Event::new(
+        let event = audit::Event::new(
             audit::Kind::Limit,
             component.tenant(),
             e.kind.to_string(),
-            serde_json::json!({ "component": format!("{}@{}", id.name, id.version), "limit": e.limit }),
-        );
-        event.principal = Some(root.principal.clone());
-        event.agent = Some(format!("{}@{}", id.name, id.version));
-        event.component = Some(id.digest.clone());
-        event.run_id.clone_from(&root.run_id);
-        event.why = Some(e.message.clone());
+            serde_json::json!({ "component": id.label(), "limit": e.limit }),
+        )
+        .on_behalf_of(root.principal.clone())
+        .about(id)
+        .in_run(None, root.run_id.clone())
+        .because(Some(e.message.clone()));
         if let Err(e) = audit.append_owned(event) {
             tracing::error!(target: "agenthost::audit", error = %e, "a refused call could not be recorded");
         }
@@ -1826,7 +1823,7 @@ impl HostInner {
         call: &CallContext,
     ) -> Result<(), InvokeError> {
         let tenant = &tool.subject.tenant;
-        let tool_ref = format!("{}@{}", tool.id().name, tool.id().version);
+        let tool_ref = tool.id().label();
         let (sensitive, sensitive_names): (&[Vec<String>], &[String]) = match &tool.kind {
             Kind::Tool { sensitive, .. } => (&sensitive.0, &sensitive.1),
             Kind::Agent { .. } => (&[], &[]),

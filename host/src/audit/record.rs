@@ -18,6 +18,8 @@ use std::time::SystemTime;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+use crate::error::ComponentRef;
+
 /// The `prev` of the first record of a stream.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -113,6 +115,36 @@ impl Event {
             what,
             why: None,
         }
+    }
+
+    /// The component it is about: `name@version` and digest.
+    #[must_use]
+    pub fn about(mut self, component: &ComponentRef) -> Self {
+        self.agent = Some(component.label());
+        self.component = Some(component.digest.clone());
+        self
+    }
+
+    /// On whose behalf it happened.
+    #[must_use]
+    pub fn on_behalf_of(mut self, principal: impl Into<String>) -> Self {
+        self.principal = Some(principal.into());
+        self
+    }
+
+    /// The trace and run it belongs to.
+    #[must_use]
+    pub fn in_run(mut self, trace_id: Option<String>, run_id: Option<String>) -> Self {
+        self.trace_id = trace_id;
+        self.run_id = run_id;
+        self
+    }
+
+    /// Why, for a person.
+    #[must_use]
+    pub fn because(mut self, why: Option<String>) -> Self {
+        self.why = why;
+        self
     }
 
     /// The record body: canonical JSON with its record id and the time it happened.

@@ -43,18 +43,8 @@ impl audit::Host for InstanceState {
             Ok(data) => data,
             Err(e) => return Ok(Err(Error::InvalidInput(format!("evidence `data` is not JSON: {e}")))),
         };
-        let event = crate::audit::Event {
-            kind: crate::audit::Kind::Evidence,
-            tenant: call.tenant.id().to_owned(),
-            principal: Some(call.requested_by.clone()),
-            agent: Some(call.trace.agent_id.clone()),
-            component: Some(call.component.digest.clone()),
-            trace_id: Some(call.trace.trace_id.clone()),
-            run_id: Some(call.trace.run_id.clone()),
-            outcome: "emitted".to_owned(),
-            what: serde_json::json!({ "kind": item.kind, "data": data }),
-            why: Some(item.summary),
-        };
+        let what = serde_json::json!({ "kind": item.kind, "data": data });
+        let event = call.event(crate::audit::Kind::Evidence, "emitted", what, Some(item.summary));
         Ok(log.append_owned(event).map(|receipt| receipt.id).map_err(|e| Error::Unavailable(e.to_string())))
     }
 }

@@ -228,24 +228,28 @@ impl CallContext {
         why: Option<String>,
     ) -> Result<(), String> {
         let Some(audit) = &self.audit else { return Ok(()) };
-        let event = crate::audit::Event {
-            kind,
-            tenant: self.tenant.id().to_owned(),
-            principal: Some(self.requested_by.clone()),
-            agent: Some(self.trace.agent_id.clone()),
-            component: Some(self.component.digest.clone()),
-            trace_id: Some(self.trace.trace_id.clone()),
-            run_id: Some(self.trace.run_id.clone()),
-            outcome: outcome.to_owned(),
-            what,
-            why,
-        };
-        audit.append_owned(event).map(|_| ()).map_err(|e| e.to_string())
+        audit.append_owned(self.event(kind, outcome, what, why)).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// An audit record of this call: by whom, which component, which trace
+    /// and run, from the context.
+    pub(crate) fn event(
+        &self,
+        kind: crate::audit::Kind,
+        outcome: &str,
+        what: serde_json::Value,
+        why: Option<String>,
+    ) -> crate::audit::Event {
+        crate::audit::Event::new(kind, self.tenant.id(), outcome, what)
+            .on_behalf_of(self.requested_by.clone())
+            .about(&self.component)
+            .in_run(Some(self.trace.trace_id.clone()), Some(self.trace.run_id.clone()))
+            .because(why)
     }
 
     /// `name@version` of the component, for logs and transcripts.
     pub fn caller(&self) -> String {
-        format!("{}@{}", self.component.name, self.component.version)
+        self.component.label()
     }
 
     /// The component as a policy principal: `Agent::"<tenant>/<name>"`.
@@ -387,20 +391,6 @@ impl fmt::Display for UsedWhileDescribing {
 }
 
 impl std::error::Error for UsedWhileDescribing {}
-
-/// The WIT case of an error, as the audit trail names outcomes.
-pub(crate) fn error_case(error: &bindings::types::Error) -> &'static str {
-    use bindings::types::Error;
-    match error {
-        Error::Denied(_) => "denied",
-        Error::NotFound(_) => "not-found",
-        Error::InvalidInput(_) => "invalid-input",
-        Error::LimitExceeded(_) => "limit-exceeded",
-        Error::Unavailable(_) => "unavailable",
-        Error::ApprovalRequired(_) => "approval-required",
-        Error::Internal(_) => "internal",
-    }
-}
 
 /// Why the policy stopped a call.
 pub(crate) enum Refusal {

@@ -14,7 +14,7 @@ use crate::governance::policy::{Action, EntityRef};
 use crate::keys::{canonical_json, digest};
 use crate::trace::TranscriptEvent;
 
-use super::{Capability, InstanceState, error_case};
+use super::{Capability, InstanceState};
 
 /// The most text one request carries, in bytes, over every message, tool
 /// input and result, system prompt and tool definition.
@@ -127,7 +127,7 @@ impl Host for InstanceState {
                     }),
                 ),
                 Err(e) => (
-                    error_case(e).to_owned(),
+                    crate::error::ErrorKind::of_wit(e).as_str().to_owned(),
                     serde_json::json!({
                         "backend": backend.name(),
                         "model": request.model_id,
