@@ -1,0 +1,285 @@
+//! The sandbox of one call: a fresh store with the component's limits, its
+//! fuel and the call's deadline; the guest export called in it; whatever
+//! happens there (a trap, a limit, a deadline, a guest error, an output too
+//! large) turned into an [`InvokeError`] naming it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+
+use crate::capabilities::{CallContext, InstanceState};
+use crate::engine::EngineConfig;
+use crate::error::{ComponentRef, ErrorKind, InvokeError};
+use crate::governance::Tenant;
+use crate::limits::{LimitTracker, Limits};
+
+use super::{HostInner, LoadedComponent, MAX_TIMEOUT};
+
+/// The error the epoch callback raises when a call's deadline has passed.
+#[derive(Debug)]
+pub(super) struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("wall-clock deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// Grace given to the deadline backstop beyond the epoch-based deadline.
+pub(super) const BACKSTOP_GRACE: Duration = Duration::from_millis(50);
+
+/// The error a guest returned, as the host passes it on: its message
+/// capped, and an `approval-required` accepted only for a request the host
+/// issued in this run (a guest cannot send a caller to approve something
+/// it made up).
+pub(super) fn guest_error(
+    error: crate::bindings::types::Error,
+    id: &ComponentRef,
+    call: &CallContext,
+) -> InvokeError {
+    let e = InvokeError::from_guest(error, id);
+    match &e.approval_request {
+        Some(request) if !call.was_issued(request) => InvokeError::new(
+            ErrorKind::InvalidOutput,
+            format!(
+                "it answered approval-required naming request `{}`, which the host did not issue in this run; the answer is refused",
+                crate::text::clip(request)
+            ),
+        )
+        .with_component(id),
+        _ => e,
+    }
+}
+
+pub(super) fn backstop(call: &CallContext) -> Duration {
+    call.deadline.saturating_duration_since(Instant::now()) + BACKSTOP_GRACE
+}
+
+/// Most frames kept in an error's backtrace.
+pub(super) const MAX_FRAMES: usize = 24;
+
+/// Guest frames, innermost first, demangled, with runs of the same frame
+/// (deep recursion) folded into one line.
+pub(super) fn render_backtrace(backtrace: &WasmBacktrace) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut last: Option<(String, usize)> = None;
+    let flush = |lines: &mut Vec<String>, (frame, count): (String, usize)| {
+        lines.push(if count > 1 { format!("{frame} (×{count})") } else { frame });
+    };
+    for frame in backtrace.frames() {
+        let module = frame.module().name().unwrap_or("<module>");
+        let func = frame.func_name().map_or_else(
+            || format!("<function {}>", frame.func_index()),
+            |name| format!("{:#}", rustc_demangle::demangle(name)),
+        );
+        let rendered = format!("{module}!{func}");
+        match &mut last {
+            Some((previous, count)) if *previous == rendered => *count += 1,
+            _ => {
+                if let Some(done) = last.take() {
+                    flush(&mut lines, done);
+                }
+                last = Some((rendered, 1));
+            }
+        }
+    }
+    if let Some(done) = last {
+        flush(&mut lines, done);
+    }
+    if lines.len() > MAX_FRAMES {
+        let hidden = lines.len() - MAX_FRAMES;
+        lines.truncate(MAX_FRAMES);
+        lines.push(format!("… {hidden} more frames"));
+    }
+    lines
+}
+
+pub(super) fn timeout_error(id: &ComponentRef, limits: &Limits) -> InvokeError {
+    let ms = limits.timeout_ms();
+    InvokeError::new(
+        ErrorKind::Timeout,
+        format!("the call ran past its wall-clock deadline of {ms} ms (raise it with --timeout)"),
+    )
+    .with_limit("timeout_ms", ms)
+    .with_component(id)
+}
+
+pub(super) fn check_limits(limits: &Limits, engine: &EngineConfig) -> Result<(), InvokeError> {
+    if limits.memory_bytes > engine.max_memory_bytes {
+        return Err(InvokeError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "a memory limit of {} bytes is above the host's largest instance memory of {} bytes",
+                limits.memory_bytes, engine.max_memory_bytes
+            ),
+        ));
+    }
+    if limits.timeout > MAX_TIMEOUT {
+        return Err(InvokeError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "a timeout of {} ms is above the host's maximum of {} ms",
+                limits.timeout_ms(),
+                MAX_TIMEOUT.as_millis()
+            ),
+        ));
+    }
+    if limits.timeout.is_zero() || limits.fuel == 0 {
+        return Err(InvokeError::new(
+            ErrorKind::InvalidInput,
+            "the timeout and the fuel budget must be above zero",
+        ));
+    }
+    Ok(())
+}
+
+impl HostInner {
+    /// Counts the fuel a call burnt against its tenant's per-minute budget.
+    pub(super) fn charge_fuel(&self, store: &Store<InstanceState>, tenant: &Tenant, limits: &Limits) {
+        if tenant.fuel.limit().is_some() {
+            let left = store.get_fuel().unwrap_or(0);
+            tenant.fuel.record(limits.fuel.saturating_sub(left));
+        }
+    }
+
+    /// A fresh store for one call: the component's memory and table limits,
+    /// its fuel budget, and the call's deadline enforced through the epoch.
+    pub(super) fn new_store(
+        self: &Arc<Self>,
+        limits: &Limits,
+        call: Arc<CallContext>,
+    ) -> Store<InstanceState> {
+        self.counters.instantiations.fetch_add(1, Ordering::Relaxed);
+        let deadline = call.deadline;
+        let tracker = LimitTracker::new(limits).with_pool(call.tenant.memory_pool.clone());
+        let state = InstanceState::new(self.services.clone(), call, tracker);
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        // Fuel is enabled on the engine, so this cannot fail.
+        let _ = store.set_fuel(limits.fuel);
+        store.set_epoch_deadline(1);
+        // Every epoch tick the guest yields to the executor (so a spinning
+        // guest never holds a worker thread) and is stopped once the
+        // deadline has passed.
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Turns the outcome of a call into the result or a structured error.
+    pub(super) fn finish<R>(
+        &self,
+        store: &Store<InstanceState>,
+        id: &ComponentRef,
+        limits: &Limits,
+        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, InvokeError> {
+        let dropped = store.data().log.dropped();
+        if dropped > 0 {
+            tracing::warn!(component = %id, dropped, "dropped guest log events over the per-call budget");
+        }
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.classify(&e, store.data(), id, limits)),
+            Err(_elapsed) => Err(timeout_error(id, limits)),
+        }
+    }
+
+    pub(super) fn classify(
+        &self,
+        error: &wasmtime::Error,
+        state: &InstanceState,
+        id: &ComponentRef,
+        limits: &Limits,
+    ) -> InvokeError {
+        let trap = error.downcast_ref::<Trap>().copied();
+        let mut e = if error.downcast_ref::<DeadlineExceeded>().is_some() || trap == Some(Trap::Interrupt) {
+            timeout_error(id, limits)
+        } else if let Some(pool) = state.limits.pool_refused {
+            InvokeError::new(
+                ErrorKind::MemoryLimit,
+                format!(
+                    "tenant `{}`'s instances already hold its memory pool of {pool} bytes (quota memory_pool_bytes)",
+                    state.call.tenant.id()
+                ),
+            )
+            .with_limit("memory_pool_bytes", pool)
+        } else if let Some(asked) = state.limits.memory_refused {
+            InvokeError::new(
+                ErrorKind::MemoryLimit,
+                format!(
+                    "the guest asked for {asked} bytes of linear memory; its limit is {} bytes (raise it with --memory)",
+                    limits.memory_bytes
+                ),
+            )
+            .with_limit("memory_bytes", limits.memory_bytes)
+        } else if let Some(asked) = state.limits.table_refused {
+            InvokeError::new(
+                ErrorKind::MemoryLimit,
+                format!(
+                    "the guest asked for a table of {asked} elements; its limit is {}",
+                    limits.table_elements
+                ),
+            )
+            .with_limit("table_elements", limits.table_elements)
+        } else {
+            match trap {
+                Some(Trap::OutOfFuel) => InvokeError::new(
+                    ErrorKind::OutOfFuel,
+                    format!(
+                        "the guest used its whole fuel budget of {} units (raise it with --fuel)",
+                        limits.fuel
+                    ),
+                )
+                .with_limit("fuel", limits.fuel),
+                Some(Trap::StackOverflow) => {
+                    let stack = self.engine.config().max_wasm_stack as u64;
+                    InvokeError::new(
+                        ErrorKind::StackOverflow,
+                        format!("the guest overflowed its {stack}-byte stack"),
+                    )
+                    .with_limit("max_wasm_stack_bytes", stack)
+                }
+                Some(trap) => InvokeError::new(ErrorKind::Trap, format!("the guest trapped: {trap}")),
+                None => match error.downcast_ref::<InvokeError>() {
+                    Some(inner) => inner.clone(),
+                    None => InvokeError::new(ErrorKind::Trap, format!("the call failed: {error:#}")),
+                },
+            }
+        };
+        if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
+            e.backtrace = render_backtrace(backtrace).into();
+        }
+        e.with_component(id)
+    }
+
+    pub(super) fn parse_output(
+        &self,
+        component: &LoadedComponent,
+        output: &str,
+    ) -> Result<Value, InvokeError> {
+        let cap = component.limits.output_bytes;
+        if output.len() as u64 > cap {
+            return Err(InvokeError::new(
+                ErrorKind::OutputTooLarge,
+                format!("the output is {} bytes; the cap is {cap} bytes", output.len()),
+            )
+            .with_limit("output_bytes", cap)
+            .with_component(component.id()));
+        }
+        serde_json::from_str(output).map_err(|e| {
+            InvokeError::new(ErrorKind::InvalidOutput, format!("the output is not JSON: {e}"))
+                .with_component(component.id())
+        })
+    }
+}
