@@ -24,6 +24,7 @@
 //! Layout under `<data-dir>/approvals/`: `requests/<id>.json` and
 //! `consumed/<token-nonce>`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -471,6 +472,73 @@ pub fn check_binding(token: &ApprovalToken, call: &CallBinding<'_>) -> Result<()
     Ok(())
 }
 
+/// The approval tokens presented with one call, sorted out.
+#[derive(Debug)]
+pub struct Selection<'t> {
+    /// The distinct approvers behind the valid tokens, in name order.
+    pub approvers: Vec<&'t str>,
+    /// Tokens bound to this call and signed by an approver of the tenant.
+    pub valid: Vec<&'t ApprovalToken>,
+    /// Why each other token for this tool was refused.
+    pub problems: Vec<String>,
+}
+
+impl<'t> Selection<'t> {
+    /// One token from each of the first `needed` approvers (in name
+    /// order), when there are that many: the tokens a call spends.
+    pub fn spend(&self, needed: usize) -> Option<Vec<&'t ApprovalToken>> {
+        if self.approvers.len() < needed {
+            return None;
+        }
+        Some(
+            self.approvers
+                .iter()
+                .take(needed)
+                .filter_map(|approver| self.valid.iter().find(|t| t.claims.approver == *approver).copied())
+                .collect(),
+        )
+    }
+}
+
+/// Sorts out the tokens presented with a call of the tool named
+/// `tool_name`: a token for another tool is ignored; the others must be
+/// bound to `call` ([`check_binding`]) and signed with the key `approvers`
+/// (the tenant's) lists for the approver they name. Approvers are counted
+/// as people: two names the tenant lists with one key are one person, and
+/// one name is one person whatever it signed.
+pub fn select<'t>(
+    presented: &'t [ApprovalToken],
+    tool_name: &str,
+    call: &CallBinding<'_>,
+    approvers: &BTreeMap<String, PublicKey>,
+) -> Selection<'t> {
+    let mut valid = Vec::new();
+    let mut problems = Vec::new();
+    for token in presented.iter().filter(|t| t.claims.tool.split('@').next() == Some(tool_name)) {
+        let check = check_binding(token, call).and_then(|()| {
+            let key = approvers.get(&token.claims.approver).ok_or_else(|| {
+                format!("`{}` is not an approver of tenant `{}`", token.claims.approver, call.tenant)
+            })?;
+            token.verify_signature(key)
+        });
+        match check {
+            Ok(()) => valid.push(token),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let mut people: Vec<&str> = Vec::new();
+    let mut keys: Vec<&str> = Vec::new();
+    for token in &valid {
+        let (name, key) = (token.claims.approver.as_str(), token.claims.key_id.as_str());
+        if !people.contains(&name) && !keys.contains(&key) {
+            people.push(name);
+            keys.push(key);
+        }
+    }
+    people.sort_unstable();
+    Selection { approvers: people, valid, problems }
+}
+
 fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
 }
@@ -617,5 +685,100 @@ mod tests {
         assert!(long["text"].as_str().unwrap().ends_with("…(2000 chars)"));
         let huge = json!({"items": vec!["y".repeat(100); 5000]});
         assert!(serde_json::to_vec(&preview(&huge, &[], &[])).unwrap().len() <= PREVIEW_BYTES);
+    }
+
+    fn binding() -> CallBinding<'static> {
+        CallBinding {
+            tenant: "acme",
+            tool: "refund@1.0.0",
+            tool_digest: "sha256:aa",
+            input_digest: "sha256:bb",
+            run_id: "run-1",
+            requested_by: "carol",
+            requested_by_key: None,
+        }
+    }
+
+    fn token(approver: &str, key: &KeyPair, edit: impl FnOnce(&mut TokenClaims)) -> ApprovalToken {
+        let call = binding();
+        let mut claims = TokenClaims {
+            request_id: "req-1".into(),
+            tenant: call.tenant.into(),
+            tool: call.tool.into(),
+            tool_digest: call.tool_digest.into(),
+            input_digest: call.input_digest.into(),
+            run_id: call.run_id.into(),
+            expires_at: now_secs() + 600,
+            approver: approver.into(),
+            key_id: String::new(),
+            nonce: format!("nonce-{approver}-{}", rand::random::<u32>()),
+        };
+        edit(&mut claims);
+        ApprovalToken::sign(claims, key).unwrap()
+    }
+
+    #[test]
+    fn tokens_count_people_not_names_or_copies() {
+        let (alice, bob, mallory) =
+            (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]), KeyPair::from_seed([3; 32]));
+        // `alice` and `alice-2` are one person: one key under two names.
+        let listed: BTreeMap<String, PublicKey> = [("alice", &alice), ("alice-2", &alice), ("bob", &bob)]
+            .into_iter()
+            .map(|(name, key)| (name.to_owned(), key.public()))
+            .collect();
+        let presented = [
+            token("alice", &alice, |_| {}),
+            token("alice", &alice, |_| {}),
+            token("alice-2", &alice, |_| {}),
+        ];
+        let selection = select(&presented, "refund", &binding(), &listed);
+        assert_eq!(selection.approvers, ["alice"]);
+        assert_eq!(selection.valid.len(), 3);
+        assert!(selection.spend(2).is_none(), "one person's tokens passed for two approvals");
+        assert_eq!(selection.spend(1).unwrap().len(), 1);
+
+        let presented = [token("bob", &bob, |_| {}), token("alice", &alice, |_| {})];
+        let selection = select(&presented, "refund", &binding(), &listed);
+        let spent: Vec<&str> =
+            selection.spend(2).unwrap().iter().map(|t| t.claims.approver.as_str()).collect();
+        assert_eq!(spent, ["alice", "bob"]);
+
+        // Signed by someone else's key, or by nobody the tenant lists.
+        let presented = [token("bob", &mallory, |_| {}), token("mallory", &mallory, |_| {})];
+        let selection = select(&presented, "refund", &binding(), &listed);
+        assert!(selection.approvers.is_empty() && selection.spend(1).is_none());
+        assert!(selection.problems[0].contains("not by their registered key"), "{:?}", selection.problems);
+        assert!(
+            selection.problems[1].contains("not an approver of tenant `acme`"),
+            "{:?}",
+            selection.problems
+        );
+    }
+
+    #[test]
+    fn a_token_bound_to_anything_else_is_refused_and_says_what() {
+        let alice = KeyPair::from_seed([1; 32]);
+        let listed: BTreeMap<String, PublicKey> =
+            [("alice".to_owned(), alice.public()), ("carol".to_owned(), alice.public())]
+                .into_iter()
+                .collect();
+        let presented = [
+            token("alice", &alice, |c| c.input_digest = "sha256:cc".into()),
+            token("alice", &alice, |c| c.run_id = "run-2".into()),
+            token("alice", &alice, |c| c.tool_digest = "sha256:dd".into()),
+            token("alice", &alice, |c| c.expires_at = 1),
+            token("carol", &alice, |_| {}),
+            // Another tool's token is not this call's business.
+            token("alice", &alice, |c| c.tool = "wipe@1.0.0".into()),
+        ];
+        let selection = select(&presented, "refund", &binding(), &listed);
+        assert!(selection.valid.is_empty());
+        let problems = selection.problems.join("\n");
+        for expected in
+            ["other input", "run run-2", "replaced after the approval", "expired", "their own request"]
+        {
+            assert!(problems.contains(expected), "no `{expected}` in:\n{problems}");
+        }
+        assert_eq!(selection.problems.len(), 5, "{problems}");
     }
 }

@@ -17,9 +17,9 @@ use crate::governance::{Tenant, Tier};
 use crate::schema::InputSchema;
 use crate::trace::Transcript;
 
-use super::context::{Parent, Principal, Root};
+use super::context::{CallInput, Parent, Principal, Root};
 use super::evidence::invocation_span;
-use super::sandbox::{backstop, guest_error};
+use super::sandbox::{Invoke, Run, guest_error};
 use super::{CallOptions, Host, HostInner, Kind, LoadedComponent, RunOutput};
 
 impl Host {
@@ -161,9 +161,10 @@ impl HostInner {
             self.call_context(&agent.subject, &agent.limits, Parent::Root(Some(transcript.clone()), root));
         let span = invocation_span(&call);
         let started = Instant::now();
-        let result = self.run_agent_in(agent, pre, input, &call).instrument(span).await;
+        let input = CallInput::new(input);
+        let result = self.run_agent_in(agent, pre, &input, &call).instrument(span).await;
         self.observe(&call, agent, started, &result);
-        self.record_call(&call, agent, input, &result)?;
+        self.record_call(&call, agent, &input, &result)?;
         let (output, trace) = result?;
         Ok(RunOutput { output, trace, transcript })
     }
@@ -172,7 +173,7 @@ impl HostInner {
         self: &Arc<Self>,
         agent: &LoadedComponent,
         pre: &AgentPre<InstanceState>,
-        input: &Value,
+        input: &CallInput<'_>,
         call: &Arc<CallContext>,
     ) -> Result<(Value, TraceContext), InvokeError> {
         // An agent's tier obliges as a tool's does: write-high and critical
@@ -181,17 +182,10 @@ impl HostInner {
             self.obligations(agent, input, call)?;
         }
         let trace = call.trace.clone();
-        let task = Task { input: input.to_string(), context: trace.clone() };
-        let mut store = self.new_store(&agent.limits, call.clone());
-        let outcome = tokio::time::timeout(backstop(call), async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_run(&mut store, &task).await
-        })
-        .await;
-        self.charge_fuel(&store, &agent.subject.tenant, &agent.limits);
+        let task = Task { input: input.value.to_string(), context: trace.clone() };
+        let (outcome, store) = self.run_in_store(&agent.subject, &agent.limits, call, Run(pre, &task)).await;
         self.cost(&store, agent);
-        let outcome = self.finish(&store, agent.id(), &agent.limits, outcome)?;
-        let outcome = outcome.map_err(|e| guest_error(e, agent.id(), call))?;
+        let outcome = outcome?.map_err(|e| guest_error(e, agent.id(), call))?;
         let output = self.parse_output(agent, &outcome.output)?;
         Ok((output, trace))
     }
@@ -249,9 +243,10 @@ impl HostInner {
         let call = self.call_context(&tool.subject, &tool.limits, parent);
         let span = invocation_span(&call);
         let started = Instant::now();
-        let result = self.run_tool(tool, pre, schema, input, &call, principal).instrument(span).await;
+        let input = CallInput::new(input);
+        let result = self.run_tool(tool, pre, schema, &input, &call, principal).instrument(span).await;
         self.observe(&call, tool, started, &result);
-        self.record_call(&call, tool, input, &result)?;
+        self.record_call(&call, tool, &input, &result)?;
         result
     }
 
@@ -260,25 +255,18 @@ impl HostInner {
         tool: &LoadedComponent,
         pre: &ToolPre<InstanceState>,
         schema: &InputSchema,
-        input: &Value,
+        input: &CallInput<'_>,
         call: &Arc<CallContext>,
         principal: Principal<'_>,
     ) -> Result<Value, InvokeError> {
-        schema.check(input).map_err(|message| {
+        schema.check(input.value).map_err(|message| {
             InvokeError::new(ErrorKind::InvalidInput, message).with_component(tool.id())
         })?;
         self.govern(tool, input, call, principal)?;
-        let input = input.to_string();
-        let mut store = self.new_store(&tool.limits, call.clone());
-        let outcome = tokio::time::timeout(backstop(call), async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_invoke(&mut store, &input).await
-        })
-        .await;
-        self.charge_fuel(&store, &tool.subject.tenant, &tool.limits);
+        let input = input.value.to_string();
+        let (result, store) = self.run_in_store(&tool.subject, &tool.limits, call, Invoke(pre, &input)).await;
         self.cost(&store, tool);
-        let result = self.finish(&store, tool.id(), &tool.limits, outcome)?;
-        let output = result.map_err(|e| {
+        let output = result?.map_err(|e| {
             let mut e = guest_error(e, tool.id(), call);
             let denials = store.data().egress_denials();
             if !denials.is_empty() {

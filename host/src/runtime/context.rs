@@ -4,7 +4,9 @@
 //! it reads.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::Value;
 use std::time::Instant;
 
 use crate::bindings::types::TraceContext;
@@ -13,6 +15,7 @@ use crate::error::{ErrorKind, InvokeError};
 use crate::governance::ApprovalToken;
 use crate::governance::approvals::Status;
 use crate::governance::policy::EntityRef;
+use crate::keys::{canonical_json, digest};
 use crate::limits::Limits;
 use crate::trace::{self, Transcript};
 
@@ -211,5 +214,23 @@ impl HostInner {
             root.requested_by_key = request.requested_by_key.clone();
         }
         Ok(root)
+    }
+}
+
+/// A call's input, with its digest (of the canonical JSON) computed at
+/// most once: the call's audit record and an approval both name it.
+pub(super) struct CallInput<'a> {
+    pub(super) value: &'a Value,
+    digest: OnceLock<String>,
+}
+
+impl<'a> CallInput<'a> {
+    pub(super) fn new(value: &'a Value) -> Self {
+        CallInput { value, digest: OnceLock::new() }
+    }
+
+    /// `sha256:<hex>` of the input's canonical JSON.
+    pub(super) fn digest(&self) -> &str {
+        self.digest.get_or_init(|| digest(canonical_json(self.value).as_bytes()))
     }
 }

@@ -3,17 +3,15 @@
 
 use std::time::Instant;
 
-use serde_json::Value;
 use wasmtime::Store;
 
 use crate::audit;
 use crate::capabilities::{CallContext, InstanceState};
 use crate::error::{ErrorKind, InvokeError};
 use crate::governance::Tier;
-use crate::keys::{canonical_json, digest};
 use crate::telemetry;
 
-use super::context::Root;
+use super::context::{CallInput, Root};
 use super::{HostInner, LoadedComponent};
 
 /// The span of one invocation; a top-level one joins the run's W3C trace.
@@ -63,7 +61,7 @@ impl HostInner {
         &self,
         call: &CallContext,
         component: &LoadedComponent,
-        input: &Value,
+        input: &CallInput<'_>,
         result: &Result<T, InvokeError>,
     ) -> Result<(), InvokeError> {
         if self.audit.is_none() {
@@ -79,7 +77,7 @@ impl HostInner {
             "digest": id.digest,
             "world": component.world.name(),
             "tier": component.tier.map(Tier::as_str),
-            "input_digest": digest(canonical_json(input).as_bytes()),
+            "input_digest": input.digest(),
             "depth": call.depth,
             "error": error.map(|e| e.message.clone()),
             "policies": error.map(|e| e.policies.clone()).unwrap_or_default(),

@@ -3,17 +3,14 @@
 //! quota, the critical enable, approvals (tokens checked and spent, or a
 //! pending request recorded).
 
-use serde_json::Value;
-
 use crate::audit;
 use crate::capabilities::{CallContext, Refusal, World};
 use crate::error::{ErrorKind, InvokeError};
-use crate::governance::approvals::{self, ApprovalRequest, CallBinding, Status};
+use crate::governance::Tier;
+use crate::governance::approvals::{self, ApprovalRequest, CallBinding, Selection, Status};
 use crate::governance::policy::{Action, EntityRef, Query, Value as PolicyValue, tier_rank};
-use crate::governance::{ApprovalToken, Tier};
-use crate::keys::{canonical_json, digest};
 
-use super::context::Principal;
+use super::context::{CallInput, Principal};
 use super::{HostInner, Kind, LoadedComponent};
 
 impl HostInner {
@@ -22,7 +19,7 @@ impl HostInner {
     pub(super) fn govern(
         &self,
         tool: &LoadedComponent,
-        input: &Value,
+        input: &CallInput<'_>,
         call: &CallContext,
         principal: Principal<'_>,
     ) -> Result<(), InvokeError> {
@@ -58,7 +55,7 @@ impl HostInner {
     pub(super) fn obligations(
         &self,
         tool: &LoadedComponent,
-        input: &Value,
+        input: &CallInput<'_>,
         call: &CallContext,
     ) -> Result<(), InvokeError> {
         let tier = tool.tier.unwrap_or(Tier::Critical);
@@ -88,8 +85,7 @@ impl HostInner {
                         tenant.id()
                     ))));
                 }
-                let input_digest = digest(canonical_json(input).as_bytes());
-                self.check_approvals(tool, tier, input, &input_digest, call).map_err(fail)
+                self.check_approvals(tool, tier, input, call).map_err(fail)
             }
         }
     }
@@ -100,12 +96,12 @@ impl HostInner {
         &self,
         tool: &LoadedComponent,
         tier: Tier,
-        input: &Value,
-        input_digest: &str,
+        input: &CallInput<'_>,
         call: &CallContext,
     ) -> Result<(), InvokeError> {
         let tenant = &tool.subject.tenant;
         let tool_ref = tool.id().label();
+        let input_digest = input.digest();
         let (sensitive, sensitive_names): (&[Vec<String>], &[String]) = match &tool.kind {
             Kind::Tool { sensitive, .. } => (&sensitive.0, &sensitive.1),
             Kind::Agent { .. } => (&[], &[]),
@@ -120,44 +116,13 @@ impl HostInner {
             requested_by_key: call.requested_by_key.as_deref(),
         };
         let needed = tier.approvals_needed();
-        let mut problems = Vec::new();
-        let mut valid: Vec<&ApprovalToken> = Vec::new();
-        for token in
-            call.approvals.iter().filter(|t| t.claims.tool.split('@').next() == Some(tool.id().name.as_str()))
-        {
-            let check = approvals::check_binding(token, &binding).and_then(|()| {
-                let key = tenant.approvers.get(&token.claims.approver).ok_or_else(|| {
-                    format!("`{}` is not an approver of tenant `{}`", token.claims.approver, tenant.id())
-                })?;
-                token.verify_signature(key)
-            });
-            match check {
-                Ok(()) => valid.push(token),
-                Err(problem) => problems.push(problem),
-            }
-        }
+        let selection = approvals::select(&call.approvals, &tool.id().name, &binding, &tenant.approvers);
+        let Selection { approvers, valid, problems } = &selection;
         let store = self.governance.approvals();
-        // Distinct people: two names the tenant lists with one key are one
-        // person, so approvers are counted by key as well as by name.
-        let mut approvers: Vec<&str> = Vec::new();
-        let mut keys: Vec<&str> = Vec::new();
-        for token in &valid {
-            let (name, key) = (token.claims.approver.as_str(), token.claims.key_id.as_str());
-            if !approvers.contains(&name) && !keys.contains(&key) {
-                approvers.push(name);
-                keys.push(key);
-            }
-        }
-        approvers.sort_unstable();
-        if approvers.len() >= needed {
+        if let Some(chosen) = selection.spend(needed) {
             let store = store.ok_or_else(|| {
                 InvokeError::internal("this host has no approvals store to record token use")
             })?;
-            let chosen: Vec<&ApprovalToken> = approvers
-                .iter()
-                .take(needed)
-                .filter_map(|approver| valid.iter().find(|t| t.claims.approver == *approver).copied())
-                .collect();
             // The trail records every use: a token whose marker file was
             // deleted is still spent.
             if let Some(audit) = &self.audit {
@@ -217,7 +182,7 @@ impl HostInner {
                     tool_digest: tool.id().digest.clone(),
                     tier,
                     input_digest: input_digest.to_owned(),
-                    preview: approvals::preview(input, sensitive, sensitive_names),
+                    preview: approvals::preview(input.value, sensitive, sensitive_names),
                     requested_by: call.requested_by.clone(),
                     requested_by_key: call.requested_by_key.clone(),
                     trace_id: call.trace.trace_id.clone(),

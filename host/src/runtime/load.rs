@@ -23,7 +23,7 @@ use crate::limits::Limits;
 use crate::schema::InputSchema;
 
 use super::context::Root;
-use super::sandbox::{backstop, check_limits};
+use super::sandbox::{DescribeAgent, DescribeTool, check_limits};
 use super::{Host, Kind, LoadOptions, LoadSource, LoadedComponent, Subject};
 
 /// The outcome of `describe()`: a component that reached for anything but
@@ -424,15 +424,7 @@ impl Host {
     ) -> Result<ToolSpec, InvokeError> {
         let root = Root::host();
         let call = self.inner.describe_context(subject, limits, &root);
-        let mut store = self.inner.new_store(limits, call.clone());
-        let outcome = tokio::time::timeout(backstop(&call), async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_describe(&mut store).await
-        })
-        .await;
-        // What describe() burns counts against the tenant like any call.
-        self.inner.charge_fuel(&store, &subject.tenant, limits);
-        let outcome = self.inner.finish(&store, &subject.id, limits, outcome);
+        let (outcome, _) = self.inner.run_in_store(subject, limits, &call, DescribeTool(pre)).await;
         described(&call, &subject.id, outcome)
     }
 
@@ -444,15 +436,7 @@ impl Host {
     ) -> Result<AgentSpec, InvokeError> {
         let root = Root::host();
         let call = self.inner.describe_context(subject, limits, &root);
-        let mut store = self.inner.new_store(limits, call.clone());
-        let outcome = tokio::time::timeout(backstop(&call), async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_describe(&mut store).await
-        })
-        .await;
-        // What describe() burns counts against the tenant like any call.
-        self.inner.charge_fuel(&store, &subject.tenant, limits);
-        let outcome = self.inner.finish(&store, &subject.id, limits, outcome);
+        let (outcome, _) = self.inner.run_in_store(subject, limits, &call, DescribeAgent(pre)).await;
         described(&call, &subject.id, outcome)
     }
 }

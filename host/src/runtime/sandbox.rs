@@ -3,6 +3,8 @@
 //! happens there (a trap, a limit, a deadline, a guest error, an output too
 //! large) turned into an [`InvokeError`] naming it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -10,13 +12,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
+use crate::bindings::types::{Error as WitError, ToolSpec};
+use crate::bindings::{AgentPre, AgentSpec, Outcome, Task, ToolPre};
 use crate::capabilities::{CallContext, InstanceState};
 use crate::engine::EngineConfig;
 use crate::error::{ComponentRef, ErrorKind, InvokeError};
 use crate::governance::Tenant;
 use crate::limits::{LimitTracker, Limits};
 
-use super::{HostInner, LoadedComponent, MAX_TIMEOUT};
+use super::{HostInner, LoadedComponent, MAX_TIMEOUT, Subject};
 
 /// The error the epoch callback raises when a call's deadline has passed.
 #[derive(Debug)]
@@ -138,9 +142,101 @@ pub(super) fn check_limits(limits: &Limits, engine: &EngineConfig) -> Result<(),
     Ok(())
 }
 
+/// The future of one export call, borrowing its store.
+pub(super) type StoreFuture<'s, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 's>>;
+
+/// A guest export, called once on a fresh instance in a fresh store.
+pub(super) trait Export: Send {
+    type Output: Send;
+
+    /// Instantiates the component in `store` and calls the export. (Boxed:
+    /// an `impl Future` here cannot yet be proven `Send` where the call is
+    /// spawned, rust-lang/rust#100013; one allocation per call.)
+    fn call<'s>(self, store: &'s mut Store<InstanceState>) -> StoreFuture<'s, Self::Output>
+    where
+        Self: 's;
+}
+
+/// A tool's `describe`.
+pub(super) struct DescribeTool<'a>(pub &'a ToolPre<InstanceState>);
+/// An agent's `describe`.
+pub(super) struct DescribeAgent<'a>(pub &'a AgentPre<InstanceState>);
+/// A tool's `invoke`, with the input as JSON text.
+pub(super) struct Invoke<'a>(pub &'a ToolPre<InstanceState>, pub &'a String);
+/// An agent's `run`.
+pub(super) struct Run<'a>(pub &'a AgentPre<InstanceState>, pub &'a Task);
+
+impl Export for DescribeTool<'_> {
+    type Output = ToolSpec;
+
+    fn call<'s>(self, store: &'s mut Store<InstanceState>) -> StoreFuture<'s, Self::Output>
+    where
+        Self: 's,
+    {
+        Box::pin(async move { self.0.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
+    }
+}
+
+impl Export for DescribeAgent<'_> {
+    type Output = AgentSpec;
+
+    fn call<'s>(self, store: &'s mut Store<InstanceState>) -> StoreFuture<'s, Self::Output>
+    where
+        Self: 's,
+    {
+        Box::pin(async move { self.0.instantiate_async(&mut *store).await?.call_describe(&mut *store).await })
+    }
+}
+
+impl Export for Invoke<'_> {
+    type Output = Result<String, WitError>;
+
+    fn call<'s>(self, store: &'s mut Store<InstanceState>) -> StoreFuture<'s, Self::Output>
+    where
+        Self: 's,
+    {
+        Box::pin(async move {
+            self.0.instantiate_async(&mut *store).await?.call_invoke(&mut *store, self.1).await
+        })
+    }
+}
+
+impl Export for Run<'_> {
+    type Output = Result<Outcome, WitError>;
+
+    fn call<'s>(self, store: &'s mut Store<InstanceState>) -> StoreFuture<'s, Self::Output>
+    where
+        Self: 's,
+    {
+        Box::pin(
+            async move { self.0.instantiate_async(&mut *store).await?.call_run(&mut *store, self.1).await },
+        )
+    }
+}
+
 impl HostInner {
+    /// Calls `export` of `subject` in a fresh store under `limits` and the
+    /// call's deadline (the epoch first, a timer as the backstop), charges
+    /// the fuel it burnt to the tenant (a `describe()` included), and turns
+    /// what happened into the export's answer or an [`InvokeError`]. The
+    /// store comes back for what the call left in it (its cost, egress
+    /// refusals).
+    pub(super) async fn run_in_store<E: Export>(
+        self: &Arc<Self>,
+        subject: &Subject,
+        limits: &Limits,
+        call: &Arc<CallContext>,
+        export: E,
+    ) -> (Result<E::Output, InvokeError>, Store<InstanceState>) {
+        let mut store = self.new_store(limits, call.clone());
+        let outcome = tokio::time::timeout(backstop(call), export.call(&mut store)).await;
+        self.charge_fuel(&store, &subject.tenant, limits);
+        let result = self.finish(&store, &subject.id, limits, outcome);
+        (result, store)
+    }
+
     /// Counts the fuel a call burnt against its tenant's per-minute budget.
-    pub(super) fn charge_fuel(&self, store: &Store<InstanceState>, tenant: &Tenant, limits: &Limits) {
+    fn charge_fuel(&self, store: &Store<InstanceState>, tenant: &Tenant, limits: &Limits) {
         if tenant.fuel.limit().is_some() {
             let left = store.get_fuel().unwrap_or(0);
             tenant.fuel.record(limits.fuel.saturating_sub(left));
@@ -149,11 +245,7 @@ impl HostInner {
 
     /// A fresh store for one call: the component's memory and table limits,
     /// its fuel budget, and the call's deadline enforced through the epoch.
-    pub(super) fn new_store(
-        self: &Arc<Self>,
-        limits: &Limits,
-        call: Arc<CallContext>,
-    ) -> Store<InstanceState> {
+    fn new_store(self: &Arc<Self>, limits: &Limits, call: Arc<CallContext>) -> Store<InstanceState> {
         self.counters.instantiations.fetch_add(1, Ordering::Relaxed);
         let deadline = call.deadline;
         let tracker = LimitTracker::new(limits).with_pool(call.tenant.memory_pool.clone());
@@ -177,7 +269,7 @@ impl HostInner {
     }
 
     /// Turns the outcome of a call into the result or a structured error.
-    pub(super) fn finish<R>(
+    fn finish<R>(
         &self,
         store: &Store<InstanceState>,
         id: &ComponentRef,
