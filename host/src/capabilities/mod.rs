@@ -397,7 +397,7 @@ pub(crate) enum Refusal {
     /// Denied, with the explanation and the deciding policies.
     Denied { reason: String, policies: Vec<String> },
     /// The engine could not decide.
-    Failed(String),
+    Failed(crate::governance::PolicyError),
 }
 
 /// Logs a decision, appends it to the audit trail and adds it to the run's

@@ -32,6 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::error::ApprovalError;
 use super::tier::Tier;
 use crate::keys::{KeyPair, PublicKey};
 
@@ -226,10 +227,10 @@ impl ApprovalStore {
     /// # Errors
     ///
     /// When the directories cannot be created.
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub fn open(dir: &Path) -> Result<Self, ApprovalError> {
         for sub in ["requests", "consumed"] {
             std::fs::create_dir_all(dir.join(sub))
-                .map_err(|e| format!("cannot create the approvals store at {}: {e}", dir.display()))?;
+                .map_err(|e| ApprovalError::io("create the approvals store at", dir, e))?;
         }
         Ok(ApprovalStore { dir: dir.to_owned(), write: Mutex::new(()) })
     }
@@ -238,18 +239,13 @@ impl ApprovalStore {
         &self.dir
     }
 
-    fn request_path(&self, id: &str) -> Result<PathBuf, String> {
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(format!("`{id}` is not an approval request id"));
+    fn request_path(&self, id: &str) -> Result<PathBuf, ApprovalError> {
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ApprovalError::BadId(crate::text::clip(id)));
         }
         Ok(self.dir.join("requests").join(format!("{id}.json")))
     }
 
-    /// Records a new pending request and returns it.
-    ///
-    /// # Errors
-    ///
-    /// When it cannot be written.
     /// Records a new pending request, signed with `host_key` when given.
     ///
     /// # Errors
@@ -259,11 +255,11 @@ impl ApprovalStore {
         &self,
         mut request: ApprovalRequest,
         host_key: Option<&KeyPair>,
-    ) -> Result<ApprovalRequest, String> {
+    ) -> Result<ApprovalRequest, ApprovalError> {
         request.id = format!("apr-{}", hex::encode(rand::random::<[u8; 8]>()));
         request.host_signature = None;
         if let Some(key) = host_key {
-            let content = request.signed_content()?;
+            let content = request.signed_content().map_err(ApprovalError::Internal)?;
             request.host_signature =
                 Some(super::manifest::ManifestSignature { key_id: key.id(), value: key.sign_json(&content) });
         }
@@ -276,33 +272,35 @@ impl ApprovalStore {
     /// # Errors
     ///
     /// As [`ApprovalStore::create_signed`].
-    pub fn create(&self, request: ApprovalRequest) -> Result<ApprovalRequest, String> {
+    pub fn create(&self, request: ApprovalRequest) -> Result<ApprovalRequest, ApprovalError> {
         self.create_signed(request, None)
     }
 
-    fn save(&self, request: &ApprovalRequest) -> Result<(), String> {
+    fn save(&self, request: &ApprovalRequest) -> Result<(), ApprovalError> {
         let path = self.request_path(&request.id)?;
-        let text = serde_json::to_string_pretty(request).map_err(|e| e.to_string())?;
+        let text =
+            serde_json::to_string_pretty(request).map_err(|e| ApprovalError::Internal(e.to_string()))?;
         let tmp = path.with_extension(format!("tmp-{}", hex::encode(rand::random::<[u8; 4]>())));
-        std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        std::fs::write(&tmp, text).map_err(|e| ApprovalError::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| ApprovalError::io("write", &path, e))
     }
 
     /// One request.
     ///
     /// # Errors
     ///
-    /// `no approval request` for an unknown id, or an unreadable file.
-    pub fn get(&self, id: &str) -> Result<ApprovalRequest, String> {
+    /// `not-found` for an unknown id; a file that cannot be read or parsed
+    /// is the store's own failure, not a missing request.
+    pub fn get(&self, id: &str) -> Result<ApprovalRequest, ApprovalError> {
         let path = self.request_path(id)?;
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(format!("no approval request `{id}`"));
+                return Err(ApprovalError::NotFound(id.to_owned()));
             }
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return Err(ApprovalError::io("read", path, e)),
         };
-        serde_json::from_str(&text).map_err(|e| format!("{} is corrupt: {e}", path.display()))
+        serde_json::from_str(&text).map_err(|e| ApprovalError::Corrupt { path, detail: e.to_string() })
     }
 
     /// Every request, newest first, optionally of one tenant.
@@ -310,9 +308,9 @@ impl ApprovalStore {
     /// # Errors
     ///
     /// When the directory cannot be read.
-    pub fn list(&self, tenant: Option<&str>) -> Result<Vec<ApprovalRequest>, String> {
+    pub fn list(&self, tenant: Option<&str>) -> Result<Vec<ApprovalRequest>, ApprovalError> {
         let dir = self.dir.join("requests");
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| ApprovalError::io("read", &dir, e))?;
         let mut requests = Vec::new();
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
@@ -342,16 +340,24 @@ impl ApprovalStore {
         approved: bool,
         reason: &str,
         token_ttl_secs: u64,
-    ) -> Result<(ApprovalRequest, Option<ApprovalToken>), String> {
+    ) -> Result<(ApprovalRequest, Option<ApprovalToken>), ApprovalError> {
         let Approver { name: approver, key, os_user } = *approver;
-        let _guard = self.write.lock().map_err(|_| "the approvals lock is poisoned".to_owned())?;
+        let _guard = self
+            .write
+            .lock()
+            .map_err(|_| ApprovalError::Internal("the approvals lock is poisoned".to_owned()))?;
         let mut request = self.get(id)?;
         let now = now_secs();
         if request.status == Status::Denied {
-            return Err(format!("approval request `{id}` was denied; it cannot be decided again"));
+            return Err(ApprovalError::Refused(format!(
+                "approval request `{id}` was denied; it cannot be decided again"
+            )));
         }
         if now >= request.expires_at {
-            return Err(format!("approval request `{id}` expired at {}", request.expires_at));
+            return Err(ApprovalError::Refused(format!(
+                "approval request `{id}` expired at {}",
+                request.expires_at
+            )));
         }
         // The same person, as far as the host can tell: the same name, the
         // same key, or (for a request made as an OS user) the same OS user.
@@ -359,13 +365,13 @@ impl ApprovalStore {
             || request.requested_by_key.as_deref() == Some(key.id().as_str())
             || os_user == Some(request.requested_by.as_str());
         if same {
-            return Err(format!(
+            return Err(ApprovalError::Refused(format!(
                 "`{approver}` made request `{id}` (as `{}`: same name, key or OS user) and cannot approve or deny it: another approver must",
                 request.requested_by
-            ));
+            )));
         }
         if request.decisions.iter().any(|d| d.approver == approver) {
-            return Err(format!("`{approver}` has already decided request `{id}`"));
+            return Err(ApprovalError::Refused(format!("`{approver}` has already decided request `{id}`")));
         }
         request.decisions.push(ApproverDecision {
             approver: approver.to_owned(),
@@ -388,7 +394,7 @@ impl ApprovalStore {
                 key_id: String::new(),
                 nonce: hex::encode(rand::random::<[u8; 16]>()),
             };
-            let signed = ApprovalToken::sign(claims, key)?;
+            let signed = ApprovalToken::sign(claims, key).map_err(ApprovalError::Internal)?;
             request.tokens.push(signed.clone());
             if request.tokens.len() >= request.approvals_needed {
                 request.status = Status::Approved;
@@ -405,20 +411,21 @@ impl ApprovalStore {
     ///
     /// # Errors
     ///
-    /// `already used` when it was consumed before.
-    pub fn consume(&self, token: &ApprovalToken) -> Result<(), String> {
+    /// `already used` (refused) when it was consumed before; a use that
+    /// cannot be recorded is the store's own failure.
+    pub fn consume(&self, token: &ApprovalToken) -> Result<(), ApprovalError> {
         let nonce = &token.claims.nonce;
-        if nonce.is_empty() || !nonce.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err("the token's nonce is malformed".to_owned());
+        if nonce.is_empty() || nonce.len() > 64 || !nonce.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ApprovalError::Refused("the token's nonce is malformed".to_owned()));
         }
         let path = self.dir.join("consumed").join(nonce);
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(format!(
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(ApprovalError::Refused(format!(
                 "the approval token of `{}` for request `{}` was already used; a token is good for one call",
                 token.claims.approver, token.claims.request_id
-            )),
-            Err(e) => Err(format!("cannot record the token's use at {}: {e}", path.display())),
+            ))),
+            Err(e) => Err(ApprovalError::io("record the token's use at", path, e)),
         }
     }
 

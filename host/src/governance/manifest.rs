@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::error::ManifestError;
 use super::names::Patterns;
 use super::tier::Tier;
 use crate::keys::{KeyPair, PublicKey};
@@ -120,12 +121,12 @@ impl ComponentManifest {
     /// # Errors
     ///
     /// Names the file and the field.
-    pub fn read(path: &Path) -> Result<Self, String> {
+    pub fn read(path: &Path) -> Result<Self, ManifestError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the manifest {}: {e}", path.display()))?;
-        let mut manifest: ComponentManifest =
-            toml::from_str(&text).map_err(|e| format!("manifest {}: {e}", path.display()))?;
-        manifest.check().map_err(|e| format!("manifest {}: {e}", path.display()))?;
+            .map_err(|e| ManifestError::Unreadable { path: path.to_owned(), source: e })?;
+        let invalid = |e: String| ManifestError::Invalid(format!("manifest {}: {e}", path.display()));
+        let mut manifest: ComponentManifest = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        manifest.check().map_err(invalid)?;
         if let Some(policy) = &manifest.policy
             && policy.is_relative()
         {
@@ -201,18 +202,21 @@ impl ComponentManifest {
     ///
     /// `unsigned` (when `required`), an unknown key, or a signature that
     /// does not verify (the manifest was changed after signing).
-    pub fn verify(&self, trusted: &[PublicKey], required: bool) -> Result<(), String> {
+    pub fn verify(&self, trusted: &[PublicKey], required: bool) -> Result<(), ManifestError> {
         let Some(signature) = &self.signature else {
             return if required {
-                Err(format!(
+                Err(ManifestError::Signature(format!(
                     "the manifest of {} is unsigned and this host requires signed manifests (agenthost manifest sign)",
                     self.name
-                ))
+                )))
             } else {
                 Ok(())
             };
         };
-        signature.verify(&self.signed_content()?, trusted, &format!("the manifest of {}", self.name))
+        let content = self.signed_content().map_err(ManifestError::Invalid)?;
+        signature
+            .verify(&content, trusted, &format!("the manifest of {}", self.name))
+            .map_err(ManifestError::Signature)
     }
 
     /// TOML text of the manifest.

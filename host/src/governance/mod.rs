@@ -17,6 +17,7 @@
 
 pub mod approvals;
 pub mod egress;
+pub mod error;
 pub mod grant;
 pub mod manifest;
 pub mod names;
@@ -35,6 +36,7 @@ pub use crate::keys::{self, KeyPair, PublicKey};
 pub use crate::settings::{EgressSettings, HostSettings};
 pub use approvals::{ApprovalRequest, ApprovalStore, ApprovalToken};
 pub use egress::EgressPolicy;
+pub use error::{ApprovalError, ManifestError, PackError, PolicyError, TenantError};
 pub use manifest::ComponentManifest;
 pub use names::{Names, Patterns};
 pub use packs::LoadedPolicy;
@@ -223,8 +225,11 @@ impl Governance {
             tenants,
             scope: None,
             default_tenant: tenant.to_owned(),
-            approvals: data_dir.map(|d| ApprovalStore::open(&d.join("approvals"))).transpose()?,
-            default_policy: PolicyEngine::permissive()?,
+            approvals: data_dir
+                .map(|d| ApprovalStore::open(&d.join("approvals")))
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            default_policy: PolicyEngine::permissive().map_err(|e| e.to_string())?,
         })
     }
 
@@ -252,7 +257,7 @@ impl Governance {
             .iter()
             .map(|p| PublicKey::read(&config_dir.join(p)))
             .collect::<Result<Vec<_>, _>>()?;
-        let configs = tenant::load_dir(&config_dir.join("tenants"))?;
+        let configs = tenant::load_dir(&config_dir.join("tenants")).map_err(|e| e.to_string())?;
         if configs.is_empty() {
             return Err(format!("{} has no tenant files (*.toml)", config_dir.join("tenants").display()));
         }
@@ -314,8 +319,11 @@ impl Governance {
             tenants,
             scope: scope.map(str::to_owned),
             default_tenant,
-            approvals: data_dir.map(|d| ApprovalStore::open(&d.join("approvals"))).transpose()?,
-            default_policy: PolicyEngine::permissive()?,
+            approvals: data_dir
+                .map(|d| ApprovalStore::open(&d.join("approvals")))
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            default_policy: PolicyEngine::permissive().map_err(|e| e.to_string())?,
         })
     }
 
@@ -354,22 +362,23 @@ impl Governance {
     ///
     /// An unknown tenant; another tenant than `--tenant-scope`; an
     /// `account`-isolated tenant on a host not scoped to it.
-    pub fn tenant(&self, id: &str) -> Result<&Arc<Tenant>, String> {
+    pub fn tenant(&self, id: &str) -> Result<&Arc<Tenant>, TenantError> {
         if let Some(scope) = &self.scope
             && scope != id
         {
-            return Err(format!(
-                "this host is scoped to tenant `{scope}` (--tenant-scope) and refuses tenant `{id}`"
-            ));
+            return Err(TenantError::OutOfScope(format!(
+                "this host is scoped to tenant `{scope}` (--tenant-scope) and refuses tenant `{}`",
+                crate::text::clip(id)
+            )));
         }
-        let tenant = self.tenants.get(id).ok_or_else(|| {
-            let known: Vec<&str> = self.tenants.keys().map(String::as_str).collect();
-            format!("no tenant `{id}` is configured (tenants: {})", known.join(", "))
+        let tenant = self.tenants.get(id).ok_or_else(|| TenantError::Unknown {
+            id: crate::text::clip(id),
+            known: self.tenants.keys().cloned().collect(),
         })?;
         if tenant.config.isolation == Isolation::Account && self.scope.is_none() {
-            return Err(format!(
+            return Err(TenantError::OutOfScope(format!(
                 "tenant `{id}` has account isolation: it is served only by its own host, started with --tenant-scope {id}"
-            ));
+            )));
         }
         Ok(tenant)
     }
@@ -388,7 +397,7 @@ impl Governance {
         &self,
         tenant: &Tenant,
         own: Option<&Arc<LoadedPolicy>>,
-    ) -> Result<(Arc<PolicyEngine>, Option<Arc<LoadedPolicy>>), String> {
+    ) -> Result<(Arc<PolicyEngine>, Option<Arc<LoadedPolicy>>), PackError> {
         let Some(own) = own else {
             return Ok(match &tenant.policy {
                 Some(loaded) => (loaded.engine.clone(), Some(loaded.clone())),
@@ -397,27 +406,27 @@ impl Governance {
         };
         own.check_bound_to(tenant.id())?;
         let Some(theirs) = &tenant.policy else {
-            return Err(format!(
+            return Err(PackError::Refused(format!(
                 "its manifest names the policy stack {}, but tenant `{}` runs under no stack of its own to allow it (a component may name only a stack its tenant's stack lists in component_stacks)",
                 own.path.display(),
                 tenant.id()
-            ));
+            )));
         };
         if !theirs.manifest.component_stacks.iter().any(|d| *d == own.digest) {
-            return Err(format!(
+            return Err(PackError::Refused(format!(
                 "its manifest names the policy stack {} ({}), which tenant `{}`'s stack {} does not list in component_stacks; a component may not choose its own stack",
                 own.path.display(),
                 own.digest,
                 tenant.id(),
                 theirs.path.display()
-            ));
+            )));
         }
         if own.manifest.mode == policy::Mode::LogOnly && theirs.manifest.mode == policy::Mode::Enforce {
-            return Err(format!(
+            return Err(PackError::Refused(format!(
                 "its manifest names the log-only policy stack {}, but tenant `{}` enforces its policy; a component may not turn enforcement off",
                 own.path.display(),
                 tenant.id()
-            ));
+            )));
         }
         Ok((own.engine.clone(), Some(own.clone())))
     }
@@ -432,7 +441,7 @@ impl Governance {
     pub fn read_manifest(
         &self,
         path: &Path,
-    ) -> Result<(ComponentManifest, Option<Arc<LoadedPolicy>>), String> {
+    ) -> Result<(ComponentManifest, Option<Arc<LoadedPolicy>>), ManifestError> {
         let manifest = ComponentManifest::read(path)?;
         manifest.verify(&self.trusted_keys, self.settings.require_signed_manifests)?;
         let policy = match (&manifest.policy, &manifest.policy_digest) {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::egress::EgressRule;
+use super::error::PackError;
 use super::names::Patterns;
 use super::policy::{self, Mode, PolicyEngine, Query};
 use super::tier::Tier;
@@ -185,20 +186,30 @@ impl Pack {
     ///
     /// Names the file and what is wrong: a missing `pack.toml`, a Cedar
     /// syntax error, a policy that does not fit the schema, a bad case.
-    pub fn read(dir: &Path) -> Result<Self, String> {
+    pub fn read(dir: &Path) -> Result<Self, PackError> {
         let at = |file: &str| dir.join(file).display().to_string();
+        let unreadable = |file: &str| {
+            let path = dir.join(file);
+            move |source| PackError::Unreadable { path, source }
+        };
         let text = std::fs::read_to_string(dir.join("pack.toml")).map_err(|e| {
-            format!("{} is not a policy pack: cannot read {}: {e}", dir.display(), at("pack.toml"))
+            PackError::Invalid(format!(
+                "{} is not a policy pack: cannot read {}: {e}",
+                dir.display(),
+                at("pack.toml")
+            ))
         })?;
-        let file: PackFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", at("pack.toml")))?;
+        let file: PackFile =
+            toml::from_str(&text).map_err(|e| PackError::Invalid(format!("{}: {e}", at("pack.toml"))))?;
         if let Some(rules) = &file.constraints.egress_ceiling {
             for rule in rules {
-                EgressRule::parse(rule)
-                    .map_err(|e| format!("{}: constraints.egress_ceiling: {e}", at("pack.toml")))?;
+                EgressRule::parse(rule).map_err(|e| {
+                    PackError::Invalid(format!("{}: constraints.egress_ceiling: {e}", at("pack.toml")))
+                })?;
             }
         }
         let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+            .map_err(unreadable(""))?
             .filter_map(Result::ok)
             .filter(|e| e.path().is_file())
             .filter_map(|e| e.file_name().to_str().map(str::to_owned))
@@ -207,36 +218,37 @@ impl Pack {
         let mut hasher_input = Vec::new();
         let mut cedar_text = String::new();
         for name in &names {
-            let bytes =
-                std::fs::read(dir.join(name)).map_err(|e| format!("cannot read {}: {e}", at(name)))?;
+            let bytes = std::fs::read(dir.join(name)).map_err(unreadable(name))?;
             hasher_input.extend_from_slice(name.as_bytes());
             hasher_input.push(0);
             hasher_input.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
             hasher_input.extend_from_slice(&bytes);
             if name.ends_with(".cedar") {
-                let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", at(name)))?;
-                PolicySet::from_str(&text).map_err(|e| format!("{}: {e:?}", at(name)))?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| PackError::Invalid(format!("{} is not UTF-8", at(name))))?;
+                PolicySet::from_str(&text).map_err(|e| PackError::Invalid(format!("{}: {e:?}", at(name))))?;
                 cedar_text.push_str(&text);
                 cedar_text.push('\n');
             }
         }
-        let set = PolicySet::from_str(&cedar_text).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let policies = policy::rename_by_annotation(&set, file.layer.as_str())
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        policy::validate(&policies).map_err(|e| {
-            format!("{}: a policy does not fit the agenthost Cedar schema:\n{e}", dir.display())
-        })?;
+        let invalid = |e: String| PackError::Invalid(format!("{}: {e}", dir.display()));
+        let set = PolicySet::from_str(&cedar_text).map_err(|e| invalid(e.to_string()))?;
+        let policies = policy::rename_by_annotation(&set, file.layer.as_str()).map_err(invalid)?;
+        policy::validate(&policies)
+            .map_err(|e| invalid(format!("a policy does not fit the agenthost Cedar schema:\n{e}")))?;
         let prompt = match std::fs::read_to_string(dir.join("prompt.md")) {
             Ok(text) => Some(text.trim().to_owned()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("cannot read {}: {e}", at("prompt.md"))),
+            Err(e) => return Err(unreadable("prompt.md")(e)),
         };
         let cases = match std::fs::read_to_string(dir.join("tests.toml")) {
             Ok(text) => {
-                toml::from_str::<CasesFile>(&text).map_err(|e| format!("{}: {e}", at("tests.toml")))?.case
+                toml::from_str::<CasesFile>(&text)
+                    .map_err(|e| PackError::Invalid(format!("{}: {e}", at("tests.toml"))))?
+                    .case
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(format!("cannot read {}: {e}", at("tests.toml"))),
+            Err(e) => return Err(unreadable("tests.toml")(e)),
         };
         Ok(Pack {
             dir: dir.to_owned(),
@@ -405,7 +417,11 @@ impl Stack {
     /// # Errors
     ///
     /// Two packs of one layer, no base, a loosened constraint.
-    pub fn build(mut packs: Vec<Pack>) -> Result<Self, String> {
+    pub fn build(packs: Vec<Pack>) -> Result<Self, PackError> {
+        Self::build_checked(packs).map_err(PackError::Invalid)
+    }
+
+    fn build_checked(mut packs: Vec<Pack>) -> Result<Self, String> {
         packs.sort_by_key(|p| p.layer);
         for pair in packs.windows(2) {
             if pair[0].layer == pair[1].layer {
@@ -444,7 +460,7 @@ impl Stack {
             for case in &pack.cases {
                 let (decided, policies, error) = match engine.decide(&case.query) {
                     Ok(d) => (Some(if d.allowed { Expect::Allow } else { Expect::Deny }), d.policies, None),
-                    Err(e) => (None, Vec::new(), Some(e)),
+                    Err(e) => (None, Vec::new(), Some(e.to_string())),
                 };
                 results.push(CaseResult {
                     pack: pack.label(),
@@ -635,55 +651,58 @@ impl LoadedPolicy {
     /// Another digest than the pinned one (an older or another stack),
     /// unsigned, signed by a key not in `trusted`, altered after signing,
     /// expired, of another format, or with policies that do not compile.
-    pub fn read(path: &Path, pinned: &str, trusted: &[PublicKey]) -> Result<Self, String> {
+    pub fn read(path: &Path, pinned: &str, trusted: &[PublicKey]) -> Result<Self, PackError> {
         let at = path.display();
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read the policy manifest {at}: {e}"))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| PackError::Unreadable { path: path.to_owned(), source: e })?;
         let digest = keys::digest(&bytes);
         if digest != pinned {
-            return Err(format!(
+            return Err(PackError::Refused(format!(
                 "policy manifest {at} is {digest}, not the pinned {pinned}: the stack was replaced (by another or an older one); pin the stack you mean to use"
-            ));
+            )));
         }
-        let text = String::from_utf8(bytes).map_err(|_| format!("policy manifest {at} is not UTF-8"))?;
-        let raw: Json =
-            serde_json::from_str(&text).map_err(|e| format!("policy manifest {at} is not JSON: {e}"))?;
+        let invalid = PackError::Invalid;
+        let text =
+            String::from_utf8(bytes).map_err(|_| invalid(format!("policy manifest {at} is not UTF-8")))?;
+        let raw: Json = serde_json::from_str(&text)
+            .map_err(|e| invalid(format!("policy manifest {at} is not JSON: {e}")))?;
         if raw.get("format").and_then(Json::as_str) != Some(MANIFEST_FORMAT) {
-            return Err(format!(
+            return Err(invalid(format!(
                 "policy manifest {at} has format `{}`, expected `{MANIFEST_FORMAT}` (resolve it again with `agenthost policy resolve --tenant …`)",
                 raw.get("format").and_then(Json::as_str).unwrap_or("none")
-            ));
+            )));
         }
         let manifest: PolicyManifest =
-            serde_json::from_value(raw.clone()).map_err(|e| format!("policy manifest {at}: {e}"))?;
+            serde_json::from_value(raw.clone()).map_err(|e| invalid(format!("policy manifest {at}: {e}")))?;
         if manifest.format != MANIFEST_FORMAT {
-            return Err(format!(
+            return Err(invalid(format!(
                 "policy manifest {at} has format `{}`, expected `{MANIFEST_FORMAT}` (resolve it again with `agenthost policy resolve --tenant …`)",
                 manifest.format
-            ));
+            )));
         }
         let Some(signature) = &manifest.signature else {
-            return Err(format!(
+            return Err(PackError::Refused(format!(
                 "policy manifest {at} is unsigned; sign it with `agenthost policy resolve --sign-key`"
-            ));
+            )));
         };
         let mut content = raw;
         if let Some(map) = content.as_object_mut() {
             map.remove("signature");
         }
-        signature.verify(&content, trusted, &format!("policy manifest {at}"))?;
+        signature.verify(&content, trusted, &format!("policy manifest {at}")).map_err(PackError::Refused)?;
         let now = super::approvals::now_secs();
         if now >= manifest.expires_at {
-            return Err(format!(
+            return Err(PackError::Refused(format!(
                 "policy manifest {at} expired at {} (now {now}); resolve and sign it again",
                 manifest.expires_at
-            ));
+            )));
         }
         let mut set = PolicySet::new();
         for record in &manifest.policies {
             let policy =
                 cedar_policy::Policy::parse(Some(cedar_policy::PolicyId::new(&record.id)), &record.text)
-                    .map_err(|e| format!("policy manifest {at}: policy {}: {e}", record.id))?;
-            set.add(policy).map_err(|e| format!("policy manifest {at}: {e}"))?;
+                    .map_err(|e| invalid(format!("policy manifest {at}: policy {}: {e}", record.id)))?;
+            set.add(policy).map_err(|e| invalid(format!("policy manifest {at}: {e}")))?;
         }
         let layers: Vec<String> =
             manifest.layers.iter().map(|l| format!("{}@{}", l.name, l.version)).collect();
@@ -701,15 +720,15 @@ impl LoadedPolicy {
     /// # Errors
     ///
     /// Names the tenants it is bound to.
-    pub fn check_bound_to(&self, tenant: &str) -> Result<(), String> {
+    pub fn check_bound_to(&self, tenant: &str) -> Result<(), PackError> {
         if self.manifest.tenants.iter().any(|t| t == tenant) {
             return Ok(());
         }
-        Err(format!(
+        Err(PackError::Refused(format!(
             "policy manifest {} is bound to tenant(s) [{}], not `{tenant}` (a stack governs only the tenants it was resolved for: `policy resolve --tenant`)",
             self.path.display(),
             self.manifest.tenants.join(", ")
-        ))
+        )))
     }
 
     pub fn prompts(&self) -> Vec<String> {
@@ -722,7 +741,7 @@ impl LoadedPolicy {
 /// # Errors
 ///
 /// The first pack that does not read, or a stack error.
-pub fn stack_of(dirs: &[PathBuf]) -> Result<Stack, String> {
+pub fn stack_of(dirs: &[PathBuf]) -> Result<Stack, PackError> {
     let packs = dirs.iter().map(|d| Pack::read(d)).collect::<Result<Vec<_>, _>>()?;
     Stack::build(packs)
 }

@@ -29,6 +29,8 @@ use cedar_policy::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::error::PolicyError;
+
 /// The Cedar schema every pack is validated against.
 pub const SCHEMA: &str = r#"
 namespace AgentHost {
@@ -102,13 +104,14 @@ pub fn schema() -> Result<&'static Schema, String> {
 /// # Errors
 ///
 /// Every validation error, one per line, with its policy id.
-pub fn validate(set: &PolicySet) -> Result<(), String> {
-    let result = Validator::new(schema()?.clone()).validate(set, ValidationMode::Strict);
+pub fn validate(set: &PolicySet) -> Result<(), PolicyError> {
+    let result =
+        Validator::new(schema().map_err(PolicyError::Invalid)?.clone()).validate(set, ValidationMode::Strict);
     if result.validation_passed() {
         return Ok(());
     }
     let errors: Vec<String> = result.validation_errors().map(|e| format!("{}: {e}", e.policy_id())).collect();
-    Err(errors.join("\n"))
+    Err(PolicyError::Invalid(errors.join("\n")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -396,12 +399,12 @@ impl PolicyEngine {
     /// # Errors
     ///
     /// Never in practice (the text is fixed).
-    pub fn permissive() -> Result<Arc<Self>, String> {
+    pub fn permissive() -> Result<Arc<Self>, PolicyError> {
         // Kept as a real policy set so `len()` and listings stay truthful;
         // decisions take the short cut in `decide`.
         let set = PolicySet::from_str("@id(\"default-permit\")\npermit(principal, action, resource);")
-            .map_err(|e| e.to_string())?;
-        let set = rename_by_annotation(&set, "agenthost")?;
+            .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        let set = rename_by_annotation(&set, "agenthost").map_err(PolicyError::Invalid)?;
         let mut engine = PolicyEngine::new(set, Mode::Enforce, "built-in default policy".to_owned());
         engine.permits_all = true;
         Ok(Arc::new(engine))
@@ -457,7 +460,7 @@ impl PolicyEngine {
     ///
     /// When the query does not fit the schema (a bug of the caller or a
     /// malformed test case): the message names what does not fit.
-    pub fn decide(&self, query: &Query) -> Result<Decision, String> {
+    pub fn decide(&self, query: &Query) -> Result<Decision, PolicyError> {
         if self.permits_all {
             return Ok(Decision {
                 allowed: true,
@@ -488,12 +491,13 @@ impl PolicyEngine {
     /// # Errors
     ///
     /// As [`PolicyEngine::decide`].
-    pub fn decide_uncached(&self, query: &Query) -> Result<Decision, String> {
+    pub fn decide_uncached(&self, query: &Query) -> Result<Decision, PolicyError> {
         // Cedar guards its recursion by the stack space `stacker` reports.
         // Inside a guest's host call we run on a wasmtime fiber stack,
         // which `stacker` cannot measure (it reports none left), so there
         // the decision runs on a fresh stack segment of known size.
         stacker::maybe_grow(CEDAR_RED_ZONE, CEDAR_STACK, || self.decide_here(query))
+            .map_err(PolicyError::Evaluation)
     }
 
     fn decide_here(&self, query: &Query) -> Result<Decision, String> {

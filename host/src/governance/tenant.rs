@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::TenantError;
 use super::names::Patterns;
 use crate::vocab::Capability;
 
@@ -209,18 +210,18 @@ impl TenantConfig {
     /// # Errors
     ///
     /// Names the file and the field that is wrong.
-    pub fn parse(path: &Path, text: &str) -> Result<Self, String> {
-        let config: TenantConfig =
-            toml::from_str(text).map_err(|e| format!("tenant file {}: {e}", path.display()))?;
-        config.check().map_err(|e| format!("tenant file {}: {e}", path.display()))?;
+    pub fn parse(path: &Path, text: &str) -> Result<Self, TenantError> {
+        let invalid = |e: String| TenantError::Invalid(format!("tenant file {}: {e}", path.display()));
+        let config: TenantConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        config.check().map_err(invalid)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         if stem != config.id {
-            return Err(format!(
+            return Err(TenantError::Invalid(format!(
                 "tenant file {}: its id is `{}` but the file is named `{stem}.toml`; name it `{}.toml`",
                 path.display(),
                 config.id,
                 config.id
-            ));
+            )));
         }
         Ok(config)
     }
@@ -311,9 +312,9 @@ pub(crate) fn check_guest_path(path: &str) -> Result<(), String> {
 ///
 /// The first file that cannot be read or parsed (the file name must be
 /// the id, so two files cannot share one).
-pub fn load_dir(dir: &Path) -> Result<Vec<TenantConfig>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read the tenants directory {}: {e}", dir.display()))?;
+pub fn load_dir(dir: &Path) -> Result<Vec<TenantConfig>, TenantError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| TenantError::Unreadable { path: dir.to_owned(), source: e })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
@@ -322,8 +323,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TenantConfig>, String> {
     paths.sort();
     let mut tenants = Vec::with_capacity(paths.len());
     for path in paths {
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| TenantError::Unreadable { path: path.clone(), source: e })?;
         tenants.push(TenantConfig::parse(&path, &text)?);
     }
     Ok(tenants)
@@ -482,13 +483,15 @@ mod tests {
     #[test]
     fn a_tenant_file_with_a_typo_names_the_field() {
         let err = TenantConfig::parse(Path::new("acme.toml"), "id = \"acme\"\n[quotas]\nfuel_per_cal = 5\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("fuel_per_cal"), "{err}");
         let err =
             TenantConfig::parse(Path::new("acme.toml"), "id = \"acme\"\n[grants]\ninterfaces = [\"disk\"]\n")
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("`disk` is not a platform interface"), "{err}");
-        let err = TenantConfig::parse(Path::new("other.toml"), "id = \"acme\"\n").unwrap_err();
+        let err = TenantConfig::parse(Path::new("other.toml"), "id = \"acme\"\n").unwrap_err().to_string();
         assert!(err.contains("name it `acme.toml`"), "{err}");
     }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::bindings::types::TraceContext;
 use crate::capabilities::CallContext;
-use crate::error::{ErrorKind, InvokeError};
+use crate::error::InvokeError;
 use crate::governance::ApprovalToken;
 use crate::governance::approvals::Status;
 use crate::governance::policy::EntityRef;
@@ -170,7 +170,7 @@ impl HostInner {
         options: &CallOptions,
     ) -> Result<Root, InvokeError> {
         let tenant = component.tenant();
-        self.governance.tenant(tenant).map_err(|e| InvokeError::denied(e).with_component(component.id()))?;
+        self.governance.tenant(tenant).map_err(|e| InvokeError::from(e).with_component(component.id()))?;
         let principal = options.principal.clone().unwrap_or_else(|| "anonymous".to_owned());
         let mut root = Root {
             requested_by: principal.clone(),
@@ -191,7 +191,7 @@ impl HostInner {
             let store = self.governance.approvals().ok_or_else(|| {
                 InvokeError::internal("this host has no approvals store (it runs without a data directory)")
             })?;
-            let request = store.get(id).map_err(|e| InvokeError::new(ErrorKind::NotFound, e))?;
+            let request = store.get(id)?;
             if request.tenant != tenant {
                 return Err(InvokeError::denied(format!(
                     "approval request `{id}` belongs to tenant `{}`, not `{tenant}`",

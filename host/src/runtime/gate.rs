@@ -44,7 +44,7 @@ impl HostInner {
                 Refusal::Denied { reason, policies } => {
                     InvokeError { policies: policies.into(), ..InvokeError::denied(reason) }
                 }
-                Refusal::Failed(e) => InvokeError::internal(format!("the policy check failed: {e}")),
+                Refusal::Failed(e) => InvokeError::new(e.kind(), format!("the policy check failed: {e}")),
             };
             e.with_component(tool.id())
         })?;
@@ -141,7 +141,7 @@ impl HostInner {
             let mut used = Vec::new();
             let mut nonces = Vec::new();
             for token in &chosen {
-                store.consume(token).map_err(InvokeError::denied)?;
+                store.consume(token)?;
                 used.push(format!("{} ({})", token.claims.approver, token.claims.request_id));
                 nonces.push(token.claims.nonce.clone());
             }
@@ -173,31 +173,29 @@ impl HostInner {
             InvokeError::denied(format!("{tool_ref} is {tier} and needs approval, but this host has no approvals store (no data directory)"))
         })?;
         let now = approvals::now_secs();
-        let request = store
-            .create_signed(
-                ApprovalRequest {
-                    id: String::new(),
-                    tenant: tenant.id().to_owned(),
-                    tool: tool_ref.clone(),
-                    tool_digest: tool.id().digest.clone(),
-                    tier,
-                    input_digest: input_digest.to_owned(),
-                    preview: approvals::preview(input.value, sensitive, sensitive_names),
-                    requested_by: call.requested_by.clone(),
-                    requested_by_key: call.requested_by_key.clone(),
-                    trace_id: call.trace.trace_id.clone(),
-                    run_id: call.trace.run_id.clone(),
-                    created_at: now,
-                    expires_at: now + approvals::REQUEST_TTL_SECS,
-                    approvals_needed: needed,
-                    status: Status::Pending,
-                    decisions: Vec::new(),
-                    tokens: Vec::new(),
-                    host_signature: None,
-                },
-                self.request_key.as_ref(),
-            )
-            .map_err(InvokeError::internal)?;
+        let request = store.create_signed(
+            ApprovalRequest {
+                id: String::new(),
+                tenant: tenant.id().to_owned(),
+                tool: tool_ref.clone(),
+                tool_digest: tool.id().digest.clone(),
+                tier,
+                input_digest: input_digest.to_owned(),
+                preview: approvals::preview(input.value, sensitive, sensitive_names),
+                requested_by: call.requested_by.clone(),
+                requested_by_key: call.requested_by_key.clone(),
+                trace_id: call.trace.trace_id.clone(),
+                run_id: call.trace.run_id.clone(),
+                created_at: now,
+                expires_at: now + approvals::REQUEST_TTL_SECS,
+                approvals_needed: needed,
+                status: Status::Pending,
+                decisions: Vec::new(),
+                tokens: Vec::new(),
+                host_signature: None,
+            },
+            self.request_key.as_ref(),
+        )?;
         call.issued(&request.id);
         let hint = if tenant.approvers.len() < needed {
             format!(

@@ -161,8 +161,11 @@ impl Host {
         if options.manifest.is_none() && options.grant.is_none() {
             let manifest_path = ComponentManifest::path_for(path);
             if manifest_path.exists() {
-                let (manifest, policy) =
-                    self.inner.governance.read_manifest(&manifest_path).map_err(InvokeError::load)?;
+                let (manifest, policy) = self
+                    .inner
+                    .governance
+                    .read_manifest(&manifest_path)
+                    .map_err(|e| InvokeError::load(e.to_string()))?;
                 options.manifest = Some(manifest);
                 if options.policy.is_none() {
                     options.policy = policy;
@@ -204,7 +207,7 @@ impl Host {
         let fail = |message: String| InvokeError::load(message).with_component(&provisional);
         let governance = &self.inner.governance;
         let tenant_id = options.tenant.as_deref().unwrap_or(governance.default_tenant());
-        let tenant = governance.tenant(tenant_id).map_err(&fail)?.clone();
+        let tenant = governance.tenant(tenant_id).map_err(|e| fail(e.to_string()))?.clone();
 
         check_header(bytes).map_err(&fail)?;
         let manifest = options.manifest.as_ref();
@@ -217,7 +220,7 @@ impl Host {
             )));
         }
         let (policy, loaded_policy) =
-            governance.policy_for(&tenant, options.policy.as_ref()).map_err(&fail)?;
+            governance.policy_for(&tenant, options.policy.as_ref()).map_err(|e| fail(e.to_string()))?;
         let mut limits = options.limits.unwrap_or(self.inner.limits);
         apply_quotas(&mut limits, &tenant, loaded_policy.as_deref());
         check_limits(&limits, self.inner.engine.config()).map_err(|e| e.with_component(&provisional))?;

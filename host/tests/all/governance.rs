@@ -201,14 +201,14 @@ fn tenants_scope_and_account_isolation() {
     let setup = Setup::new("");
     let all = setup.governance(None).unwrap();
     assert!(all.tenant("acme").is_ok());
-    let err = all.tenant("nobody").unwrap_err();
+    let err = all.tenant("nobody").unwrap_err().to_string();
     assert!(err.contains("no tenant `nobody`"), "{err}");
-    let err = all.tenant("initech").unwrap_err();
+    let err = all.tenant("initech").unwrap_err().to_string();
     assert!(err.contains("account isolation") && err.contains("--tenant-scope initech"), "{err}");
 
     let scoped = setup.governance(Some("initech")).unwrap();
     assert!(scoped.tenant("initech").is_ok());
-    let err = scoped.tenant("acme").unwrap_err();
+    let err = scoped.tenant("acme").unwrap_err().to_string();
     assert!(err.contains("scoped to tenant `initech`") && err.contains("refuses tenant `acme`"), "{err}");
     assert!(setup.governance(Some("ghost")).unwrap_err().contains("no such tenant"));
 
@@ -518,6 +518,56 @@ pub(crate) fn as_user(name: &str) -> CallOptions {
     CallOptions { principal: Some(name.to_owned()), ..CallOptions::default() }
 }
 
+/// A broken approvals store is the host's failure, not the caller's: a
+/// request file that is corrupt or unreadable is `internal` (not "no such
+/// request"), a token whose use cannot be recorded is `internal` (not
+/// "denied"), and in neither case does the call run or the token get spent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_approvals_store_is_an_internal_failure_not_a_refusal() {
+    let setup = Setup::new("");
+    let host = setup.host();
+    let refund = refund_tool(&host).await;
+    let input = json!({"order_id": "ORD-9", "amount_cents": 100, "currency": "EUR", "reason": "late"});
+    let store = host.governance().approvals().unwrap();
+    let pending = |err: InvokeError| err.approval_request.clone().unwrap();
+    let resubmit = |id: &str| CallOptions { approval_request: Some(id.to_owned()), ..as_user("carol") };
+
+    let id = pending(host.invoke_tool_with(&refund, &input, &as_user("carol")).await.unwrap_err());
+    let file = store.dir().join("requests").join(format!("{id}.json"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, &text[..text.len() / 2]).unwrap();
+    let err = host.invoke_tool_with(&refund, &input, &resubmit(&id)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal, "{err}");
+    assert!(err.message.contains("is corrupt") && err.message.contains(&id), "{err}");
+
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let err = host.invoke_tool_with(&refund, &input, &resubmit(&id)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal, "{err}");
+    assert!(err.message.contains("cannot read"), "{err}");
+
+    // What is really missing is still `not-found`.
+    let err = host.invoke_tool_with(&refund, &input, &resubmit("apr-0000000000000000")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+
+    // An approved request whose token cannot be marked used: the disk
+    // refuses (a file where the `consumed` directory should be).
+    let id = pending(host.invoke_tool_with(&refund, &input, &as_user("carol")).await.unwrap_err());
+    store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "ok", 600).unwrap();
+    let consumed = store.dir().join("consumed");
+    std::fs::rename(&consumed, store.dir().join("consumed.moved")).unwrap();
+    std::fs::write(&consumed, b"not a directory").unwrap();
+    let err = host.invoke_tool_with(&refund, &input, &resubmit(&id)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Internal, "{err}");
+    assert!(err.message.contains("cannot record the token's use"), "{err}");
+
+    // Once the disk is back the same token runs the call: nothing was spent.
+    std::fs::remove_file(&consumed).unwrap();
+    std::fs::rename(store.dir().join("consumed.moved"), &consumed).unwrap();
+    let out = host.invoke_tool_with(&refund, &input, &resubmit(&id)).await.unwrap();
+    assert_eq!(out["refunded"]["order_id"], "ORD-9");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn write_high_needs_one_token_bound_to_the_call() {
     let setup = Setup::new("");
@@ -540,7 +590,8 @@ async fn write_high_needs_one_token_bound_to_the_call() {
     assert_eq!(request.preview["amount_cents"], 2599);
 
     // The requester cannot approve their own request.
-    let err = store.decide(&id, &approver("carol", &key(&setup, "carol")), true, "", 600).unwrap_err();
+    let err =
+        store.decide(&id, &approver("carol", &key(&setup, "carol")), true, "", 600).unwrap_err().to_string();
     assert!(err.contains("`carol` made request"), "{err}");
     let (_, token) = store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "ok", 600).unwrap();
     let token = token.unwrap();
@@ -882,7 +933,7 @@ fn a_policy_manifest_must_be_signed_by_a_trusted_key_and_current() {
     let trusted = vec![key(&setup, "security").public()];
     assert!(LoadedPolicy::read(&path, &pinned, &trusted).is_ok());
 
-    let err = LoadedPolicy::read(&path, &pinned, &[key(&setup, "alice").public()]).unwrap_err();
+    let err = LoadedPolicy::read(&path, &pinned, &[key(&setup, "alice").public()]).unwrap_err().to_string();
     assert!(err.contains("which this host does not trust"), "{err}");
 
     let text = std::fs::read_to_string(&path).unwrap();
@@ -890,22 +941,24 @@ fn a_policy_manifest_must_be_signed_by_a_trusted_key_and_current() {
     let altered = text.replace("\"enforce\"", "\"log-only\"");
     std::fs::write(&tampered, &altered).unwrap();
     // Pinned by digest: the altered file is refused before anything else...
-    let err = LoadedPolicy::read(&tampered, &pinned, &trusted).unwrap_err();
+    let err = LoadedPolicy::read(&tampered, &pinned, &trusted).unwrap_err().to_string();
     assert!(err.contains("not the pinned"), "{err}");
     // ...and pinned to itself, its signature fails.
-    let err = LoadedPolicy::read(&tampered, &digest(altered.as_bytes()), &trusted).unwrap_err();
+    let err = LoadedPolicy::read(&tampered, &digest(altered.as_bytes()), &trusted).unwrap_err().to_string();
     assert!(err.contains("fails its signature check"), "{err}");
 
     let mut unsigned: Value = serde_json::from_str(&text).unwrap();
     unsigned.as_object_mut().unwrap().remove("signature");
     let unsigned = unsigned.to_string();
     std::fs::write(&tampered, &unsigned).unwrap();
-    let err = LoadedPolicy::read(&tampered, &digest(unsigned.as_bytes()), &trusted).unwrap_err();
+    let err = LoadedPolicy::read(&tampered, &digest(unsigned.as_bytes()), &trusted).unwrap_err().to_string();
     assert!(err.contains("is unsigned"), "{err}");
 
     let expired = setup.config.path().join("expired.json");
     let expired_digest = resolve_sample_packs(&setup, &expired, Mode::Enforce, 0);
-    assert!(LoadedPolicy::read(&expired, &expired_digest, &trusted).unwrap_err().contains("expired"));
+    assert!(
+        LoadedPolicy::read(&expired, &expired_digest, &trusted).unwrap_err().to_string().contains("expired")
+    );
 
     // The host refuses to start on a tenant whose policy fails.
     std::fs::write(
@@ -952,7 +1005,7 @@ fn a_lower_layer_cannot_loosen_and_a_base_change_reruns_every_layers_cases() {
             .replace("max_tier = \"critical\"", "max_tier = \"write-high\""),
     )
     .unwrap();
-    let err = packs::stack_of(&packs_dirs).unwrap_err();
+    let err = packs::stack_of(&packs_dirs).unwrap_err().to_string();
     assert!(
         err.contains("domain layer acme-support@2.1.0 loosens `max_tier`")
             && err.contains("write-high")

@@ -118,7 +118,8 @@ async fn item01_a_component_cannot_choose_or_replace_its_tenants_policy_stack() 
         ComponentManifest { policy_digest: Some(digest(b"older")), ..named("acme-intent.json", &intent) };
     let err =
         LoadedPolicy::read(stale.policy.as_ref().unwrap(), stale.policy_digest.as_ref().unwrap(), &trusted)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("not the pinned"), "{err}");
 }
 
