@@ -23,11 +23,11 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
-use agenthost::governance::keys::{KeyPair, digest, write_key_pair};
 use agenthost::governance::manifest::Requests;
 use agenthost::governance::packs::{self, LoadedPolicy};
 use agenthost::governance::policy::{Action, EntityRef, Mode, Query, Value as PolicyValue};
 use agenthost::governance::{ComponentManifest, Governance, Tier};
+use agenthost::keys::{KeyPair, digest, write_key_pair};
 use agenthost::{Host, HostConfig, Limits, LoadOptions};
 use agenthost_benches::{PlainTool, runtime};
 use criterion::{Criterion, criterion_group, criterion_main};

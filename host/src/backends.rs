@@ -1,7 +1,9 @@
-//! The one place a host's backends are opened from its settings: the audit
-//! trail (and its S3 Object Lock copy), memory, models and events. The CLI,
-//! the demo and the benches all open them here and hand them to a
-//! [`HostConfig`] with [`Backends::host_config`].
+//! Where a running host's backends are opened from its settings: the audit
+//! trail (and its S3 Object Lock copy), memory, models and events, handed
+//! to a [`HostConfig`] with [`Backends::host_config`]. `agenthost run`, the
+//! demo and the brokers bench open them here. (The `approvals` commands
+//! open only the audit log, to record a decision; `inspect` and `policy
+//! test` run no backend.)
 
 use std::collections::BTreeMap;
 use std::path::Path;

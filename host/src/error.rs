@@ -70,6 +70,20 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind of a WIT `error` case: the same name, so `as_str` of the
+    /// result is the case's name.
+    pub fn of_wit(error: &WitError) -> ErrorKind {
+        match error {
+            WitError::Denied(_) => ErrorKind::Denied,
+            WitError::NotFound(_) => ErrorKind::NotFound,
+            WitError::InvalidInput(_) => ErrorKind::InvalidInput,
+            WitError::LimitExceeded(_) => ErrorKind::LimitExceeded,
+            WitError::Unavailable(_) => ErrorKind::Unavailable,
+            WitError::ApprovalRequired(_) => ErrorKind::ApprovalRequired,
+            WitError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Timeout => "timeout",
@@ -87,22 +101,6 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::ApprovalRequired => "approval-required",
             ErrorKind::Internal => "internal",
-        }
-    }
-}
-
-impl ErrorKind {
-    /// The kind of a WIT `error` case: the same name, so `as_str` of the
-    /// result is the case's name.
-    pub fn of_wit(error: &WitError) -> ErrorKind {
-        match error {
-            WitError::Denied(_) => ErrorKind::Denied,
-            WitError::NotFound(_) => ErrorKind::NotFound,
-            WitError::InvalidInput(_) => ErrorKind::InvalidInput,
-            WitError::LimitExceeded(_) => ErrorKind::LimitExceeded,
-            WitError::Unavailable(_) => ErrorKind::Unavailable,
-            WitError::ApprovalRequired(_) => ErrorKind::ApprovalRequired,
-            WitError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

@@ -12,7 +12,8 @@ use agenthost::audit::{self, AuditLog};
 use agenthost::governance::approvals::{self, Status, TOKEN_TTL_SECS};
 use agenthost::governance::packs::{self, Pack};
 use agenthost::governance::policy::Mode;
-use agenthost::governance::{ComponentManifest, Governance, KeyPair, keys};
+use agenthost::governance::{ComponentManifest, Governance, KeyPair};
+use agenthost::keys;
 use agenthost::{Host, HostConfig, LoadOptions};
 
 use crate::{Failure, print_json};
@@ -213,7 +214,7 @@ pub async fn approvals(
         }
         let settings = &governance.settings().audit;
         let log = AuditLog::open(&data.join("audit"), settings.options(), keys.audit.clone(), Vec::new())?;
-        let mut event = audit::Event::new(
+        let event = audit::Event::new(
             audit::Kind::Approval,
             request.tenant.clone(),
             outcome,
@@ -224,13 +225,12 @@ pub async fn approvals(
                 "input_digest": request.input_digest,
                 "approver": approver,
                 "approvals": format!("{}/{}", request.tokens.len(), request.approvals_needed),
+                "key": key_id,
             }),
-        );
-        event.principal = Some(approver.to_owned());
-        event.what["key"] = key_id.into();
-        event.trace_id = Some(request.trace_id.clone());
-        event.run_id = Some(request.run_id.clone());
-        event.why = (!reason.is_empty()).then(|| reason.to_owned());
+        )
+        .on_behalf_of(approver)
+        .in_run(Some(request.trace_id.clone()), Some(request.run_id.clone()))
+        .because((!reason.is_empty()).then(|| reason.to_owned()));
         log.record_blocking(&event)?;
         log.close()?;
         Ok(())

@@ -1,7 +1,8 @@
 //! The settings of a host, parsed from `<config>/host.toml`: one struct per
 //! section. Only data lives here; each section is put to work by the module
-//! that owns it (`audit`, `brokers`, `keystore`, `governance`), which all
-//! read it from this one place.
+//! that owns it (`backends` opens the audit trail and the brokers from
+//! theirs; `keystore`, `governance` and `aws` read their own), all from this
+//! one place.
 
 use std::path::PathBuf;
 

@@ -18,8 +18,6 @@
 //! message delivered twice runs each subscriber once.
 
 use std::collections::{HashSet, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::describe;
 pub use crate::settings::{DEFAULT_QUEUE, EventBackend, EventSettings};
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::brokers::BoxFuture;
 
 /// One event, as every transport carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

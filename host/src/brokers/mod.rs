@@ -6,3 +6,10 @@
 pub mod events;
 pub mod memory;
 pub mod model;
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future that may hold borrows for `'a`: what the backend traits
+/// return, so that they stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -3,8 +3,11 @@
 //! One module per capability (`log`, `model`, `tools`, `memory`, `events`,
 //! `audit`, `http` egress and `wasi`), each with its
 //! host trait implemented on [`InstanceState`], the per-instance state that
-//! lives in the `Store`. This module owns the [`Grant`] and the linker
-//! wiring, and gates twice:
+//! lives in the `Store`. A capability reaches the rest of the host only
+//! through the [`Services`] it is given (memory, events, models, a
+//! [`ToolRunner`], TLS), never the host itself. This module holds the
+//! linker wiring and the call context, and enforces the [`Grant`] that
+//! governance computed, twice:
 //!
 //! - at load ([`import_report`]): an import outside the component's world,
 //!   or one the host does not provide at all, fails the load naming it; an

@@ -5,27 +5,22 @@
 //! a test hands in fakes.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::CallContext;
 use crate::bindings::types::ToolSpec;
+pub use crate::brokers::BoxFuture;
 use crate::brokers::events::EventBus;
 use crate::brokers::memory::MemoryStore;
 use crate::brokers::model::ModelBackend;
 use crate::error::InvokeError;
-use crate::governance::Names;
-
-/// A boxed future that may hold borrows for `'a`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Runs the tools of a tenant for `agenthost:platform/tools`.
 pub trait ToolRunner: Send + Sync {
-    /// The specs of `tenant`'s tools that `allowed` names.
-    fn specs(&self, tenant: &str, allowed: &Names) -> Vec<ToolSpec>;
+    /// The specs of the caller's tenant's tools that its grant names.
+    fn specs(&self, caller: &CallContext) -> Vec<ToolSpec>;
 
     /// Runs the tool `name` of the caller's tenant on `input`, inside the
     /// caller's deadline, trace and run.

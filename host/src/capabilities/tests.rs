@@ -146,10 +146,10 @@ struct FakeTools {
 }
 
 impl ToolRunner for FakeTools {
-    fn specs(&self, _tenant: &str, allowed: &Names) -> Vec<ToolSpec> {
+    fn specs(&self, caller: &CallContext) -> Vec<ToolSpec> {
         ["echo", "secret", "fail"]
             .into_iter()
-            .filter(|name| allowed.allows(name))
+            .filter(|name| caller.grant.tools.allows(name))
             .map(|name| ToolSpec {
                 name: name.to_owned(),
                 version: "1.0.0".into(),

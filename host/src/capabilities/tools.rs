@@ -22,10 +22,10 @@ impl Host for InstanceState {
         if self.enter(Capability::Tools, "list")?.is_err() {
             return Ok(Vec::new());
         }
-        Ok(self.services.tools.specs(self.call.tenant.id(), &self.call.grant.tools))
+        Ok(self.services.tools.specs(&self.call))
     }
 
-    #[tracing::instrument(level = "info", name = "host.tools.invoke", skip_all, fields(tool = ?name))]
+    #[tracing::instrument(level = "info", name = "host.tools.invoke", skip_all, fields(tool = %crate::text::clip(&name)))]
     async fn invoke(&mut self, name: String, input: String) -> wasmtime::Result<Result<String, Error>> {
         gate!(self, Capability::Tools, "invoke");
         let call = self.call.clone();

@@ -429,6 +429,19 @@ impl ApprovalStore {
         }
     }
 
+    /// Takes back the use of tokens this process just consumed for a call
+    /// that then did not run (a later token's use could not be recorded),
+    /// so that they are not lost. Best effort: a marker that cannot be
+    /// removed leaves its token spent, which is the safe side.
+    pub fn release(&self, tokens: &[&ApprovalToken]) {
+        for token in tokens {
+            let path = self.dir.join("consumed").join(&token.claims.nonce);
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(target: "agenthost::approvals", path = %path.display(), error = %e, "cannot take back a token's use");
+            }
+        }
+    }
+
     pub fn is_consumed(&self, token: &ApprovalToken) -> bool {
         self.dir.join("consumed").join(&token.claims.nonce).exists()
     }

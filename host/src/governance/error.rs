@@ -5,7 +5,10 @@
 //! the caller's request).
 //!
 //! At load time every governance failure fails the load (`load-failed`,
-//! with the message); the kinds here are those of a call.
+//! with the message); the kinds here are those of a call, where tenant,
+//! approvals and policy errors arise (`From` turns those into an
+//! [`InvokeError`]). Manifests and packs are read only at load and by the
+//! CLI; their kinds say what an embedder reading them should report.
 
 use std::path::PathBuf;
 
@@ -33,8 +36,8 @@ pub enum ApprovalError {
 impl ApprovalError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ApprovalError::BadId(_) => ErrorKind::InvalidInput,
-            ApprovalError::NotFound(_) => ErrorKind::NotFound,
+            // No request can have a malformed id: it is not found.
+            ApprovalError::BadId(_) | ApprovalError::NotFound(_) => ErrorKind::NotFound,
             ApprovalError::Refused(_) => ErrorKind::Denied,
             ApprovalError::Corrupt { .. } | ApprovalError::Io { .. } | ApprovalError::Internal(_) => {
                 ErrorKind::Internal
@@ -75,7 +78,7 @@ impl TenantError {
 /// Component manifests (`<stem>.manifest.toml`).
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read the manifest {}: {source}", path.display())]
     Unreadable { path: PathBuf, source: std::io::Error },
     /// It does not parse, or says something impossible.
     #[error("{0}")]
@@ -103,8 +106,9 @@ impl ManifestError {
 /// Policy packs, their stacks and the signed policy manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
-    #[error("cannot read {}: {source}", path.display())]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    /// `what` names the file's role, e.g. `the policy manifest `.
+    #[error("cannot read {what}{}: {source}", path.display())]
+    Unreadable { what: &'static str, path: PathBuf, source: std::io::Error },
     /// A pack that does not parse, a layer that loosens one above it,
     /// cases that fail, a manifest whose content does not match its pin.
     #[error("{0}")]
@@ -152,4 +156,4 @@ macro_rules! into_invoke_error {
     )*};
 }
 
-into_invoke_error!(ApprovalError, TenantError, ManifestError, PackError, PolicyError);
+into_invoke_error!(ApprovalError, TenantError, PolicyError);

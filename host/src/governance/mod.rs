@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-pub use crate::keys::{self, KeyPair, PublicKey};
+pub use crate::keys::{KeyPair, PublicKey};
 pub use crate::settings::{EgressSettings, HostSettings};
 pub use approvals::{ApprovalRequest, ApprovalStore, ApprovalToken};
 pub use egress::EgressPolicy;

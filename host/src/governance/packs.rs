@@ -190,7 +190,7 @@ impl Pack {
         let at = |file: &str| dir.join(file).display().to_string();
         let unreadable = |file: &str| {
             let path = dir.join(file);
-            move |source| PackError::Unreadable { path, source }
+            move |source| PackError::Unreadable { what: "", path, source }
         };
         let text = std::fs::read_to_string(dir.join("pack.toml")).map_err(|e| {
             PackError::Invalid(format!(
@@ -209,7 +209,11 @@ impl Pack {
             }
         }
         let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map_err(unreadable(""))?
+            .map_err(|source| PackError::Unreadable {
+                what: "the pack directory ",
+                path: dir.to_owned(),
+                source,
+            })?
             .filter_map(Result::ok)
             .filter(|e| e.path().is_file())
             .filter_map(|e| e.file_name().to_str().map(str::to_owned))
@@ -653,8 +657,11 @@ impl LoadedPolicy {
     /// expired, of another format, or with policies that do not compile.
     pub fn read(path: &Path, pinned: &str, trusted: &[PublicKey]) -> Result<Self, PackError> {
         let at = path.display();
-        let bytes =
-            std::fs::read(path).map_err(|e| PackError::Unreadable { path: path.to_owned(), source: e })?;
+        let bytes = std::fs::read(path).map_err(|e| PackError::Unreadable {
+            what: "the policy manifest ",
+            path: path.to_owned(),
+            source: e,
+        })?;
         let digest = keys::digest(&bytes);
         if digest != pinned {
             return Err(PackError::Refused(format!(

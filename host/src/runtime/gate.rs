@@ -140,8 +140,13 @@ impl HostInner {
             }
             let mut used = Vec::new();
             let mut nonces = Vec::new();
-            for token in &chosen {
-                store.consume(token)?;
+            for (spent, token) in chosen.iter().enumerate() {
+                if let Err(e) = store.consume(token) {
+                    // The call does not run: the tokens this loop already
+                    // marked (a critical call's first) are not spent either.
+                    store.release(&chosen[..spent]);
+                    return Err(e.into());
+                }
                 used.push(format!("{} ({})", token.claims.approver, token.claims.request_id));
                 nonces.push(token.claims.nonce.clone());
             }
@@ -154,7 +159,10 @@ impl HostInner {
                 "tokens": used,
                 "nonces": nonces,
             });
-            call.evidence(audit::Kind::Approval, "used", what, None).map_err(InvokeError::internal)?;
+            if let Err(e) = call.evidence(audit::Kind::Approval, "used", what, None) {
+                store.release(&chosen);
+                return Err(InvokeError::internal(e));
+            }
             return Ok(());
         }
         if valid.len() > approvers.len() || (!valid.is_empty() && needed > 1) {

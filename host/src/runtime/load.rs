@@ -28,7 +28,7 @@ use super::{Host, Kind, LoadOptions, LoadSource, LoadedComponent, Subject};
 
 /// The outcome of `describe()`: a component that reached for anything but
 /// `log` (each such call trapped, so none of it happened) is not loaded.
-pub(super) fn described<T>(
+fn described<T>(
     call: &CallContext,
     id: &ComponentRef,
     outcome: Result<T, InvokeError>,
@@ -44,7 +44,7 @@ pub(super) fn described<T>(
     outcome.map_err(describe_failed)
 }
 
-pub(super) fn describe_failed(e: InvokeError) -> InvokeError {
+fn describe_failed(e: InvokeError) -> InvokeError {
     InvokeError {
         kind: ErrorKind::LoadFailed,
         message: format!("`describe` failed ({}): {}", e.kind, e.message),
@@ -54,7 +54,7 @@ pub(super) fn describe_failed(e: InvokeError) -> InvokeError {
 
 /// Caps a component's limits by its tenant's quotas and its policy pack's
 /// tool defaults.
-pub(super) fn apply_quotas(limits: &mut Limits, tenant: &Tenant, policy: Option<&LoadedPolicy>) {
+fn apply_quotas(limits: &mut Limits, tenant: &Tenant, policy: Option<&LoadedPolicy>) {
     let quotas = &tenant.config.quotas;
     if let Some(fuel) = quotas.fuel_per_call {
         limits.fuel = limits.fuel.min(fuel);
@@ -76,9 +76,9 @@ pub(super) fn apply_quotas(limits: &mut Limits, tenant: &Tenant, policy: Option<
 }
 
 /// Tells a component from a core module or anything else by its preamble.
-pub(super) fn check_header(bytes: &[u8]) -> Result<(), String> {
-    pub(super) const COMPONENT: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
-    pub(super) const CORE_V1: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    const COMPONENT: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
+    const CORE_V1: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
     match (bytes.get(..4), bytes.get(4..8)) {
         (Some(b"\0asm"), Some(layer)) if layer == COMPONENT => Ok(()),
         (Some(b"\0asm"), Some(layer)) if layer == CORE_V1 => Err(
@@ -93,7 +93,7 @@ pub(super) fn check_header(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-pub(super) fn classify_world(exports: &[String]) -> Result<World, String> {
+fn classify_world(exports: &[String]) -> Result<World, String> {
     let has = |name: &str| exports.iter().any(|e| e == name);
     if has("describe") && has("invoke") {
         return Ok(World::Tool);
@@ -109,7 +109,7 @@ pub(super) fn classify_world(exports: &[String]) -> Result<World, String> {
     ))
 }
 
-pub(super) fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -123,7 +123,7 @@ pub(super) fn check_name(name: &str) -> Result<(), String> {
 
 /// A version: what a guest says about itself travels into logs and
 /// records, so it is held to a plain form.
-pub(super) fn check_version(version: &str) -> Result<(), String> {
+fn check_version(version: &str) -> Result<(), String> {
     let valid = !version.is_empty()
         && version.len() <= 64
         && version.bytes().all(|b| b.is_ascii_alphanumeric() || b".+-_".contains(&b));
@@ -367,11 +367,7 @@ impl Host {
         Ok(Arc::new(loaded))
     }
 
-    pub(super) async fn compile(
-        &self,
-        bytes: &[u8],
-        digest_hex: &str,
-    ) -> Result<(Component, LoadSource), String> {
+    async fn compile(&self, bytes: &[u8], digest_hex: &str) -> Result<(Component, LoadSource), String> {
         let inner = &self.inner;
         if let Some(component) = inner.compiled.lock().ok().and_then(|m| m.get(digest_hex).cloned()) {
             inner.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
@@ -413,13 +409,13 @@ impl Host {
         Ok((component, rejected.map_or(LoadSource::Compiled, LoadSource::Recompiled)))
     }
 
-    pub(super) fn remember(&self, digest_hex: &str, component: &Component) {
+    fn remember(&self, digest_hex: &str, component: &Component) {
         if let Ok(mut compiled) = self.inner.compiled.lock() {
             compiled.insert(digest_hex.to_owned(), component.clone());
         }
     }
 
-    pub(super) async fn describe_tool(
+    async fn describe_tool(
         &self,
         pre: &ToolPre<InstanceState>,
         subject: &Subject,
@@ -431,7 +427,7 @@ impl Host {
         described(&call, &subject.id, outcome)
     }
 
-    pub(super) async fn describe_agent(
+    async fn describe_agent(
         &self,
         pre: &AgentPre<InstanceState>,
         subject: &Subject,

@@ -5,6 +5,12 @@
 //! output, its traps, how long it runs, how much memory it asks for) is
 //! turned into a structured [`InvokeError`] here; no guest behaviour can
 //! panic the host or hold a worker past the call's deadline.
+//!
+//! This file is the front door ([`Host`], [`HostConfig`],
+//! [`LoadedComponent`], [`RunOutput`]); each stage of a call has a file of
+//! its own: `load`, `context`, `call`, `gate`, `sandbox`, `evidence`, and
+//! the tool `registry` and event subscriptions (`events`). See
+//! `docs/architecture.md` for the path of one governed call through them.
 
 mod call;
 mod context;

@@ -17,8 +17,11 @@ use super::{Host, HostInner, LoadedComponent};
 pub(super) struct RegisteredTools(pub(super) std::sync::Weak<HostInner>);
 
 impl capabilities::ToolRunner for RegisteredTools {
-    fn specs(&self, tenant: &str, allowed: &Names) -> Vec<ToolSpec> {
-        self.0.upgrade().map(|host| host.tool_specs(tenant, allowed)).unwrap_or_default()
+    fn specs(&self, caller: &CallContext) -> Vec<ToolSpec> {
+        self.0
+            .upgrade()
+            .map(|host| host.tool_specs(caller.tenant.id(), &caller.grant.tools))
+            .unwrap_or_default()
     }
 
     fn invoke<'a>(
@@ -108,7 +111,7 @@ impl HostInner {
         let Some(tool) = tool else {
             return Err(InvokeError::new(
                 ErrorKind::NotFound,
-                format!("tenant `{}` has no tool named `{name}`", caller.tenant.id()),
+                format!("tenant `{}` has no tool named `{}`", caller.tenant.id(), crate::text::clip(name)),
             ));
         };
         self.invoke_tool(&tool, input, Parent::Caller(caller)).await

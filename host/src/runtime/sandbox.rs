@@ -24,7 +24,7 @@ use super::{HostInner, LoadedComponent, MAX_TIMEOUT, Subject};
 
 /// The error the epoch callback raises when a call's deadline has passed.
 #[derive(Debug)]
-pub(super) struct DeadlineExceeded;
+struct DeadlineExceeded;
 
 impl std::fmt::Display for DeadlineExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,7 +35,7 @@ impl std::fmt::Display for DeadlineExceeded {
 impl std::error::Error for DeadlineExceeded {}
 
 /// Grace given to the deadline backstop beyond the epoch-based deadline.
-pub(super) const BACKSTOP_GRACE: Duration = Duration::from_millis(50);
+const BACKSTOP_GRACE: Duration = Duration::from_millis(50);
 
 /// The error a guest returned, as the host passes it on: its message
 /// capped, and an `approval-required` accepted only for a request the host
@@ -60,16 +60,16 @@ pub(super) fn guest_error(
     }
 }
 
-pub(super) fn backstop(call: &CallContext) -> Duration {
+fn backstop(call: &CallContext) -> Duration {
     call.deadline.saturating_duration_since(Instant::now()) + BACKSTOP_GRACE
 }
 
 /// Most frames kept in an error's backtrace.
-pub(super) const MAX_FRAMES: usize = 24;
+const MAX_FRAMES: usize = 24;
 
 /// Guest frames, innermost first, demangled, with runs of the same frame
 /// (deep recursion) folded into one line.
-pub(super) fn render_backtrace(backtrace: &WasmBacktrace) -> Vec<String> {
+fn render_backtrace(backtrace: &WasmBacktrace) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut last: Option<(String, usize)> = None;
     let flush = |lines: &mut Vec<String>, (frame, count): (String, usize)| {
@@ -103,7 +103,7 @@ pub(super) fn render_backtrace(backtrace: &WasmBacktrace) -> Vec<String> {
     lines
 }
 
-pub(super) fn timeout_error(id: &ComponentRef, limits: &Limits) -> InvokeError {
+fn timeout_error(id: &ComponentRef, limits: &Limits) -> InvokeError {
     let ms = limits.timeout_ms();
     InvokeError::new(
         ErrorKind::Timeout,
@@ -287,7 +287,7 @@ impl HostInner {
         }
     }
 
-    pub(super) fn classify(
+    fn classify(
         &self,
         error: &wasmtime::Error,
         state: &InstanceState,

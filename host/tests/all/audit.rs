@@ -225,7 +225,7 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
         &hash,
     );
     body["what"]["signature"] = forger.sign_bytes(message.as_bytes()).into();
-    let body = agenthost::governance::keys::canonical_json(&body);
+    let body = agenthost::keys::canonical_json(&body);
     all[10] = format!("{} {} {} {body}", "0".repeat(64), line.seq, String::from_utf8_lossy(line.prev));
     rehash(&mut all, 10);
     for i in 11..all.len() {

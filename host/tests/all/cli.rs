@@ -302,7 +302,7 @@ fn policy_test_and_resolve_on_the_sample_packs() {
     assert_eq!(report["mode"], "log-only");
     assert_eq!(report["tenants"], serde_json::json!(["acme"]));
     let written_bytes = std::fs::read(&manifest).unwrap();
-    assert_eq!(report["digest"], agenthost::governance::keys::digest(&written_bytes));
+    assert_eq!(report["digest"], agenthost::keys::digest(&written_bytes));
     assert_eq!(report["layers"].as_array().unwrap().len(), 3);
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     assert_eq!(written["prompts"][0]["layer"], "base");

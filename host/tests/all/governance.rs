@@ -11,11 +11,11 @@ use agenthost::bindings::model::{ConverseRequest, ConverseResponse};
 use agenthost::bindings::types::{Error as WitError, TraceContext};
 use agenthost::brokers::model::{BoxFuture, BuiltinModel, ModelBackend};
 use agenthost::governance::approvals::{ApprovalToken, TokenClaims, now_secs};
-use agenthost::governance::keys::{KeyPair, digest};
 use agenthost::governance::manifest::Requests;
 use agenthost::governance::packs::{self, LoadedPolicy};
 use agenthost::governance::policy::Mode;
 use agenthost::governance::{ComponentManifest, Governance, Patterns, Tier};
+use agenthost::keys::{KeyPair, digest};
 use agenthost::{CallOptions, ErrorKind, Host, HostConfig, InvokeError, LoadOptions, LoadedComponent};
 use agenthost_artifacts as artifacts;
 use serde_json::{Value, json};
@@ -48,7 +48,7 @@ impl Setup {
         let keys = config.path().join("keys");
         std::fs::create_dir_all(&keys).unwrap();
         for name in ["alice", "bob", "carol", "security"] {
-            agenthost::governance::keys::write_key_pair(&keys.join(name)).unwrap();
+            agenthost::keys::write_key_pair(&keys.join(name)).unwrap();
         }
         let tenants = config.path().join("tenants");
         std::fs::create_dir_all(&tenants).unwrap();
@@ -521,7 +521,7 @@ pub(crate) fn as_user(name: &str) -> CallOptions {
 /// A broken approvals store is the host's failure, not the caller's: a
 /// request file that is corrupt or unreadable is `internal` (not "no such
 /// request"), a token whose use cannot be recorded is `internal` (not
-/// "denied"), and in neither case does the call run or the token get spent.
+/// "denied"), and in neither case does the call run or a token get spent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_approvals_store_is_an_internal_failure_not_a_refusal() {
     let setup = Setup::new("");
@@ -566,6 +566,28 @@ async fn a_broken_approvals_store_is_an_internal_failure_not_a_refusal() {
     std::fs::rename(store.dir().join("consumed.moved"), &consumed).unwrap();
     let out = host.invoke_tool_with(&refund, &input, &resubmit(&id)).await.unwrap();
     assert_eq!(out["refunded"]["order_id"], "ORD-9");
+
+    // A critical call spends two tokens: when the second cannot be spent
+    // (here: already marked used), the first is given back, not burnt.
+    let requests = Requests { memory_namespaces: patterns(&["*"]), ..requests(&["log", "memory"]) };
+    let m = manifest(artifacts::WIPE_TENANT_DATA, "wipe-tenant-data", "tool", Some(Tier::Critical), requests);
+    let wipe = load_for(&host, artifacts::WIPE_TENANT_DATA, "acme", m).await.unwrap();
+    let input = json!({"namespace": "scratch", "confirm": "WIPE scratch"});
+    let id = pending(host.invoke_tool_with(&wipe, &input, &as_user("ops")).await.unwrap_err());
+    let (_, alice) = store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "", 600).unwrap();
+    let (_, bob) = store.decide(&id, &approver("bob", &key(&setup, "bob")), true, "", 600).unwrap();
+    let (alice, bob) = (alice.unwrap(), bob.unwrap());
+    let bobs_marker = consumed.join(&bob.claims.nonce);
+    std::fs::write(&bobs_marker, b"").unwrap();
+    let resubmit = CallOptions { approval_request: Some(id.clone()), ..as_user("ops") };
+    let err = host.invoke_tool_with(&wipe, &input, &resubmit).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Denied, "{err}");
+    assert!(err.message.contains("already used"), "{err}");
+    assert!(!store.is_consumed(&alice), "alice's token was burnt by a call that did not run");
+    std::fs::remove_file(&bobs_marker).unwrap();
+    let out = host.invoke_tool_with(&wipe, &input, &resubmit).await.unwrap();
+    assert_eq!(out, json!({"namespace": "scratch", "deleted": 0}));
+    assert!(store.is_consumed(&alice) && store.is_consumed(&bob));
 }
 
 #[tokio::test(flavor = "multi_thread")]

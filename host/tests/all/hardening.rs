@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agenthost::audit::{AuditLog, AuditOptions};
-use agenthost::governance::keys::{KeyPair, digest};
 use agenthost::governance::manifest::Requests;
 use agenthost::governance::policy::Mode;
 use agenthost::governance::{ComponentManifest, Governance, LoadedPolicy, Tier};
+use agenthost::keys::{KeyPair, digest};
 use agenthost::{CallOptions, ErrorKind, Host, HostConfig, Limits, LoadOptions};
 use agenthost_artifacts as artifacts;
 use serde_json::{Value, json};
@@ -544,7 +544,7 @@ fn refund_config(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, String)
         std::fs::create_dir_all(d).unwrap();
     }
     for who in ["alice", "carol", "mallory"] {
-        agenthost::governance::keys::write_key_pair(&config.join("keys").join(who)).unwrap();
+        agenthost::keys::write_key_pair(&config.join("keys").join(who)).unwrap();
     }
     std::fs::write(
         config.join("tenants/acme.toml"),

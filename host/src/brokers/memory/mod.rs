@@ -16,8 +16,6 @@ mod embedded;
 mod in_process;
 mod quota_ledger;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +29,7 @@ pub use quota_ledger::{MemoryQuotaLedger, QUOTA_NAMESPACE};
 use crate::bindings::types::Error as WitError;
 
 /// A boxed future, so the backend can be chosen at run time.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::brokers::BoxFuture;
 
 /// Where a record lives: set by the host from the call, never by the guest.
 #[derive(Debug, Clone, Copy)]

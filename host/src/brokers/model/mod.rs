@@ -6,9 +6,6 @@ pub mod bedrock;
 mod builtin;
 pub mod openai;
 
-use std::future::Future;
-use std::pin::Pin;
-
 pub use crate::settings::{ModelBackendKind, ModelSettings};
 pub use bedrock::BedrockModel;
 pub use builtin::{BUILTIN_MODEL_ID, BuiltinModel};
@@ -18,7 +15,7 @@ use crate::bindings::model::{ConverseRequest, ConverseResponse, StopReason};
 use crate::bindings::types::{Error, TraceContext};
 
 /// A boxed future, so backends can be chosen at run time.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::brokers::BoxFuture;
 
 /// A model backend answers Converse-shaped requests.
 pub trait ModelBackend: Send + Sync {
