@@ -18,6 +18,8 @@ mod audit_cli;
 mod aws_cli;
 mod demo;
 mod governance_cli;
+mod registry_cli;
+mod server_cli;
 
 #[derive(Parser)]
 #[command(
@@ -95,6 +97,23 @@ enum Command {
     /// Create the AWS resources the configured backends use
     #[command(subcommand)]
     Aws(aws_cli::AwsCommand),
+    /// Serve the HTTP API: invoke, run, deploy, aliases, health and metrics
+    Serve(server_cli::ServeArgs),
+    /// Mint bearer tokens for the HTTP API (development and tests)
+    #[command(subcommand)]
+    Token(server_cli::TokenCommand),
+    /// Sign a component version as its publisher (for `deploy`)
+    Sign(registry_cli::SignArgs),
+    /// Publish a signed component version to a registry
+    Deploy(registry_cli::DeployArgs),
+    /// List a component's versions and aliases
+    Versions(registry_cli::VersionsArgs),
+    /// Point `stable` or `canary` (with a weight) at a version
+    Alias(registry_cli::AliasArgs),
+    /// Make the canary the stable version
+    Promote(registry_cli::NameArgs),
+    /// Return to the previous stable version and drop the canary
+    Rollback(registry_cli::NameArgs),
     /// Make an ed25519 key pair: <STEM>.key (PKCS#8 PEM, private) and <STEM>.pub
     Keygen {
         #[arg(value_name = "STEM")]
@@ -239,8 +258,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     let governance =
         || governance_cli::load_governance(cli.config.as_deref(), cli.tenant_scope.as_deref(), &data);
     let done = |r: Result<(), Failure>| r.map(|()| ExitCode::SUCCESS);
-    let uses_data =
-        !matches!(cli.command, Command::Policy(_) | Command::Keygen { .. } | Command::Manifest(_));
+    let uses_data = match &cli.command {
+        Command::Policy(_)
+        | Command::Keygen { .. }
+        | Command::Manifest(_)
+        | Command::Token(_)
+        | Command::Sign(_) => false,
+        Command::Deploy(a) => a.target.is_local(),
+        Command::Versions(a) => a.target.is_local(),
+        Command::Alias(a) => a.target.is_local(),
+        Command::Promote(a) | Command::Rollback(a) => a.target.is_local(),
+        _ => true,
+    };
     if uses_data {
         // Whoever else can write here could plant evidence or artifacts.
         agenthost::keystore::check_data_dir(&data).map_err(|e| anyhow::anyhow!(e))?;
@@ -276,6 +305,31 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Aws(command) => done(aws_cli::run(command, governance()?.settings()).await),
         Command::Keygen { stem } => done(governance_cli::keygen(&stem)),
+        Command::Serve(args) => {
+            let governance = governance()?;
+            let host_keys = keys.load(governance.settings()).await?;
+            done(server_cli::serve(args, cache_dir, governance, &data, &host_keys).await)
+        }
+        Command::Token(command) => done(server_cli::token(command)),
+        Command::Sign(args) => done(registry_cli::sign(args)),
+        command => {
+            // The registry commands: on a server, or on this data directory.
+            let local = if uses_data {
+                let governance = governance()?;
+                let host_keys = keys.load(governance.settings()).await?;
+                Some(registry_cli::Local::open(governance, &data, host_keys)?)
+            } else {
+                None
+            };
+            done(match command {
+                Command::Deploy(args) => registry_cli::deploy(args, local).await,
+                Command::Versions(args) => registry_cli::versions(args, local).await,
+                Command::Alias(args) => registry_cli::alias(args, local).await,
+                Command::Promote(args) => registry_cli::promote_or_rollback(args, false, local).await,
+                Command::Rollback(args) => registry_cli::promote_or_rollback(args, true, local).await,
+                _ => Err(Failure::Usage(anyhow::anyhow!("unhandled command"))),
+            })
+        }
     }
 }
 

@@ -45,6 +45,9 @@ pub struct HostSettings {
     /// Where the host's own keys (audit signing, cache) come from.
     #[serde(default)]
     pub keys: KeySettings,
+    /// `agenthost serve`: listening, limits and who may call.
+    #[serde(default)]
+    pub server: ServerSettings,
 }
 
 /// `[egress]` in host.toml.
@@ -235,3 +238,141 @@ pub enum KeySource {
 /// The default names of the two secrets in Secrets Manager.
 pub const DEFAULT_AUDIT_SECRET: &str = "agenthost/audit-signing-key";
 pub const DEFAULT_CACHE_SECRET: &str = "agenthost/cache-key";
+
+/// `[server]` in host.toml: what `agenthost serve` listens on, the bounds
+/// it puts on every request, and the token issuers it trusts.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// The address to listen on [default: `127.0.0.1:8080`].
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The largest request body, in bytes [default: 16 MiB, room for a deploy].
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// The largest request head (request line and headers), in bytes [default: 16 KiB].
+    #[serde(default = "default_header_limit")]
+    pub header_limit_bytes: usize,
+    /// A client must send its whole request head within this [default: 5 s].
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_ms: u64,
+    /// A request must be answered within this, or it gets 504 [default: 60 s].
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, calls in flight get this long to finish [default: 20 s].
+    #[serde(default = "default_drain")]
+    pub drain_timeout_ms: u64,
+    /// Calls (invoke, run) running at once across all tenants [default: 256].
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// Calls running at once for one tenant [default: 64]. A tenant's own
+    /// `quotas.concurrent_invocations` is enforced as well.
+    #[serde(default = "default_tenant_in_flight")]
+    pub tenant_in_flight: u32,
+    /// The `Retry-After` a refused call is told, in seconds [default: 1].
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u64,
+    /// Component versions not called for this long are unloaded [default: 15 min].
+    #[serde(default = "default_idle_unload")]
+    pub idle_unload_secs: u64,
+    /// Runs kept for `GET .../runs/{id}` [default: 10 000]; the oldest go first.
+    #[serde(default = "default_runs_kept")]
+    pub runs_kept: usize,
+    /// Token issuers whose bearer JWTs the server accepts. None: every
+    /// request but `/healthz` is refused.
+    #[serde(default)]
+    pub issuers: Vec<IssuerSettings>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: default_listen(),
+            body_limit_bytes: default_body_limit(),
+            header_limit_bytes: default_header_limit(),
+            header_timeout_ms: default_header_timeout(),
+            request_timeout_ms: default_request_timeout(),
+            drain_timeout_ms: default_drain(),
+            max_in_flight: default_max_in_flight(),
+            tenant_in_flight: default_tenant_in_flight(),
+            retry_after_secs: default_retry_after(),
+            idle_unload_secs: default_idle_unload(),
+            runs_kept: default_runs_kept(),
+            issuers: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+fn default_body_limit() -> usize {
+    16 << 20
+}
+fn default_header_limit() -> usize {
+    16 << 10
+}
+fn default_header_timeout() -> u64 {
+    5_000
+}
+fn default_request_timeout() -> u64 {
+    60_000
+}
+fn default_drain() -> u64 {
+    20_000
+}
+fn default_max_in_flight() -> u32 {
+    256
+}
+fn default_tenant_in_flight() -> u32 {
+    64
+}
+fn default_retry_after() -> u64 {
+    1
+}
+fn default_idle_unload() -> u64 {
+    900
+}
+fn default_runs_kept() -> usize {
+    10_000
+}
+
+/// `[[server.issuers]]`: one issuer of bearer tokens, its keys, and where
+/// its claims put the tenants and roles.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// The `aud` its tokens must carry [default: `agenthost`].
+    #[serde(default = "default_audience")]
+    pub audience: String,
+    /// Public keys (PEM: Ed25519, RSA or EC P-256; relative to the config dir).
+    #[serde(default)]
+    pub keys: Vec<PathBuf>,
+    /// A JWKS file (relative to the config dir), read at start.
+    #[serde(default)]
+    pub jwks: Option<PathBuf>,
+    /// The claim listing the caller's tenants [default: `tenants`].
+    #[serde(default = "default_tenants_claim")]
+    pub tenants_claim: String,
+    /// The claim listing the caller's roles [default: `roles`].
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds [default: 30].
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_audience() -> String {
+    "agenthost".to_owned()
+}
+fn default_tenants_claim() -> String {
+    "tenants".to_owned()
+}
+fn default_roles_claim() -> String {
+    "roles".to_owned()
+}
+fn default_leeway() -> u64 {
+    30
+}

@@ -124,13 +124,23 @@ impl ComponentManifest {
     pub fn read(path: &Path) -> Result<Self, ManifestError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ManifestError::Unreadable { path: path.to_owned(), source: e })?;
-        let invalid = |e: String| ManifestError::Invalid(format!("manifest {}: {e}", path.display()));
-        let mut manifest: ComponentManifest = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        Self::parse(&text, &format!("manifest {}", path.display()), path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Parses a manifest's TOML text; `what` names it in errors, and a
+    /// relative `policy` path is taken from `base`.
+    ///
+    /// # Errors
+    ///
+    /// Names `what` and the field.
+    pub fn parse(text: &str, what: &str, base: &Path) -> Result<Self, ManifestError> {
+        let invalid = |e: String| ManifestError::Invalid(format!("{what}: {e}"));
+        let mut manifest: ComponentManifest = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         manifest.check().map_err(invalid)?;
         if let Some(policy) = &manifest.policy
             && policy.is_relative()
         {
-            manifest.policy = Some(path.parent().unwrap_or(Path::new(".")).join(policy));
+            manifest.policy = Some(base.join(policy));
         }
         Ok(manifest)
     }

@@ -80,6 +80,8 @@ pub struct Tenant {
     pub approvers: BTreeMap<String, PublicKey>,
     /// Who may call as themselves, by key (`[principals]`).
     pub principals: BTreeMap<String, PublicKey>,
+    /// Who may publish component versions, by key (`[publishers]`).
+    pub publishers: BTreeMap<String, PublicKey>,
     pub policy: Option<Arc<LoadedPolicy>>,
     /// Top-level invocations running at once.
     pub concurrency: Option<Arc<Semaphore>>,
@@ -104,10 +106,18 @@ impl Drop for Tenant {
     }
 }
 
+/// The public keys a tenant file lists, by role.
+#[derive(Default)]
+struct TenantKeys {
+    approvers: BTreeMap<String, PublicKey>,
+    principals: BTreeMap<String, PublicKey>,
+    publishers: BTreeMap<String, PublicKey>,
+}
+
 impl Tenant {
     fn new(
         config: TenantConfig,
-        (approvers, principals): (BTreeMap<String, PublicKey>, BTreeMap<String, PublicKey>),
+        keys: TenantKeys,
         policy: Option<Arc<LoadedPolicy>>,
         data_dir: Option<PathBuf>,
     ) -> Result<Self, String> {
@@ -132,8 +142,9 @@ impl Tenant {
             write_low: RateWindow::new("write_low_per_minute", q.write_low_per_minute),
             host_calls: RateWindow::new("host_calls_per_minute", q.host_calls_per_minute),
             config,
-            approvers,
-            principals,
+            approvers: keys.approvers,
+            principals: keys.principals,
+            publishers: keys.publishers,
             policy,
             data_dir,
         })
@@ -216,7 +227,7 @@ impl Governance {
         let config = TenantConfig::development(tenant);
         let tenants = BTreeMap::from([(
             tenant.to_owned(),
-            Arc::new(Tenant::new(config, (BTreeMap::new(), BTreeMap::new()), None, None)?),
+            Arc::new(Tenant::new(config, TenantKeys::default(), None, None)?),
         )]);
         Ok(Governance {
             config_dir: None,
@@ -283,7 +294,11 @@ impl Governance {
                     .collect::<Result<BTreeMap<_, _>, _>>()
             };
             let approvers = keys_of(&config.approvers, "approver")?;
-            let principals = keys_of(&config.principals, "principal")?;
+            let keys = TenantKeys {
+                approvers,
+                principals: keys_of(&config.principals, "principal")?,
+                publishers: keys_of(&config.publishers, "publisher")?,
+            };
             let policy = match (&config.policy, &config.policy_digest) {
                 (Some(path), Some(pinned)) => {
                     let loaded = LoadedPolicy::read(&config_dir.join(path), pinned, &trusted_keys)
@@ -302,10 +317,7 @@ impl Governance {
                 }
                 (_, dir) => dir.map(Path::to_owned),
             };
-            tenants.insert(
-                config.id.clone(),
-                Arc::new(Tenant::new(config, (approvers, principals), policy, tenant_dir)?),
-            );
+            tenants.insert(config.id.clone(), Arc::new(Tenant::new(config, keys, policy, tenant_dir)?));
         }
         let default_tenant = scope
             .map(str::to_owned)
@@ -442,7 +454,42 @@ impl Governance {
         &self,
         path: &Path,
     ) -> Result<(ComponentManifest, Option<Arc<LoadedPolicy>>), ManifestError> {
-        let manifest = ComponentManifest::read(path)?;
+        self.accept_manifest(ComponentManifest::read(path)?)
+    }
+
+    /// A manifest that did not come from a file beside its component (a
+    /// registry's): its signature checked as [`Governance::read_manifest`]
+    /// does, a relative `policy` path taken from the config directory.
+    ///
+    /// # Errors
+    ///
+    /// As [`Governance::read_manifest`], naming `what`.
+    pub fn parse_manifest(
+        &self,
+        text: &str,
+        what: &str,
+    ) -> Result<(ComponentManifest, Option<Arc<LoadedPolicy>>), ManifestError> {
+        // Peek at the raw `policy` before it is joined to the base: a
+        // deployer names a stack in the config directory, never a path of
+        // its own choosing on this host.
+        if let Some(policy) = toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|t| t.get("policy").and_then(|p| p.as_str().map(PathBuf::from)))
+            && !policy.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(ManifestError::Invalid(format!(
+                "{what}: policy `{}` must be a path inside the host's config directory (relative, without `..`)",
+                policy.display()
+            )));
+        }
+        let base = self.config_dir.as_deref().unwrap_or(Path::new("."));
+        self.accept_manifest(ComponentManifest::parse(text, what, base)?)
+    }
+
+    fn accept_manifest(
+        &self,
+        manifest: ComponentManifest,
+    ) -> Result<(ComponentManifest, Option<Arc<LoadedPolicy>>), ManifestError> {
         manifest.verify(&self.trusted_keys, self.settings.require_signed_manifests)?;
         let policy = match (&manifest.policy, &manifest.policy_digest) {
             (Some(p), Some(pinned)) => Some(Arc::new(LoadedPolicy::read(p, pinned, &self.trusted_keys)?)),

@@ -56,6 +56,11 @@ pub struct TenantConfig {
     /// --key KEY`), with their public keys. Approvers may call as well.
     #[serde(default)]
     pub principals: BTreeMap<String, PathBuf>,
+    /// Who may publish this tenant's component versions to a registry,
+    /// with their public keys: a version is served only with a signature
+    /// by one of them over its digest, name and version.
+    #[serde(default)]
+    pub publishers: BTreeMap<String, PathBuf>,
     /// The tenant's signed policy stack (from `agenthost policy resolve
     /// --tenant <id>`), which governs its components.
     #[serde(default)]
@@ -199,6 +204,7 @@ impl TenantConfig {
             },
             approvers: BTreeMap::new(),
             principals: BTreeMap::new(),
+            publishers: BTreeMap::new(),
             policy: None,
             policy_digest: None,
             model: None,

@@ -74,6 +74,28 @@ impl Host {
         Ok(())
     }
 
+    /// Makes a loaded tool the one agents of its tenant reach under its
+    /// name, replacing any other version (a server moving `stable`). Calls
+    /// already running keep the version they started with.
+    ///
+    /// # Errors
+    ///
+    /// `load-failed` when the component is not a tool.
+    pub fn set_tool(&self, tool: Arc<LoadedComponent>) -> Result<(), InvokeError> {
+        let Some(spec) = tool.tool_spec() else {
+            return Err(
+                InvokeError::load(format!("{} is an agent, not a tool", tool.id())).with_component(tool.id())
+            );
+        };
+        let key = (tool.tenant().to_owned(), spec.name.clone());
+        self.inner
+            .tools
+            .write()
+            .map_err(|_| InvokeError::internal("the tool registry lock is poisoned"))?
+            .insert(key, tool);
+        Ok(())
+    }
+
     /// The registered tool of that name in the host's default tenant.
     pub fn tool(&self, name: &str) -> Option<Arc<LoadedComponent>> {
         self.tenant_tool(self.inner.governance.default_tenant(), name)

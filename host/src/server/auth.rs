@@ -1,0 +1,339 @@
+//! Who is calling: bearer JWTs checked against the issuers in host.toml
+//! (`[[server.issuers]]`), mapped to a [`Caller`] with a subject, tenants
+//! and roles.
+//!
+//! Trust boundary: the token is attacker-controlled until it verifies.
+//! The algorithm comes from the configured key, never from the token's
+//! header (no `none`, no RSA key used as an HMAC secret); `exp`, `iss`,
+//! `aud` and `sub` are required; the keys come from the config directory.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Value, json};
+
+use crate::settings::IssuerSettings;
+
+/// The largest bearer token looked at, in bytes.
+pub const MAX_TOKEN: usize = 8 * 1024;
+
+/// What a caller may do. A route names the role it needs; a caller has the
+/// roles its token lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Invoke tools, run agents, read their own runs.
+    TenantUser,
+    /// Deploy versions, set aliases, promote, roll back.
+    Deployer,
+    /// Decide approval requests.
+    Approver,
+    /// See tenants, health and every tenant's metadata, never payloads.
+    Operator,
+    /// Query and verify the audit trail.
+    Auditor,
+}
+
+impl Role {
+    pub fn parse(name: &str) -> Option<Role> {
+        Some(match name {
+            "tenant-user" => Role::TenantUser,
+            "deployer" => Role::Deployer,
+            "approver" => Role::Approver,
+            "operator" => Role::Operator,
+            "auditor" => Role::Auditor,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::TenantUser => "tenant-user",
+            Role::Deployer => "deployer",
+            Role::Approver => "approver",
+            Role::Operator => "operator",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// Roles whose tenants claim may be `*` (every tenant): those that see
+    /// metadata and evidence, not those that act inside a tenant.
+    fn may_span_tenants(self) -> bool {
+        matches!(self, Role::Operator | Role::Auditor)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's `sub`: the principal policies, approvals and audit see.
+    pub subject: String,
+    pub issuer: String,
+    /// The tenants it acts in; `*` for every tenant.
+    pub tenants: BTreeSet<String>,
+    pub roles: BTreeSet<Role>,
+}
+
+impl Caller {
+    /// Whether the caller has `role` in `tenant`.
+    pub fn may(&self, role: Role, tenant: &str) -> bool {
+        self.roles.contains(&role)
+            && (self.tenants.contains(tenant) || (role.may_span_tenants() && self.tenants.contains("*")))
+    }
+
+    /// Whether the caller has `role` at all (for routes over every tenant).
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// Why a token was refused (401).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthError(pub String);
+
+struct IssuerKey {
+    kid: Option<String>,
+    key: DecodingKey,
+    algorithms: Vec<Algorithm>,
+}
+
+struct Issuer {
+    settings: IssuerSettings,
+    keys: Vec<IssuerKey>,
+}
+
+/// The issuers a server trusts, with their keys.
+pub struct Verifier {
+    issuers: Vec<Issuer>,
+}
+
+fn family(algorithm: Algorithm) -> Vec<Algorithm> {
+    match algorithm {
+        Algorithm::EdDSA => vec![Algorithm::EdDSA],
+        Algorithm::ES256 | Algorithm::ES384 => vec![algorithm],
+        _ => vec![
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ],
+    }
+}
+
+/// A PEM public key and the algorithms it may verify.
+fn pem_key(pem: &[u8]) -> Option<(DecodingKey, Vec<Algorithm>)> {
+    if let Ok(key) = DecodingKey::from_ed_pem(pem) {
+        return Some((key, vec![Algorithm::EdDSA]));
+    }
+    if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+        return Some((key, family(Algorithm::RS256)));
+    }
+    if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+        // P-256 or P-384: the token's header picks, the key's curve checks.
+        return Some((key, vec![Algorithm::ES256, Algorithm::ES384]));
+    }
+    None
+}
+
+impl Verifier {
+    /// Reads every issuer's keys (paths relative to `config_dir`).
+    ///
+    /// # Errors
+    ///
+    /// Names the issuer and the key file that cannot be read or used.
+    pub fn load(issuers: &[IssuerSettings], config_dir: &Path) -> Result<Verifier, String> {
+        let mut loaded = Vec::new();
+        for settings in issuers {
+            let what = format!("[[server.issuers]] `{}`", settings.issuer);
+            let mut keys = Vec::new();
+            for path in &settings.keys {
+                let full = config_dir.join(path);
+                let pem = std::fs::read(&full)
+                    .map_err(|e| format!("{what}: cannot read key {}: {e}", full.display()))?;
+                let (key, algorithms) = pem_key(&pem).ok_or_else(|| {
+                    format!("{what}: {} is not an Ed25519, RSA or EC public key in PEM", full.display())
+                })?;
+                keys.push(IssuerKey { kid: None, key, algorithms });
+            }
+            if let Some(path) = &settings.jwks {
+                let full = config_dir.join(path);
+                let text = std::fs::read_to_string(&full)
+                    .map_err(|e| format!("{what}: cannot read the JWKS {}: {e}", full.display()))?;
+                let set: JwkSet = serde_json::from_str(&text)
+                    .map_err(|e| format!("{what}: {} is not a JWKS: {e}", full.display()))?;
+                for jwk in &set.keys {
+                    let kid = jwk.common.key_id.clone();
+                    let key = DecodingKey::from_jwk(jwk)
+                        .map_err(|e| format!("{what}: JWKS key {kid:?} cannot be used: {e}"))?;
+                    let algorithms = match &jwk.algorithm {
+                        AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
+                        AlgorithmParameters::RSA(_) => family(Algorithm::RS256),
+                        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                            EllipticCurve::P384 => vec![Algorithm::ES384],
+                            _ => vec![Algorithm::ES256],
+                        },
+                        AlgorithmParameters::OctetKey(_) => {
+                            return Err(format!(
+                                "{what}: JWKS key {kid:?} is a shared secret; only public keys are accepted"
+                            ));
+                        }
+                    };
+                    keys.push(IssuerKey { kid, key, algorithms });
+                }
+            }
+            if keys.is_empty() {
+                return Err(format!("{what} lists no keys (keys = [...] or jwks = \"...\")"));
+            }
+            loaded.push(Issuer { settings: settings.clone(), keys });
+        }
+        Ok(Verifier { issuers: loaded })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.issuers.is_empty()
+    }
+
+    /// Checks a bearer token and maps its claims.
+    ///
+    /// # Errors
+    ///
+    /// Why it was refused: malformed, unknown issuer, bad signature,
+    /// expired, wrong audience, missing subject, no known role.
+    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        if token.len() > MAX_TOKEN {
+            return Err(AuthError(format!("the bearer token is longer than {MAX_TOKEN} bytes")));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| AuthError(format!("the bearer token is malformed: {e}")))?;
+        // The issuer is read unverified only to pick its keys.
+        let claimed =
+            unverified_issuer(token).ok_or_else(|| AuthError("the bearer token has no `iss`".into()))?;
+        let issuer = self.issuers.iter().find(|i| i.settings.issuer == claimed).ok_or_else(|| {
+            AuthError(format!("issuer `{}` is not trusted by this server", crate::text::clip(&claimed)))
+        })?;
+        let mut last = AuthError("no key of the issuer verifies the token".into());
+        for key in &issuer.keys {
+            if key.kid.is_some() && header.kid.is_some() && key.kid != header.kid {
+                continue;
+            }
+            if !key.algorithms.contains(&header.alg) {
+                last = AuthError(format!("algorithm {:?} does not fit the issuer's key", header.alg));
+                continue;
+            }
+            let mut validation = Validation::new(header.alg);
+            validation.algorithms = key.algorithms.clone();
+            validation.set_issuer(&[&issuer.settings.issuer]);
+            validation.set_audience(&[&issuer.settings.audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            validation.validate_nbf = true;
+            validation.leeway = issuer.settings.leeway_secs;
+            match jsonwebtoken::decode::<Value>(token, &key.key, &validation) {
+                Ok(data) => return caller(&issuer.settings, &data.claims),
+                Err(e) => {
+                    use jsonwebtoken::errors::ErrorKind as K;
+                    last = AuthError(match e.kind() {
+                        K::ExpiredSignature => "the bearer token has expired".to_owned(),
+                        K::ImmatureSignature => "the bearer token is not valid yet (nbf)".to_owned(),
+                        K::InvalidSignature => "the bearer token's signature does not verify".to_owned(),
+                        K::InvalidAudience => {
+                            format!("the bearer token is not for audience `{}`", issuer.settings.audience)
+                        }
+                        K::MissingRequiredClaim(claim) => format!("the bearer token has no `{claim}`"),
+                        _ => format!("the bearer token is refused: {e}"),
+                    });
+                    if !matches!(e.kind(), K::InvalidSignature | K::InvalidAlgorithm) {
+                        return Err(last);
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+/// The `iss` of an unverified token, to choose which keys check it.
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// A claim as a list of strings: a JSON array, or one space-separated string.
+fn strings(claims: &Value, name: &str) -> Vec<String> {
+    match claims.get(name) {
+        Some(Value::Array(items)) => {
+            items.iter().filter_map(|v| v.as_str().map(str::to_owned)).take(256).collect()
+        }
+        Some(Value::String(s)) => s.split_whitespace().take(256).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn caller(issuer: &IssuerSettings, claims: &Value) -> Result<Caller, AuthError> {
+    let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+    if subject.is_empty() || subject.len() > 128 || subject.chars().any(char::is_control) {
+        return Err(AuthError("the bearer token's `sub` is empty, too long or not printable".into()));
+    }
+    let roles: BTreeSet<Role> =
+        strings(claims, &issuer.roles_claim).iter().filter_map(|r| Role::parse(r)).collect();
+    if roles.is_empty() {
+        return Err(AuthError(format!(
+            "the bearer token grants no known role in `{}` (tenant-user, deployer, approver, operator, auditor)",
+            issuer.roles_claim
+        )));
+    }
+    Ok(Caller {
+        subject: subject.to_owned(),
+        issuer: issuer.issuer.clone(),
+        tenants: strings(claims, &issuer.tenants_claim).into_iter().collect(),
+        roles,
+    })
+}
+
+/// What `agenthost token issue` puts in a token.
+pub struct TokenRequest<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub subject: &'a str,
+    pub tenants: &'a [String],
+    pub roles: &'a [String],
+    pub ttl_secs: u64,
+}
+
+/// Mints an EdDSA token with an ed25519 private key (PKCS#8 PEM), for
+/// development and tests.
+///
+/// # Errors
+///
+/// An unknown role, or a key that is not an ed25519 private key.
+pub fn issue(request: &TokenRequest<'_>, private_pem: &[u8], key_id: &str) -> Result<String, String> {
+    for role in request.roles {
+        if Role::parse(role).is_none() {
+            return Err(format!(
+                "role `{role}` is not one of tenant-user, deployer, approver, operator, auditor"
+            ));
+        }
+    }
+    let now = crate::governance::approvals::now_secs();
+    let claims = json!({
+        "iss": request.issuer,
+        "aud": request.audience,
+        "sub": request.subject,
+        "tenants": request.tenants,
+        "roles": request.roles,
+        "iat": now,
+        "nbf": now,
+        "exp": now.saturating_add(request.ttl_secs),
+    });
+    let key = EncodingKey::from_ed_pem(private_pem)
+        .map_err(|e| format!("not an ed25519 private key (PKCS#8 PEM): {e}"))?;
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(key_id.to_owned());
+    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("cannot sign the token: {e}"))
+}

@@ -1,0 +1,272 @@
+//! The control plane: deploy signed versions, list them, move aliases,
+//! promote and roll back (role `deployer`); list tenants (role `operator`).
+//! Every change is an audit record with the deployer's subject, written
+//! before the change is answered; a change the trail cannot record is not
+//! made.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::data::{authorize, body_problem, known_tenant, split_call};
+use super::problem::Problem;
+use super::{Caller, Role, Server};
+use crate::registry::{Alias, Deploy, PublisherSignature, VersionRecord};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    /// The component bytes, base64.
+    wasm: String,
+    /// The component manifest (TOML text).
+    manifest: String,
+    /// The publisher's signature (from `agenthost sign`).
+    signature: PublisherSignature,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasBody {
+    version: String,
+    /// Percent of calls, for `canary`.
+    #[serde(default)]
+    weight: Option<u8>,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+    shape: &str,
+) -> Result<T, Problem> {
+    let bytes = body.map_err(|r| body_problem(&r, limit))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Problem::bad_request(format!("the body must be JSON {shape}: {e}")))
+}
+
+fn version_json(record: &VersionRecord) -> Value {
+    json!({
+        "name": record.name,
+        "version": record.version,
+        "digest": record.digest,
+        "publisher": record.publisher,
+        "deployed_by": record.deployed_by,
+        "deployed_at": record.deployed_at,
+    })
+}
+
+/// `POST /v1/tenants/{tenant}/components`: stores a signed version and
+/// starts loading it in the background; aliases do not move.
+pub(super) async fn deploy(
+    State(server): State<Arc<Server>>,
+    Path(tenant): Path<String>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    authorize(&caller, Role::Deployer, &tenant)?;
+    known_tenant(&server, &tenant)?;
+    let body: DeployBody = json_body(
+        body,
+        server.settings.body_limit_bytes,
+        "{\"wasm\": BASE64, \"manifest\": TOML, \"signature\": {\"key_id\", \"value\"}}",
+    )?;
+    let wasm = base64::engine::general_purpose::STANDARD
+        .decode(body.wasm.as_bytes())
+        .map_err(|e| Problem::bad_request(format!("`wasm` is not base64: {e}")))?;
+    let deploy = Deploy {
+        tenant: &tenant,
+        wasm: &wasm,
+        manifest: &body.manifest,
+        signature: body.signature,
+        deployer: &caller.subject,
+    };
+    let verified = match server.registry().publish(deploy).await {
+        Ok(verified) => verified,
+        Err(e) => {
+            // A refused deploy is evidence too: who tried to push what.
+            let _ = server.record(
+                &caller,
+                &tenant,
+                "refused",
+                json!({ "action": "deploy", "why": e.to_string() }),
+            );
+            return Err(e.into());
+        }
+    };
+    let record = verified.record;
+    server.record(
+        &caller,
+        &tenant,
+        "deployed",
+        json!({ "action": "deploy", "component": record.label(), "digest": record.digest, "publisher": record.publisher }),
+    )?;
+    // Compiled off the request path; the first call or alias change that
+    // needs it waits for this same load (single flight).
+    let warm = server.warm.clone();
+    let (t, n, v) = (record.tenant.clone(), record.name.clone(), record.version.clone());
+    tokio::spawn(async move {
+        if let Err(e) = warm.get(&t, &n, &v).await {
+            tracing::warn!(target: "agenthost::server", tenant = %t, component = %n, version = %v, error = %e, "a deployed version does not load");
+        }
+    });
+    Ok((StatusCode::CREATED, Json(version_json(&record))).into_response())
+}
+
+/// `GET /v1/tenants/{tenant}/components`: names with their aliases.
+pub(super) async fn components(
+    State(server): State<Arc<Server>>,
+    Path(tenant): Path<String>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    if !caller.may(Role::Operator, &tenant) {
+        authorize(&caller, Role::Deployer, &tenant)?;
+    }
+    known_tenant(&server, &tenant)?;
+    let mut listed = Vec::new();
+    for name in server.registry().store().list_components(&tenant).await? {
+        let aliases = server.registry().aliases(&tenant, &name).await?;
+        listed.push(json!({ "name": name, "aliases": aliases }));
+    }
+    Ok(Json(json!({ "tenant": tenant, "components": listed })))
+}
+
+/// `GET /v1/tenants/{tenant}/components/{name}/versions`
+pub(super) async fn versions(
+    State(server): State<Arc<Server>>,
+    Path((tenant, name)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    if !caller.may(Role::Operator, &tenant) {
+        authorize(&caller, Role::Deployer, &tenant)?;
+    }
+    known_tenant(&server, &tenant)?;
+    crate::registry::check_name("component name", &name)?;
+    let versions = server.registry().store().list_versions(&tenant, &name).await?;
+    if versions.is_empty() {
+        return Err(Problem::not_found(format!("tenant `{tenant}` has no component `{name}`")));
+    }
+    let aliases = server.registry().aliases(&tenant, &name).await?;
+    let listed: Vec<Value> = versions
+        .iter()
+        .map(|r| {
+            let mut v = version_json(r);
+            v["warm"] = json!(server.warm.is_warm(&tenant, &name, &r.version));
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "tenant": tenant, "name": name, "aliases": aliases, "versions": listed })))
+}
+
+/// Applies an alias change, records it, and loads what it now points at.
+async fn change_aliases(
+    server: &Arc<Server>,
+    caller: &Caller,
+    tenant: &str,
+    name: &str,
+    action: &str,
+    change: impl Fn(&mut crate::registry::Aliases) -> Result<(), crate::registry::RegistryError>,
+) -> Result<Json<Value>, Problem> {
+    // The targets load before the aliases move, so the switch is instant
+    // and a version that cannot load never takes traffic.
+    let mut preview = server.registry().aliases(tenant, name).await?;
+    change(&mut preview)?;
+    for version in preview.versions() {
+        server.warm.get(tenant, name, version).await.map_err(super::data::load_problem)?;
+    }
+    let aliases = server.registry().update_aliases(tenant, name, &change).await?;
+    server.record(
+        caller,
+        tenant,
+        "changed",
+        json!({ "action": action, "component": name, "stable": aliases.stable, "canary": aliases.canary }),
+    )?;
+    server.refresh(tenant, name).await?;
+    Ok(Json(json!({ "tenant": tenant, "name": name, "aliases": aliases })))
+}
+
+/// `PUT /v1/tenants/{tenant}/components/{name}/aliases/{alias}`
+pub(super) async fn set_alias(
+    State(server): State<Arc<Server>>,
+    Path((tenant, name, alias)): Path<(String, String, String)>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Problem> {
+    authorize(&caller, Role::Deployer, &tenant)?;
+    known_tenant(&server, &tenant)?;
+    let alias = Alias::parse(&alias)?;
+    let body: AliasBody =
+        json_body(body, server.settings.body_limit_bytes, "{\"version\": V, \"weight\"?: PERCENT}")?;
+    crate::registry::check_name("version", &body.version)?;
+    let action = format!("alias-{}", alias.as_str());
+    change_aliases(&server, &caller, &tenant, &name, &action, |a| a.set(alias, &body.version, body.weight))
+        .await
+}
+
+/// `POST /v1/tenants/{tenant}/components/{name}:promote` and `:rollback`
+pub(super) async fn component_action(
+    State(server): State<Arc<Server>>,
+    Path((tenant, call)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    authorize(&caller, Role::Deployer, &tenant)?;
+    known_tenant(&server, &tenant)?;
+    let (name, method) = split_call(&call, &["promote", "rollback"])?;
+    match method {
+        "promote" => {
+            change_aliases(&server, &caller, &tenant, name, "promote", |a| a.promote().map(|_| ())).await
+        }
+        _ => change_aliases(&server, &caller, &tenant, name, "rollback", |a| a.rollback().map(|_| ())).await,
+    }
+}
+
+fn tenant_json(tenant: &crate::governance::Tenant) -> Value {
+    let c = &tenant.config;
+    json!({
+        "id": c.id,
+        "description": c.description,
+        "isolation": c.isolation.as_str(),
+        "quotas": c.quotas,
+        "interfaces": c.grants.interfaces,
+        "approvers": c.approvers.keys().collect::<Vec<_>>(),
+        "principals": c.principals.keys().collect::<Vec<_>>(),
+        "publishers": c.publishers.keys().collect::<Vec<_>>(),
+        "policy_digest": c.policy_digest,
+    })
+}
+
+/// `GET /v1/tenants` (operator): the tenants the caller may see.
+pub(super) async fn tenants(
+    State(server): State<Arc<Server>>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    if !caller.has(Role::Operator) {
+        return Err(Problem::forbidden(format!("`{}` is not an operator", caller.subject)));
+    }
+    let listed: Vec<Value> = server
+        .governance
+        .tenants()
+        .filter(|t| caller.may(Role::Operator, t.id()))
+        .map(|t| tenant_json(t))
+        .collect();
+    Ok(Json(json!({ "tenants": listed })))
+}
+
+/// `GET /v1/tenants/{tenant}` (operator)
+pub(super) async fn tenant(
+    State(server): State<Arc<Server>>,
+    Path(tenant): Path<String>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    authorize(&caller, Role::Operator, &tenant)?;
+    let found = server.governance.tenant(&tenant).map_err(|e| Problem::not_found(e.to_string()))?;
+    let mut body = tenant_json(found);
+    body["components"] = json!(server.registry().store().list_components(&tenant).await?);
+    Ok(Json(body))
+}

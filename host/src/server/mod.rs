@@ -1,0 +1,268 @@
+//! `agenthost serve`: the HTTP API over one host. Tenants invoke tools and
+//! run agents, deployers push signed versions and move aliases, operators
+//! watch health and metrics, all through one authenticated router.
+//!
+//! Trust boundary: every byte of a request is untrusted. The accept loop
+//! bounds the request head (size and time), the router bounds the body and
+//! the time to answer, admission bounds how many calls run, and each route
+//! checks the caller's role in the tenant it names before anything else,
+//! answering 403 alike whether or not the tenant or resource exists.
+
+pub mod admission;
+pub mod auth;
+mod control;
+mod data;
+mod ops;
+pub mod problem;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::routing::{get, post, put};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::audit::{self, AuditLog};
+use crate::governance::Governance;
+use crate::registry::Registry;
+use crate::registry::warm::WarmSet;
+use crate::runtime::Host;
+use crate::settings::ServerSettings;
+
+use admission::Admission;
+pub use auth::{Caller, Role, Verifier};
+use problem::Problem;
+
+/// A running server's state, shared by every request.
+pub struct Server {
+    host: Arc<Host>,
+    warm: Arc<WarmSet>,
+    verifier: Verifier,
+    governance: Arc<Governance>,
+    settings: ServerSettings,
+    admission: Admission,
+    audit: Option<Arc<AuditLog>>,
+    http: ops::HttpMetrics,
+    draining: AtomicBool,
+}
+
+/// What a server is built from.
+pub struct ServerParts {
+    pub host: Arc<Host>,
+    pub registry: Registry,
+    pub audit: Option<Arc<AuditLog>>,
+    pub settings: ServerSettings,
+    pub verifier: Verifier,
+}
+
+impl Server {
+    pub fn new(parts: ServerParts) -> Arc<Server> {
+        let governance = parts.host.governance().clone();
+        let warm = Arc::new(WarmSet::new(parts.host.clone(), parts.registry));
+        Arc::new(Server {
+            admission: Admission::new(parts.settings.max_in_flight, parts.settings.tenant_in_flight),
+            host: parts.host,
+            warm,
+            verifier: parts.verifier,
+            governance,
+            settings: parts.settings,
+            audit: parts.audit,
+            http: ops::HttpMetrics::new(),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    pub fn registry(&self) -> &Registry {
+        self.warm.registry()
+    }
+
+    /// The routes, with their limits.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let api = Router::new()
+            .route("/v1/tenants", get(control::tenants))
+            .route("/v1/tenants/{tenant}", get(control::tenant))
+            .route("/v1/tenants/{tenant}/tools/{call}", post(data::invoke))
+            .route("/v1/tenants/{tenant}/agents/{call}", post(data::run))
+            .route("/v1/tenants/{tenant}/components", post(control::deploy).get(control::components))
+            .route("/v1/tenants/{tenant}/components/{call}", post(control::component_action))
+            .route("/v1/tenants/{tenant}/components/{name}/versions", get(control::versions))
+            .route("/v1/tenants/{tenant}/components/{name}/aliases/{alias}", put(control::set_alias))
+            .route("/healthz", get(ops::healthz))
+            .route("/readyz", get(ops::readyz))
+            .route("/metrics", get(ops::metrics))
+            .fallback(ops::fallback)
+            .method_not_allowed_fallback(ops::method_not_allowed);
+        api.layer(axum::middleware::from_fn_with_state(self.clone(), ops::around))
+            .layer(DefaultBodyLimit::max(self.settings.body_limit_bytes))
+            .with_state(self.clone())
+    }
+
+    /// Loads the stable version of every tenant's components, so the first
+    /// call finds them warm and agents find their tools. A version that
+    /// fails its checks is reported and skipped: the others still serve.
+    pub async fn warm_up(&self) {
+        for tenant in self.governance.tenants() {
+            let tenant = tenant.id();
+            let names = match self.registry().store().list_components(tenant).await {
+                Ok(names) => names,
+                Err(e) => {
+                    tracing::warn!(target: "agenthost::server", tenant, error = %e, "cannot list the registry");
+                    continue;
+                }
+            };
+            for name in names {
+                if let Err(e) = self.refresh(tenant, &name).await {
+                    tracing::warn!(target: "agenthost::server", tenant, component = %name, error = %e.detail, "not warmed");
+                }
+            }
+        }
+    }
+
+    /// Loads a component's stable (and canary) version; a tool's stable
+    /// becomes the one agents reach through `tools.invoke`.
+    async fn refresh(&self, tenant: &str, name: &str) -> Result<(), Problem> {
+        let aliases = self.registry().aliases(tenant, name).await?;
+        if let Some(canary) = &aliases.canary {
+            self.warm.get(tenant, name, &canary.version).await.map_err(data::load_problem)?;
+        }
+        if let Some(stable) = &aliases.stable {
+            let (component, _) = self.warm.get(tenant, name, stable).await.map_err(data::load_problem)?;
+            if component.tool_spec().is_some() {
+                self.host.set_tool(component)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a control-plane record (deploy, alias, promotion, rollback)
+    /// with the caller as its principal.
+    fn record(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        outcome: &str,
+        what: serde_json::Value,
+    ) -> Result<(), Problem> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let event = audit::Event::new(audit::Kind::Deploy, tenant, outcome, what)
+            .on_behalf_of(caller.subject.clone());
+        audit.append_owned(event).map(|_| ()).map_err(|e| {
+            Problem::internal(format!("the audit trail cannot record this change, so it was not made: {e}"))
+        })
+    }
+
+    /// Unloads versions idle for `[server] idle_unload_secs`, keeping what
+    /// the aliases point at.
+    pub async fn sweep(&self) -> Vec<String> {
+        let mut keep = std::collections::HashSet::new();
+        for tenant in self.governance.tenants() {
+            let tenant = tenant.id();
+            for name in self.registry().store().list_components(tenant).await.unwrap_or_default() {
+                if let Ok(aliases) = self.registry().aliases(tenant, &name).await {
+                    for version in aliases.versions() {
+                        keep.insert((tenant.to_owned(), name.clone(), version.to_owned()));
+                    }
+                }
+            }
+        }
+        let idle = Duration::from_secs(self.settings.idle_unload_secs);
+        self.warm.sweep(idle, &|t, n, v| keep.contains(&(t.to_owned(), n.to_owned(), v.to_owned())))
+    }
+}
+
+impl FromRequestParts<Arc<Server>> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, server: &Arc<Server>) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            return Err(Problem::unauthorized("this route needs `Authorization: Bearer <token>`"));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(|| Problem::unauthorized("the Authorization header is not `Bearer <token>`"))?;
+        server.verifier.verify(token.trim()).map_err(|e| Problem::unauthorized(e.0))
+    }
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every connection finished its last request.
+    Clean,
+    /// The drain deadline passed with connections still open.
+    TimedOut,
+}
+
+/// Serves `server` on `listener` until `shutdown` resolves, then stops
+/// accepting, lets requests in flight finish (up to `[server]
+/// drain_timeout_ms`) and returns.
+pub async fn serve(
+    server: Arc<Server>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Drained {
+    let app = server.router();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(server.settings.header_timeout_ms))
+        .max_buf_size(server.settings.header_limit_bytes.max(8192))
+        .keep_alive(true);
+    let sweeper = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_secs((server.settings.idle_unload_secs / 4).clamp(1, 60));
+            loop {
+                tokio::time::sleep(every).await;
+                for gone in server.sweep().await {
+                    tracing::info!(target: "agenthost::server", version = %gone, "unloaded an idle version");
+                }
+            }
+        })
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of descriptors, most likely: back off, keep serving.
+                        tracing::warn!(target: "agenthost::server", error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    sweeper.abort();
+    server.draining.store(true, Ordering::SeqCst);
+    let deadline = Duration::from_millis(server.settings.drain_timeout_ms);
+    match tokio::time::timeout(deadline, graceful.shutdown()).await {
+        Ok(()) => Drained::Clean,
+        Err(_) => Drained::TimedOut,
+    }
+}

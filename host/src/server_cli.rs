@@ -1,0 +1,153 @@
+//! `agenthost serve` and `agenthost token issue`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use agenthost::backends::Backends;
+use agenthost::governance::{Governance, TenantConfig};
+use agenthost::registry::{LocalStore, Registry};
+use agenthost::server::{self, Drained, Server, ServerParts, Verifier};
+use agenthost::{Host, HostConfig};
+
+use crate::Failure;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The address to listen on, e.g. 0.0.0.0:8080 (port 0 picks a free
+    /// port) [default: [server] listen in host.toml, else 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+/// The local registry of a data directory.
+pub fn local_registry(data: &Path, governance: &Arc<Governance>) -> anyhow::Result<Registry> {
+    let store = LocalStore::open(&data.join("registry")).map_err(|e| anyhow!(e))?;
+    let limit = governance.settings().server.body_limit_bytes as u64;
+    Ok(Registry::new(Arc::new(store), governance.clone(), limit))
+}
+
+pub async fn serve(
+    args: ServeArgs,
+    cache_dir: Option<PathBuf>,
+    governance: Arc<Governance>,
+    data: &Path,
+    keys: &agenthost::keystore::HostKeys,
+) -> Result<(), Failure> {
+    let settings = governance.settings().server.clone();
+    let config_dir = governance.config_dir().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let verifier = Verifier::load(&settings.issuers, &config_dir).map_err(|e| anyhow!(e))?;
+    if verifier.is_empty() {
+        crate::write_stderr(
+            "warning: no [[server.issuers]] in host.toml: every request but /healthz and /readyz will be refused (401)",
+        );
+    }
+    let tenants: Vec<&TenantConfig> = governance.tenants().map(|t| &t.config).collect();
+    let backends =
+        Backends::open(governance.settings(), &tenants, data, &keys.audit).await.map_err(|e| anyhow!(e))?;
+    let mut config = backends.host_config(HostConfig { cache_dir, ..HostConfig::default() });
+    config.cache_key = Some(keys.cache);
+    config.request_key = Some(keys.audit.clone());
+    config.egress_ca = governance.egress_ca().map_err(|e| anyhow!(e))?;
+    config.governance = Some(governance.clone());
+    let host = Arc::new(Host::new(config)?);
+    let registry = local_registry(data, &governance)?;
+    let server = Server::new(ServerParts {
+        host,
+        registry,
+        audit: backends.audit.clone(),
+        settings: settings.clone(),
+        verifier,
+    });
+    server.warm_up().await;
+    let listen = args.listen.unwrap_or(settings.listen);
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr().context("cannot read the listening address")?;
+    // One JSON line that scripts (and the tests) read to find the port.
+    crate::write_stdout(&format!("{}\n", json!({ "listening": format!("http://{address}") })))?;
+    let drained = server::serve(server.clone(), listener, shutdown_signal()).await;
+    drop(server);
+    backends.close().await.map_err(|e| anyhow!("the audit trail was not closed cleanly: {e}"))?;
+    let how = match drained {
+        Drained::Clean => "clean",
+        Drained::TimedOut => "drain-timed-out",
+    };
+    crate::write_stdout(&format!("{}\n", json!({ "stopped": how })))?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Mint a bearer token (EdDSA JWT) for development and tests: the
+    /// server must list the key's public half under [[server.issuers]]
+    Issue {
+        /// The issuer's ed25519 private key (PKCS#8 PEM, from `agenthost keygen`)
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// The subject: the principal policies, approvals and audit see
+        #[arg(long, value_name = "NAME")]
+        sub: String,
+        /// A tenant it acts in (repeatable; `*` for every tenant, operators and auditors only)
+        #[arg(long = "tenant", value_name = "ID")]
+        tenants: Vec<String>,
+        /// A role: tenant-user, deployer, approver, operator, auditor (repeatable)
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+        /// The `iss` claim; must match an issuer in host.toml
+        #[arg(long, default_value = "agenthost-dev", value_name = "ISS")]
+        issuer: String,
+        /// The `aud` claim
+        #[arg(long, default_value = "agenthost", value_name = "AUD")]
+        audience: String,
+        /// How long it is valid, e.g. 15m, 8h
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        ttl: humantime::Duration,
+    },
+}
+
+pub fn token(command: TokenCommand) -> Result<(), Failure> {
+    match command {
+        TokenCommand::Issue { key, sub, tenants, roles, issuer, audience, ttl } => {
+            let pem =
+                std::fs::read(&key).with_context(|| format!("cannot read the key {}", key.display()))?;
+            let key_id = agenthost::keys::KeyPair::read(&key).map_err(|e| anyhow!("--key: {e}"))?.id();
+            let request = server::auth::TokenRequest {
+                issuer: &issuer,
+                audience: &audience,
+                subject: &sub,
+                tenants: &tenants,
+                roles: &roles,
+                ttl_secs: ttl.as_secs(),
+            };
+            let token = server::auth::issue(&request, &pem, &key_id).map_err(|e| anyhow!(e))?;
+            crate::write_stdout(&format!("{token}\n"))
+        }
+    }
+}
