@@ -19,4 +19,5 @@ mod memory;
 mod models;
 mod samples;
 mod schema;
+mod serve;
 mod telemetry;

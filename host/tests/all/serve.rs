@@ -1,0 +1,651 @@
+//! `agenthost serve` as its clients see it: the real binary on 127.0.0.1,
+//! called over HTTP by reqwest. Deploys, canaries, promotions and
+//! rollbacks under load; refused deploys; the authentication matrix;
+//! admission under a burst; a drain on SIGTERM.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use agenthost::keys::KeyPair;
+use agenthost::registry::Publication;
+use agenthost_artifacts as artifacts;
+use base64::Engine as _;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+const ISSUER: &str = "agenthost-test";
+
+/// A server process with its own config and data directories.
+struct Served {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    url: String,
+    dir: tempfile::TempDir,
+    issuer: KeyPair,
+    publisher: KeyPair,
+    http: reqwest::Client,
+}
+
+impl Served {
+    fn start(server_settings: &str) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(config.join("tenants")).unwrap();
+        let issuer = KeyPair::generate();
+        let publisher = KeyPair::generate();
+        std::fs::write(config.join("issuer.pub"), issuer.public().pem().unwrap()).unwrap();
+        std::fs::write(config.join("publisher.pub"), publisher.public().pem().unwrap()).unwrap();
+        std::fs::write(
+            config.join("host.toml"),
+            format!(
+                "default_tenant = \"acme\"\n[server]\n{server_settings}\n[[server.issuers]]\nissuer = \"{ISSUER}\"\nkeys = [\"issuer.pub\"]\nleeway_secs = 0\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            config.join("tenants/acme.toml"),
+            "id = \"acme\"\n[publishers]\nci = \"publisher.pub\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            config.join("tenants/globex.toml"),
+            "id = \"globex\"\n[publishers]\nci = \"publisher.pub\"\n",
+        )
+        .unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let (child, stdout, url) = spawn(&config, &data);
+        Served { child, stdout, url, dir, issuer, publisher, http: reqwest::Client::new() }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops the process (SIGKILL) and starts another on the same directories.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, stdout, url) = spawn(&self.config(), &self.data());
+        (self.child, self.stdout, self.url) = (child, stdout, url);
+    }
+
+    fn token(&self, sub: &str, tenants: &[&str], roles: &[&str]) -> String {
+        self.token_with(&self.issuer, ISSUER, sub, tenants, roles, 3600)
+    }
+
+    fn token_with(
+        &self,
+        key: &KeyPair,
+        iss: &str,
+        sub: &str,
+        tenants: &[&str],
+        roles: &[&str],
+        ttl: i64,
+    ) -> String {
+        let now = agenthost::governance::approvals::now_secs() as i64;
+        let claims = json!({
+            "iss": iss, "aud": "agenthost", "sub": sub, "tenants": tenants, "roles": roles,
+            "iat": now, "exp": now + ttl,
+        });
+        let pem = key.private_pem().unwrap();
+        let encoding = jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA), &claims, &encoding)
+            .unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A deploy body for `wasm`, signed by `key` for tenant `tenant`.
+    fn deploy_body(&self, wasm: &[u8], version: &str, tenant: &str, key: &KeyPair) -> Value {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(wasm)));
+        let manifest = manifest("versioned", version, &digest);
+        let signature = Publication { tenant, name: "versioned", version, digest: &digest }.sign(key);
+        json!({
+            "wasm": base64::engine::general_purpose::STANDARD.encode(wasm),
+            "manifest": manifest,
+            "signature": signature,
+        })
+    }
+
+    async fn deploy(&self, token: &str, wasm_path: &str, version: &str) -> (StatusCode, Value) {
+        let body = self.deploy_body(&std::fs::read(wasm_path).unwrap(), version, "acme", &self.publisher);
+        self.send(reqwest::Method::POST, "/v1/tenants/acme/components", Some(token), Some(body)).await
+    }
+
+    async fn alias(
+        &self,
+        token: &str,
+        alias: &str,
+        version: &str,
+        weight: Option<u8>,
+    ) -> (StatusCode, Value) {
+        let path = format!("/v1/tenants/acme/components/versioned/aliases/{alias}");
+        self.send(
+            reqwest::Method::PUT,
+            &path,
+            Some(token),
+            Some(json!({ "version": version, "weight": weight })),
+        )
+        .await
+    }
+
+    async fn invoke(&self, token: &str, session: Option<&str>, input: Value) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/v1/tenants/acme/tools/versioned:invoke"))
+            .bearer_auth(token)
+            .json(&json!({ "input": input }));
+        if let Some(session) = session {
+            request = request.header("agenthost-session", session);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// SIGTERM; the exit status and what the process printed after.
+    fn terminate(&mut self) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let mut rest = String::new();
+        let mut line = String::new();
+        while self.stdout.read_line(&mut line).unwrap_or(0) > 0 {
+            rest.push_str(&line);
+            line.clear();
+        }
+        (self.child.wait().unwrap(), rest)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config: &Path, data: &Path) -> (Child, BufReader<ChildStdout>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("AGENTHOST_CONFIG", config)
+        .env("AGENTHOST_DATA_DIR", data)
+        .env_remove("AGENTHOST_KEY_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("serve printed {line:?}: {e}"));
+    let url = ready["listening"].as_str().unwrap().to_owned();
+    (child, stdout, url)
+}
+
+fn manifest(name: &str, version: &str, digest: &str) -> String {
+    format!(
+        "name = \"{name}\"\nversion = \"{version}\"\ndigest = \"{digest}\"\nworld = \"tool\"\nrisk_tier = \"read\"\n"
+    )
+}
+
+fn version_of(body: &Value) -> String {
+    let served = body["output"]["version"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(served, body["component"]["version"].as_str().unwrap_or_default(), "{body}");
+    served
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn versions_deploy_canary_promote_and_roll_back_under_load_without_a_failed_call() {
+    let served = Arc::new(Served::start(""));
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    let user = served.token("ursula", &["acme"], &["tenant-user"]);
+
+    let (status, body) = served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["deployed_by"], "dana");
+    assert_eq!(body["publisher"], "ci");
+    let (status, body) = served.alias(&deployer, "stable", "1.0.0", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Clients keep calling through every change below.
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (served, stop, calls, user) = (served.clone(), stop.clone(), calls.clone(), user.clone());
+        clients.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let (status, body) = served.invoke(&user, Some(&format!("client-{c}-{i}")), json!({})).await;
+                assert_eq!(status, StatusCode::OK, "a call failed during the rollout: {body}");
+                version_of(&body);
+                calls.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        }));
+    }
+
+    let (status, body) = served.deploy(&deployer, artifacts::VERSIONED_1_1_0, "1.1.0").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = served.alias(&deployer, "canary", "1.1.0", Some(10)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["aliases"]["canary"], json!({ "version": "1.1.0", "weight": 10 }));
+
+    // The canary's share over 2000 sessions, and each session stays put.
+    let mut canary = 0;
+    for i in 0..2000 {
+        let session = format!("session-{i}");
+        let (status, body) = served.invoke(&user, Some(&session), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let version = version_of(&body);
+        if version == "1.1.0" {
+            canary += 1;
+            assert_eq!(body["alias"], "canary");
+        }
+        if i % 200 == 0 {
+            let (_, again) = served.invoke(&user, Some(&session), json!({})).await;
+            assert_eq!(version_of(&again), version, "session {session} moved between versions");
+        }
+    }
+    assert!((140..=260).contains(&canary), "a 10% canary took {canary} of 2000 sessions (tolerance 7%..13%)");
+
+    let (status, body) = served
+        .send(reqwest::Method::POST, "/v1/tenants/acme/components/versioned:promote", Some(&deployer), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["aliases"]["stable"], "1.1.0");
+    for i in 0..20 {
+        let (_, body) = served.invoke(&user, Some(&format!("after-promote-{i}")), json!({})).await;
+        assert_eq!(version_of(&body), "1.1.0");
+    }
+
+    let (status, body) = served.deploy(&deployer, artifacts::VERSIONED_2_0_0, "2.0.0").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = served.alias(&deployer, "stable", "2.0.0", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = served.invoke(&user, None, json!({})).await;
+    assert_eq!(version_of(&body), "2.0.0", "the new stable serves from the next call");
+
+    let (status, body) = served
+        .send(reqwest::Method::POST, "/v1/tenants/acme/components/versioned:rollback", Some(&deployer), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["aliases"]["stable"], "1.1.0");
+    let (_, body) = served.invoke(&user, None, json!({})).await;
+    assert_eq!(version_of(&body), "1.1.0", "a rollback serves the previous stable from the next call");
+
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert!(calls.load(Ordering::Relaxed) > 20, "the clients hardly ran");
+
+    let (status, body) = served
+        .send(reqwest::Method::GET, "/v1/tenants/acme/components/versioned/versions", Some(&deployer), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let versions: Vec<&str> =
+        body["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["1.0.0", "1.1.0", "2.0.0"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_deploys_leave_the_running_version_untouched() {
+    let mut served = Served::start("");
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    let user = served.token("ursula", &["acme"], &["tenant-user"]);
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, StatusCode::CREATED);
+    assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, StatusCode::OK);
+    let still_serving = |body: &Value| assert_eq!(version_of(body), "1.0.0");
+
+    let v2 = std::fs::read(artifacts::VERSIONED_2_0_0).unwrap();
+    let path = "/v1/tenants/acme/components";
+    // Signed by a key the tenant does not list.
+    let stranger = KeyPair::generate();
+    let body = served.deploy_body(&v2, "2.0.0", "acme", &stranger);
+    let (status, problem) = served.send(reqwest::Method::POST, path, Some(&deployer), Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("not a publisher of tenant `acme`"), "{problem}");
+
+    // A signature made for other bytes (1.1.0's), sent with 2.0.0's.
+    let mut body = served.deploy_body(&v2, "2.0.0", "acme", &served.publisher);
+    let v11 = std::fs::read(artifacts::VERSIONED_1_1_0).unwrap();
+    body["signature"] = served.deploy_body(&v11, "2.0.0", "acme", &served.publisher)["signature"].clone();
+    let (status, problem) = served.send(reqwest::Method::POST, path, Some(&deployer), Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("does not verify"), "{problem}");
+
+    // A signature made for another tenant.
+    let body = served.deploy_body(&v2, "2.0.0", "globex", &served.publisher);
+    let (status, problem) = served.send(reqwest::Method::POST, path, Some(&deployer), Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+
+    // A manifest for other bytes, signed over the bytes sent.
+    let mut body = served.deploy_body(&v2, "2.0.0", "acme", &served.publisher);
+    body["manifest"] =
+        json!(manifest("versioned", "2.0.0", &format!("sha256:{}", hex::encode(Sha256::digest(&v11)))));
+    let (status, problem) = served.send(reqwest::Method::POST, path, Some(&deployer), Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("the manifest is for"), "{problem}");
+
+    // Unsigned: the body's shape says what is missing.
+    let mut body = served.deploy_body(&v2, "2.0.0", "acme", &served.publisher);
+    body.as_object_mut().unwrap().remove("signature");
+    let (status, problem) = served.send(reqwest::Method::POST, path, Some(&deployer), Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("signature"), "{problem}");
+
+    // Not a component at all, properly signed: stored, but an alias cannot point at it.
+    let junk = b"\0asm\x01\0\0\0 not really".to_vec();
+    let body = served.deploy_body(&junk, "9.9.9", "acme", &served.publisher);
+    let (status, problem) = served.send(reqwest::Method::POST, path, Some(&deployer), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{problem}");
+    let (status, problem) = served.alias(&deployer, "stable", "9.9.9", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+    assert_eq!(problem["kind"], "load-failed", "{problem}");
+    still_serving(&served.invoke(&user, None, json!({})).await.1);
+
+    // A version's stored bytes altered on disk: refused on the next load.
+    let (status, _) = served
+        .send(
+            reqwest::Method::POST,
+            path,
+            Some(&deployer),
+            Some(served.deploy_body(&v2, "2.0.0", "acme", &served.publisher)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let blob =
+        served.data().join("registry/acme/blobs").join(format!("{}.wasm", hex::encode(Sha256::digest(&v2))));
+    std::fs::write(&blob, &v11).unwrap();
+    served.restart();
+    let (status, problem) = served.alias(&deployer, "stable", "2.0.0", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("the store was altered"), "{problem}");
+
+    // The precompiled artifact of the running version altered: refused by
+    // its check, recompiled from the signed bytes, still serving.
+    let v1_hex = hex::encode(Sha256::digest(std::fs::read(artifacts::VERSIONED_1_0_0).unwrap()));
+    let mut tampered = 0;
+    for dir in std::fs::read_dir(served.data().join("cache")).unwrap().flatten() {
+        let file = dir.path().join(format!("{v1_hex}.cwasm"));
+        if let Ok(mut bytes) = std::fs::read(&file) {
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            std::fs::write(&file, bytes).unwrap();
+            tampered += 1;
+        }
+    }
+    assert!(tampered > 0, "no precompiled artifact of 1.0.0 to tamper with");
+    served.restart();
+    still_serving(&served.invoke(&user, None, json!({})).await.1);
+    let (_, versions) = served
+        .send(reqwest::Method::GET, "/v1/tenants/acme/components/versioned/versions", Some(&deployer), None)
+        .await;
+    assert_eq!(versions["aliases"]["stable"], "1.0.0", "{versions}");
+    let (exit, _) = tokio::task::block_in_place(|| served.terminate());
+    assert!(exit.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args(["audit", "query", "--kind", "deploy"])
+        .env("AGENTHOST_CONFIG", served.config())
+        .env("AGENTHOST_DATA_DIR", served.data())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Recompiled"), "the tampered artifact was not noticed: {text}");
+    assert!(text.contains("\"outcome\":\"refused\""), "refused deploys leave no record: {text}");
+}
+
+/// (family, method, path, body, the role that may, a role that may not)
+type Route<'a> = (&'a str, reqwest::Method, &'a str, Option<Value>, &'a str, &'a str);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_family_refuses_bad_tokens_with_401_and_the_wrong_role_or_tenant_with_403() {
+    let served = Served::start("");
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, StatusCode::CREATED);
+    assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, StatusCode::OK);
+
+    let stranger = KeyPair::generate();
+    let bad_tokens = [
+        ("no token", None),
+        (
+            "expired",
+            Some(served.token_with(&served.issuer, ISSUER, "ursula", &["acme"], &["tenant-user"], -120)),
+        ),
+        (
+            "wrong issuer",
+            Some(served.token_with(
+                &served.issuer,
+                "someone-else",
+                "ursula",
+                &["acme"],
+                &["tenant-user"],
+                600,
+            )),
+        ),
+        (
+            "bad signature",
+            Some(served.token_with(&stranger, ISSUER, "ursula", &["acme"], &["tenant-user"], 600)),
+        ),
+        ("garbage", Some("not.a.jwt".to_owned())),
+    ];
+    let v = std::fs::read(artifacts::VERSIONED_1_1_0).unwrap();
+    let deploy = served.deploy_body(&v, "1.1.0", "acme", &served.publisher);
+    // (family, method, path, body, the role that may, the role that may not)
+    let routes: Vec<Route> = vec![
+        (
+            "data",
+            reqwest::Method::POST,
+            "/v1/tenants/{t}/tools/versioned:invoke",
+            Some(json!({ "input": {} })),
+            "tenant-user",
+            "deployer",
+        ),
+        (
+            "deploy",
+            reqwest::Method::POST,
+            "/v1/tenants/{t}/components",
+            Some(deploy),
+            "deployer",
+            "tenant-user",
+        ),
+        (
+            "aliases",
+            reqwest::Method::PUT,
+            "/v1/tenants/{t}/components/versioned/aliases/stable",
+            Some(json!({ "version": "1.0.0" })),
+            "deployer",
+            "tenant-user",
+        ),
+        (
+            "versions",
+            reqwest::Method::GET,
+            "/v1/tenants/{t}/components/versioned/versions",
+            None,
+            "deployer",
+            "tenant-user",
+        ),
+        ("tenants", reqwest::Method::GET, "/v1/tenants/{t}", None, "operator", "deployer"),
+        ("metrics", reqwest::Method::GET, "/metrics", None, "operator", "tenant-user"),
+    ];
+    for (family, method, path, body, may, may_not) in &routes {
+        let acme = path.replace("{t}", "acme");
+        for (what, token) in &bad_tokens {
+            let (status, problem) = served.send(method.clone(), &acme, token.as_deref(), body.clone()).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{family} with {what}: {problem}");
+            assert_eq!(problem["kind"], "unauthorized");
+        }
+        let wrong_role = served.token("mallory", &["acme"], &[may_not]);
+        let (status, problem) = served.send(method.clone(), &acme, Some(&wrong_role), body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{family} as {may_not}: {problem}");
+        if path.contains("{t}") {
+            // Another tenant's existing resource and a tenant that does not
+            // exist get the same answer.
+            let other = served.token("mallory", &["globex"], &[may]);
+            let (s1, p1) = served.send(method.clone(), &acme, Some(&other), body.clone()).await;
+            let (s2, p2) =
+                served.send(method.clone(), &path.replace("{t}", "nobody"), Some(&other), body.clone()).await;
+            assert_eq!((s1, s2), (StatusCode::FORBIDDEN, StatusCode::FORBIDDEN), "{family}: {p1} / {p2}");
+            assert_eq!(p1["kind"], p2["kind"]);
+            assert_eq!(
+                p1["detail"].as_str().unwrap().replace("acme", "X"),
+                p2["detail"].as_str().unwrap().replace("nobody", "X"),
+                "{family}: the answers differ"
+            );
+        }
+        let allowed = served.token("ok", &["acme"], &[may]);
+        let (status, problem) = served.send(method.clone(), &acme, Some(&allowed), body.clone()).await;
+        assert!(status.is_success(), "{family} as {may}: {status} {problem}");
+    }
+
+    // What audit records say about who did what.
+    let mut served = served;
+    let (exit, _) = tokio::task::block_in_place(|| served.terminate());
+    assert!(exit.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args(["audit", "query", "--kind", "deploy"])
+        .env("AGENTHOST_CONFIG", served.config())
+        .env("AGENTHOST_DATA_DIR", served.data())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let records: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        records.iter().any(|r| r["record"]["principal"] == "dana" && r["record"]["outcome"] == "deployed"),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args(["audit", "query", "--kind", "tool_call"])
+        .env("AGENTHOST_CONFIG", served.config())
+        .env("AGENTHOST_DATA_DIR", served.data())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|r| r["record"]["principal"] == "ok"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_beyond_admission_gets_429_with_retry_after_and_every_admitted_call_succeeds() {
+    let served = Arc::new(Served::start("max_in_flight = 3\ntenant_in_flight = 2\nretry_after_secs = 2"));
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    let user = served.token("ursula", &["acme"], &["tenant-user"]);
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, StatusCode::CREATED);
+    assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, StatusCode::OK);
+
+    let mut burst = Vec::new();
+    for _ in 0..12 {
+        let (served, user) = (served.clone(), user.clone());
+        burst.push(tokio::spawn(async move {
+            let response = served
+                .http
+                .post(served.url("/v1/tenants/acme/tools/versioned:invoke"))
+                .bearer_auth(&user)
+                .json(&json!({ "input": { "sleep_ms": 400 } }))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let body: Value = response.json().await.unwrap();
+            (status, retry, body)
+        }));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for call in burst {
+        let (status, retry, body) = call.await.unwrap();
+        match status {
+            StatusCode::OK => {
+                assert_eq!(version_of(&body), "1.0.0");
+                ok += 1;
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(retry.as_deref(), Some("2"));
+                assert_eq!(body["kind"], "overloaded");
+                assert!(body["detail"].as_str().unwrap().contains("tenant_in_flight"), "{body}");
+                refused += 1;
+            }
+            other => panic!("a burst call got {other}: {body}"),
+        }
+    }
+    assert!(ok >= 2 && refused >= 1, "{ok} admitted, {refused} refused");
+    assert_eq!(ok + refused, 12);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_calls_in_flight_and_closes_a_trail_that_verifies() {
+    let mut served = Served::start("drain_timeout_ms = 10000");
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    let user = served.token("ursula", &["acme"], &["tenant-user"]);
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, StatusCode::CREATED);
+    assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, StatusCode::OK);
+
+    let url = served.url("/v1/tenants/acme/tools/versioned:invoke");
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let (url, user) = (url.clone(), user.clone());
+        slow.push(tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(user)
+                .json(&json!({ "input": { "sleep_ms": 1500 } }))
+                .send()
+                .await
+                .map(|r| r.status())
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (exit, printed) = tokio::task::block_in_place(|| served.terminate());
+    for call in slow {
+        assert_eq!(call.await.unwrap().unwrap(), StatusCode::OK, "a call in flight was cut by the shutdown");
+    }
+    assert!(exit.success(), "serve exited with {exit}");
+    assert!(printed.contains("\"stopped\":\"clean\""), "{printed}");
+    assert!(reqwest::Client::new().get(served.url("/healthz")).send().await.is_err(), "still accepting");
+
+    let verify = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args(["audit", "verify"])
+        .env("AGENTHOST_CONFIG", served.config())
+        .env("AGENTHOST_DATA_DIR", served.data())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout).to_string() + &String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{text}");
+    assert!(text.contains("intact"), "{text}");
+}
