@@ -65,6 +65,8 @@ pub enum ApprovalsCommand {
         ttl: u64,
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Deny a request
     Deny {
@@ -77,7 +79,82 @@ pub enum ApprovalsCommand {
         key: PathBuf,
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
+}
+
+/// Decide on a server instead of this data directory.
+#[derive(Args, Clone)]
+pub struct RemoteArgs {
+    /// A running server's base URL: fetch the request there, sign the
+    /// token here, and send it
+    #[arg(long, value_name = "URL", requires_all = ["token", "tenant"])]
+    pub server: Option<String>,
+    /// A file holding the approver's bearer token (its subject is --as)
+    #[arg(long, value_name = "FILE")]
+    pub token: Option<PathBuf>,
+    /// The request's tenant
+    #[arg(long, value_name = "ID")]
+    pub tenant: Option<String>,
+}
+
+impl ApprovalsCommand {
+    /// The server to decide on, when the command names one.
+    pub fn remote(&self) -> Option<&RemoteArgs> {
+        match self {
+            ApprovalsCommand::Approve { remote, .. } | ApprovalsCommand::Deny { remote, .. } => {
+                remote.server.is_some().then_some(remote)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `approvals approve|deny --server`: the approver's key never leaves
+/// this machine; the server receives the signed token.
+pub async fn approvals_remote(command: ApprovalsCommand) -> Result<(), Failure> {
+    let (id, approver, key, reason, remote, ttl) = match command {
+        ApprovalsCommand::Approve { id, approver, key, ttl, reason, remote } => {
+            (id, approver, key, reason, remote, Some(ttl))
+        }
+        ApprovalsCommand::Deny { id, approver, key, reason, remote } => {
+            (id, approver, key, reason, remote, None)
+        }
+        _ => return Err(anyhow!("only approve and deny go to a server").into()),
+    };
+    let (Some(server), Some(token), Some(tenant)) = (&remote.server, &remote.token, &remote.tenant) else {
+        return Err(anyhow!("--server needs --token and --tenant").into());
+    };
+    let client = crate::registry_cli::Remote::connect(server, token)?;
+    let key = KeyPair::read(&key).map_err(|e| anyhow!("--key: {e}"))?;
+    let path = format!("/v1/tenants/{tenant}/approvals/{id}");
+    let Some(ttl) = ttl else {
+        let answer = client
+            .send(reqwest::Method::POST, &format!("{path}:deny"), Some(json!({ "reason": reason })))
+            .await?;
+        return print_json(&answer);
+    };
+    let shown = client.send(reqwest::Method::GET, &path, None).await?;
+    if shown.get("host_signed") != Some(&Value::Bool(true)) {
+        return Err(anyhow!(
+            "request `{id}` does not read as the host made it ({}); not approved",
+            shown.get("host_signed").cloned().unwrap_or(Value::Null)
+        )
+        .into());
+    }
+    let request: approvals::ApprovalRequest =
+        serde_json::from_value(shown).context("the server's answer is not an approval request")?;
+    let claims = approvals::TokenClaims::for_request(&request, &approver, ttl);
+    let token = approvals::ApprovalToken::sign(claims, &key).map_err(|e| anyhow!(e))?;
+    let answer = client
+        .send(
+            reqwest::Method::POST,
+            &format!("{path}:approve"),
+            Some(json!({ "token": token, "reason": reason })),
+        )
+        .await?;
+    print_json(&json!({ "decision": answer, "token": token }))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -261,7 +338,7 @@ pub async fn approvals(
             };
             print_json(&shown)
         }
-        ApprovalsCommand::Approve { id, approver, key, ttl, reason } => {
+        ApprovalsCommand::Approve { id, approver, key, ttl, reason, .. } => {
             let key = KeyPair::read(&key).map_err(|e| anyhow!(e))?;
             let request = store.get(&id).map_err(|e| anyhow!(e))?;
             check_approver(governance, &request.tenant, &approver, &key)?;
@@ -279,7 +356,7 @@ pub async fn approvals(
                 "resubmit": format!("agenthost run <tool.wasm> --tenant {} --approval {} (same input)", request.tenant, request.id),
             }))
         }
-        ApprovalsCommand::Deny { id, approver, key, reason } => {
+        ApprovalsCommand::Deny { id, approver, key, reason, .. } => {
             let key = KeyPair::read(&key).map_err(|e| anyhow!(e))?;
             let request = store.get(&id).map_err(|e| anyhow!(e))?;
             check_approver(governance, &request.tenant, &approver, &key)?;

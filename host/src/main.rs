@@ -264,6 +264,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         | Command::Manifest(_)
         | Command::Token(_)
         | Command::Sign(_) => false,
+        Command::Approvals(a) => a.remote().is_none(),
         Command::Deploy(a) => a.target.is_local(),
         Command::Versions(a) => a.target.is_local(),
         Command::Alias(a) => a.target.is_local(),
@@ -292,6 +293,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         }
         // A one-off compile: no cache, so nothing is written under a key it does not hold.
         Command::Manifest(command) => done(governance_cli::manifest(command, None).await),
+        Command::Approvals(command) if command.remote().is_some() => {
+            done(governance_cli::approvals_remote(command).await)
+        }
         Command::Approvals(command) => {
             let governance = governance()?;
             let host_keys = keys.load(governance.settings()).await?;

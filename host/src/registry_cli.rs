@@ -157,7 +157,7 @@ fn read_signature(path: &Path) -> anyhow::Result<PublisherSignature> {
 }
 
 /// A client of a server's control plane.
-struct Remote {
+pub struct Remote {
     base: String,
     token: String,
     http: reqwest::Client,
@@ -169,15 +169,25 @@ impl Remote {
             return Ok(None);
         };
         let path = target.token.as_ref().ok_or_else(|| anyhow!("--server needs --token FILE"))?;
-        let token = read_text(path, "token")?.trim().to_owned();
+        Remote::connect(server, path).map(Some)
+    }
+
+    /// A client of `server` with the bearer token in the file `token`.
+    pub fn connect(server: &str, token: &Path) -> anyhow::Result<Remote> {
+        let token = read_text(token, "token")?.trim().to_owned();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(120))
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Some(Remote { base: server.trim_end_matches('/').to_owned(), token, http }))
+        Ok(Remote { base: server.trim_end_matches('/').to_owned(), token, http })
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {

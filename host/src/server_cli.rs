@@ -61,6 +61,7 @@ pub async fn serve(
         audit: backends.audit.clone(),
         settings: settings.clone(),
         verifier,
+        request_key: Some(keys.audit.public()),
     });
     server.warm_up().await;
     let listen = args.listen.unwrap_or(settings.listen);

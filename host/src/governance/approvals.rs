@@ -347,64 +347,93 @@ impl ApprovalStore {
             .lock()
             .map_err(|_| ApprovalError::Internal("the approvals lock is poisoned".to_owned()))?;
         let mut request = self.get(id)?;
-        let now = now_secs();
-        if request.status == Status::Denied {
-            return Err(ApprovalError::Refused(format!(
-                "approval request `{id}` was denied; it cannot be decided again"
-            )));
-        }
-        if now >= request.expires_at {
-            return Err(ApprovalError::Refused(format!(
-                "approval request `{id}` expired at {}",
-                request.expires_at
-            )));
-        }
-        // The same person, as far as the host can tell: the same name, the
-        // same key, or (for a request made as an OS user) the same OS user.
-        let same = approver == request.requested_by
-            || request.requested_by_key.as_deref() == Some(key.id().as_str())
-            || os_user == Some(request.requested_by.as_str());
-        if same {
-            return Err(ApprovalError::Refused(format!(
-                "`{approver}` made request `{id}` (as `{}`: same name, key or OS user) and cannot approve or deny it: another approver must",
-                request.requested_by
-            )));
-        }
-        if request.decisions.iter().any(|d| d.approver == approver) {
-            return Err(ApprovalError::Refused(format!("`{approver}` has already decided request `{id}`")));
-        }
-        request.decisions.push(ApproverDecision {
-            approver: approver.to_owned(),
-            key_id: key.id(),
-            approved,
-            at: now,
-            reason: reason.to_owned(),
-        });
-        let mut token = None;
-        if approved {
-            let claims = TokenClaims {
-                request_id: request.id.clone(),
-                tenant: request.tenant.clone(),
-                tool: request.tool.clone(),
-                tool_digest: request.tool_digest.clone(),
-                input_digest: request.input_digest.clone(),
-                run_id: request.run_id.clone(),
-                expires_at: now.saturating_add(token_ttl_secs).min(request.expires_at),
-                approver: approver.to_owned(),
-                key_id: String::new(),
-                nonce: hex::encode(rand::random::<[u8; 16]>()),
-            };
-            let signed = ApprovalToken::sign(claims, key).map_err(ApprovalError::Internal)?;
-            request.tokens.push(signed.clone());
-            if request.tokens.len() >= request.approvals_needed {
-                request.status = Status::Approved;
-            }
-            token = Some(signed);
+        check_decidable(&request, approver, &key.id(), os_user)?;
+        let token = if approved {
+            let claims = TokenClaims::for_request(&request, approver, token_ttl_secs);
+            Some(ApprovalToken::sign(claims, key).map_err(ApprovalError::Internal)?)
         } else {
-            request.status = Status::Denied;
-        }
+            None
+        };
+        apply(&mut request, approver, key.id(), reason, token.clone());
         self.save(&request)?;
         Ok((request, token))
+    }
+
+    /// Records a token an approver signed elsewhere (`approvals approve
+    /// --server`), after checking it: signed by `key` (the tenant's key
+    /// for its approver), bound to this request as it reads now, not
+    /// outliving it, and not the requester's own.
+    ///
+    /// # Errors
+    ///
+    /// As [`ApprovalStore::decide`], and `refused` for a token that does
+    /// not verify or is bound to anything else.
+    pub fn record_token(
+        &self,
+        id: &str,
+        token: ApprovalToken,
+        key: &PublicKey,
+        reason: &str,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let refused = |m: String| ApprovalError::Refused(m);
+        token.verify_signature(key).map_err(refused)?;
+        let _guard = self
+            .write
+            .lock()
+            .map_err(|_| ApprovalError::Internal("the approvals lock is poisoned".to_owned()))?;
+        let mut request = self.get(id)?;
+        let c = &token.claims;
+        check_decidable(&request, &c.approver, &c.key_id, None)?;
+        let bound = c.request_id == request.id
+            && c.tenant == request.tenant
+            && c.tool == request.tool
+            && c.tool_digest == request.tool_digest
+            && c.input_digest == request.input_digest
+            && c.run_id == request.run_id;
+        if !bound {
+            return Err(refused(format!(
+                "the token of `{}` is not bound to request `{id}` as it reads now (request, tenant, tool, digests and run must all match)",
+                c.approver
+            )));
+        }
+        if c.expires_at > request.expires_at || c.expires_at <= now_secs() {
+            return Err(refused(format!(
+                "the token of `{}` expires at {}, which is past the request's expiry ({}) or already gone",
+                c.approver, c.expires_at, request.expires_at
+            )));
+        }
+        if c.nonce.is_empty() || c.nonce.len() > 64 || !c.nonce.chars().all(|ch| ch.is_ascii_hexdigit()) {
+            return Err(refused("the token's nonce is malformed".to_owned()));
+        }
+        let approver = c.approver.clone();
+        let key_id = c.key_id.clone();
+        apply(&mut request, &approver, key_id, reason, Some(token));
+        self.save(&request)?;
+        Ok(request)
+    }
+
+    /// Records a denial by an approver authenticated some other way (a
+    /// bearer token): `key_id` names how (`jwt:<issuer>`).
+    ///
+    /// # Errors
+    ///
+    /// As [`ApprovalStore::decide`].
+    pub fn record_denial(
+        &self,
+        id: &str,
+        approver: &str,
+        key_id: &str,
+        reason: &str,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let _guard = self
+            .write
+            .lock()
+            .map_err(|_| ApprovalError::Internal("the approvals lock is poisoned".to_owned()))?;
+        let mut request = self.get(id)?;
+        check_decidable(&request, approver, key_id, None)?;
+        apply(&mut request, approver, key_id.to_owned(), reason, None);
+        self.save(&request)?;
+        Ok(request)
     }
 
     /// Consumes a token's single use.
@@ -444,6 +473,88 @@ impl ApprovalStore {
 
     pub fn is_consumed(&self, token: &ApprovalToken) -> bool {
         self.dir.join("consumed").join(&token.claims.nonce).exists()
+    }
+}
+
+/// Whether `approver` may decide `request` now: not denied, not expired,
+/// not the requester (by name, key or OS user), not decided by them before.
+fn check_decidable(
+    request: &ApprovalRequest,
+    approver: &str,
+    key_id: &str,
+    os_user: Option<&str>,
+) -> Result<(), ApprovalError> {
+    let id = &request.id;
+    if request.status == Status::Denied {
+        return Err(ApprovalError::Refused(format!(
+            "approval request `{id}` was denied; it cannot be decided again"
+        )));
+    }
+    if now_secs() >= request.expires_at {
+        return Err(ApprovalError::Refused(format!(
+            "approval request `{id}` expired at {}",
+            request.expires_at
+        )));
+    }
+    // The same person, as far as the host can tell: the same name, the
+    // same key, or (for a request made as an OS user) the same OS user.
+    let same = approver == request.requested_by
+        || request.requested_by_key.as_deref() == Some(key_id)
+        || os_user == Some(request.requested_by.as_str());
+    if same {
+        return Err(ApprovalError::Refused(format!(
+            "`{approver}` made request `{id}` (as `{}`: same name, key or OS user) and cannot approve or deny it: another approver must",
+            request.requested_by
+        )));
+    }
+    if request.decisions.iter().any(|d| d.approver == approver) {
+        return Err(ApprovalError::Refused(format!("`{approver}` has already decided request `{id}`")));
+    }
+    Ok(())
+}
+
+/// Adds a decision (and, for an approval, its token) to a request.
+fn apply(
+    request: &mut ApprovalRequest,
+    approver: &str,
+    key_id: String,
+    reason: &str,
+    token: Option<ApprovalToken>,
+) {
+    request.decisions.push(ApproverDecision {
+        approver: approver.to_owned(),
+        key_id,
+        approved: token.is_some(),
+        at: now_secs(),
+        reason: reason.to_owned(),
+    });
+    match token {
+        Some(token) => {
+            request.tokens.push(token);
+            if request.tokens.len() >= request.approvals_needed {
+                request.status = Status::Approved;
+            }
+        }
+        None => request.status = Status::Denied,
+    }
+}
+
+impl TokenClaims {
+    /// The claims of an approval of `request` by `approver`, valid for
+    /// `ttl_secs` (never past the request's expiry), with a fresh nonce.
+    pub fn for_request(request: &ApprovalRequest, approver: &str, ttl_secs: u64) -> TokenClaims {
+        TokenClaims {
+            request_id: request.id.clone(),
+            tenant: request.tenant.clone(),
+            tool: request.tool.clone(),
+            tool_digest: request.tool_digest.clone(),
+            input_digest: request.input_digest.clone(),
+            run_id: request.run_id.clone(),
+            expires_at: now_secs().saturating_add(ttl_secs).min(request.expires_at),
+            approver: approver.to_owned(),
+            key_id: String::new(),
+            nonce: hex::encode(rand::random::<[u8; 16]>()),
+        }
     }
 }
 

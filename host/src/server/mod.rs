@@ -9,6 +9,7 @@
 //! answering 403 alike whether or not the tenant or resource exists.
 
 pub mod admission;
+mod approvals;
 pub mod auth;
 mod control;
 mod data;
@@ -48,6 +49,9 @@ pub struct Server {
     settings: ServerSettings,
     admission: Admission,
     audit: Option<Arc<AuditLog>>,
+    /// The key the host signs approval requests with (to show whether a
+    /// request still reads as the host made it).
+    request_key: Option<crate::keys::PublicKey>,
     http: ops::HttpMetrics,
     draining: AtomicBool,
 }
@@ -59,6 +63,7 @@ pub struct ServerParts {
     pub audit: Option<Arc<AuditLog>>,
     pub settings: ServerSettings,
     pub verifier: Verifier,
+    pub request_key: Option<crate::keys::PublicKey>,
 }
 
 impl Server {
@@ -73,6 +78,7 @@ impl Server {
             governance,
             settings: parts.settings,
             audit: parts.audit,
+            request_key: parts.request_key,
             http: ops::HttpMetrics::new(),
             draining: AtomicBool::new(false),
         })
@@ -93,6 +99,8 @@ impl Server {
             .route("/v1/tenants/{tenant}", get(control::tenant))
             .route("/v1/tenants/{tenant}/tools/{call}", post(data::invoke))
             .route("/v1/tenants/{tenant}/agents/{call}", post(data::run))
+            .route("/v1/tenants/{tenant}/approvals", get(approvals::list))
+            .route("/v1/tenants/{tenant}/approvals/{id}", get(approvals::show).post(approvals::decide))
             .route("/v1/tenants/{tenant}/components", post(control::deploy).get(control::components))
             .route("/v1/tenants/{tenant}/components/{call}", post(control::component_action))
             .route("/v1/tenants/{tenant}/components/{name}/versions", get(control::versions))

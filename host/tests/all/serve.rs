@@ -27,6 +27,8 @@ struct Served {
     dir: tempfile::TempDir,
     issuer: KeyPair,
     publisher: KeyPair,
+    /// Approvers of tenant acme, by name.
+    approvers: Vec<(String, KeyPair)>,
     http: reqwest::Client,
 }
 
@@ -39,6 +41,11 @@ impl Served {
         let publisher = KeyPair::generate();
         std::fs::write(config.join("issuer.pub"), issuer.public().pem().unwrap()).unwrap();
         std::fs::write(config.join("publisher.pub"), publisher.public().pem().unwrap()).unwrap();
+        let approvers: Vec<(String, KeyPair)> =
+            ["alice", "bob"].iter().map(|name| (name.to_string(), KeyPair::generate())).collect();
+        for (name, key) in &approvers {
+            std::fs::write(config.join(format!("{name}.pub")), key.public().pem().unwrap()).unwrap();
+        }
         std::fs::write(
             config.join("host.toml"),
             format!(
@@ -48,7 +55,7 @@ impl Served {
         .unwrap();
         std::fs::write(
             config.join("tenants/acme.toml"),
-            "id = \"acme\"\n[publishers]\nci = \"publisher.pub\"\n",
+            "id = \"acme\"\n[grants]\nmemory_namespaces = [\"refunds\"]\n[publishers]\nci = \"publisher.pub\"\n[approvers]\nalice = \"alice.pub\"\nbob = \"bob.pub\"\n",
         )
         .unwrap();
         std::fs::write(
@@ -59,7 +66,7 @@ impl Served {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         let (child, stdout, url) = spawn(&config, &data);
-        Served { child, stdout, url, dir, issuer, publisher, http: reqwest::Client::new() }
+        Served { child, stdout, url, dir, issuer, publisher, approvers, http: reqwest::Client::new() }
     }
 
     fn config(&self) -> PathBuf {
@@ -648,4 +655,126 @@ async fn sigterm_drains_calls_in_flight_and_closes_a_trail_that_verifies() {
     let text = String::from_utf8_lossy(&verify.stdout).to_string() + &String::from_utf8_lossy(&verify.stderr);
     assert!(verify.status.success(), "{text}");
     assert!(text.contains("intact"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_high_call_waits_for_an_approval_signed_elsewhere_then_runs_once() {
+    let served = Served::start("");
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    let user = served.token("ursula", &["acme"], &["tenant-user"]);
+    let other_user = served.token("uma", &["acme"], &["tenant-user"]);
+
+    // The refund tool (write-high), deployed and stable.
+    let wasm = std::fs::read(artifacts::REFUND).unwrap();
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&wasm)));
+    let manifest = format!(
+        "name = \"refund\"\nversion = \"0.1.0\"\ndigest = \"{digest}\"\nworld = \"tool\"\nrisk_tier = \"write-high\"\n[requests]\ninterfaces = [\"log\", \"memory\"]\nmemory_namespaces = [\"refunds\"]\n"
+    );
+    let signature = Publication { tenant: "acme", name: "refund", version: "0.1.0", digest: &digest }
+        .sign(&served.publisher);
+    let body = json!({ "wasm": base64::engine::general_purpose::STANDARD.encode(&wasm), "manifest": manifest, "signature": signature });
+    let (status, answer) =
+        served.send(reqwest::Method::POST, "/v1/tenants/acme/components", Some(&deployer), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, answer) = served
+        .send(
+            reqwest::Method::PUT,
+            "/v1/tenants/acme/components/refund/aliases/stable",
+            Some(&deployer),
+            Some(json!({ "version": "0.1.0" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    // The call waits: 409 with the request and where to poll it.
+    let input = json!({ "order_id": "A-1", "amount_cents": 1500, "currency": "EUR", "card_last4": "4242" });
+    let response = served
+        .http
+        .post(served.url("/v1/tenants/acme/tools/refund:invoke"))
+        .bearer_auth(&user)
+        .json(&json!({ "input": input }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["kind"], "approval-required", "{problem}");
+    let id = problem["approval_request"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/v1/tenants/acme/approvals/{id}"));
+
+    // The requester sees it (redacted); another user of the tenant does not.
+    let (status, shown) = served.send(reqwest::Method::GET, &location, Some(&user), None).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["host_signed"], true);
+    assert_ne!(shown["preview"]["card_last4"], "4242", "{shown}");
+    assert_eq!(
+        served.send(reqwest::Method::GET, &location, Some(&other_user), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // alice signs with her key, on her side, through the CLI.
+    let dir = served.dir.path();
+    let (alice, alice_key) = &served.approvers[0];
+    std::fs::write(dir.join("alice.key"), alice_key.private_pem().unwrap()).unwrap();
+    std::fs::write(dir.join("alice.tok"), served.token(alice, &["acme"], &["approver"])).unwrap();
+    // bob may not present alice's token.
+    let bob = served.token("bob", &["acme"], &["approver"]);
+    let request: agenthost::governance::ApprovalRequest = serde_json::from_value(shown.clone()).unwrap();
+    let claims = agenthost::governance::approvals::TokenClaims::for_request(&request, alice, 600);
+    let stolen = agenthost::governance::ApprovalToken::sign(claims, alice_key).unwrap();
+    let (status, problem) = served
+        .send(
+            reqwest::Method::POST,
+            &format!("{location}:approve"),
+            Some(&bob),
+            Some(json!({ "token": stolen })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    // A token signed by a key that is not alice's.
+    let forged = agenthost::governance::ApprovalToken::sign(
+        agenthost::governance::approvals::TokenClaims::for_request(&request, alice, 600),
+        &KeyPair::generate(),
+    )
+    .unwrap();
+    let alice_bearer = served.token(alice, &["acme"], &["approver"]);
+    let (status, problem) = served
+        .send(
+            reqwest::Method::POST,
+            &format!("{location}:approve"),
+            Some(&alice_bearer),
+            Some(json!({ "token": forged })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args(["approvals", "approve", &id, "--as", alice, "--key"])
+        .arg(dir.join("alice.key"))
+        .args(["--server", &served.url, "--tenant", "acme", "--token"])
+        .arg(dir.join("alice.tok"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let decided: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decided["decision"]["status"], "approved", "{decided}");
+
+    // Re-submitted with the request: it runs, once.
+    let resubmit = json!({ "input": input, "approval_request": id });
+    let (status, answer) = served
+        .send(
+            reqwest::Method::POST,
+            "/v1/tenants/acme/tools/refund:invoke",
+            Some(&user),
+            Some(resubmit.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["component"]["name"], "refund");
+    let (status, problem) = served
+        .send(reqwest::Method::POST, "/v1/tenants/acme/tools/refund:invoke", Some(&user), Some(resubmit))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a spent approval ran twice: {problem}");
+    assert_eq!(problem["kind"], "denied");
 }

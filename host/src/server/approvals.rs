@@ -1,0 +1,207 @@
+//! Approvals over HTTP: list and show a tenant's requests, approve one
+//! with a token the approver signed with their own key (what `agenthost
+//! approvals approve` makes), or deny it. The bearer token says who is
+//! calling; the approval token proves their key. Both must name the same
+//! approver, and nobody decides a request they made.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::data::{authorize, body_problem, known_tenant, split_call};
+use super::problem::Problem;
+use super::{Caller, Role, Server};
+use crate::audit;
+use crate::error::InvokeError;
+use crate::governance::approvals::{ApprovalRequest, Status, now_secs};
+use crate::governance::{ApprovalStore, ApprovalToken};
+
+#[derive(Deserialize, Default)]
+pub(super) struct ListQuery {
+    /// Decided and expired requests too.
+    #[serde(default)]
+    all: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    token: ApprovalToken,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DenyBody {
+    #[serde(default)]
+    reason: String,
+}
+
+fn store(server: &Server) -> Result<&ApprovalStore, Problem> {
+    server
+        .governance
+        .approvals()
+        .ok_or_else(|| Problem::not_found("this host keeps no approvals (no data directory)"))
+}
+
+/// The request, if it is this tenant's; otherwise not-found, as if absent.
+fn request_of(server: &Server, tenant: &str, id: &str) -> Result<ApprovalRequest, Problem> {
+    let request = store(server)?.get(id).map_err(|e| Problem::from(InvokeError::from(e)))?;
+    if request.tenant != tenant {
+        return Err(Problem::not_found(format!(
+            "tenant `{tenant}` has no approval request `{}`",
+            crate::text::clip(id)
+        )));
+    }
+    Ok(request)
+}
+
+/// An approver sees every request of the tenant; a tenant user their own.
+fn may_see(caller: &Caller, tenant: &str, request: &ApprovalRequest) -> bool {
+    caller.may(Role::Approver, tenant)
+        || (caller.may(Role::TenantUser, tenant) && request.requested_by == caller.subject)
+}
+
+fn summary(r: &ApprovalRequest) -> Value {
+    json!({
+        "id": r.id, "tenant": r.tenant, "tool": r.tool, "tier": r.tier,
+        "requested_by": r.requested_by, "status": r.status,
+        "approvals": format!("{}/{}", r.tokens.len(), r.approvals_needed),
+        "run_id": r.run_id, "expires_at": r.expires_at,
+    })
+}
+
+/// `GET /v1/tenants/{tenant}/approvals`
+pub(super) async fn list(
+    State(server): State<Arc<Server>>,
+    Path(tenant): Path<String>,
+    Query(query): Query<ListQuery>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    if !caller.may(Role::Approver, &tenant) {
+        authorize(&caller, Role::TenantUser, &tenant)?;
+    }
+    known_tenant(&server, &tenant)?;
+    let now = now_secs();
+    let requests = store(&server)?.list(Some(&tenant)).map_err(|e| Problem::from(InvokeError::from(e)))?;
+    let listed: Vec<Value> = requests
+        .iter()
+        .filter(|r| may_see(&caller, &tenant, r))
+        .filter(|r| query.all || (r.status == Status::Pending && r.expires_at > now))
+        .map(summary)
+        .collect();
+    Ok(Json(json!({ "tenant": tenant, "approvals": listed })))
+}
+
+/// `GET /v1/tenants/{tenant}/approvals/{id}`
+pub(super) async fn show(
+    State(server): State<Arc<Server>>,
+    Path((tenant, id)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    if !caller.may(Role::Approver, &tenant) {
+        authorize(&caller, Role::TenantUser, &tenant)?;
+    }
+    known_tenant(&server, &tenant)?;
+    let request = request_of(&server, &tenant, &id)?;
+    if !may_see(&caller, &tenant, &request) {
+        // As if absent: a tenant user learns nothing of others' requests.
+        return Err(Problem::not_found(format!(
+            "tenant `{tenant}` has no approval request `{}`",
+            crate::text::clip(&id)
+        )));
+    }
+    let mut shown = serde_json::to_value(&request).map_err(|e| Problem::internal(e.to_string()))?;
+    if let Some(key) = &server.request_key {
+        shown["host_signed"] = match request.verify_host_signature(key) {
+            Ok(()) => Value::Bool(true),
+            Err(why) => Value::String(why),
+        };
+    }
+    Ok(Json(shown))
+}
+
+/// `POST /v1/tenants/{tenant}/approvals/{id}:approve` and `:deny`
+pub(super) async fn decide(
+    State(server): State<Arc<Server>>,
+    Path((tenant, call)): Path<(String, String)>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Problem> {
+    authorize(&caller, Role::Approver, &tenant)?;
+    known_tenant(&server, &tenant)?;
+    let (id, method) = split_call(&call, &["approve", "deny"])?;
+    let governance_tenant =
+        server.governance.tenant(&tenant).map_err(|e| Problem::not_found(e.to_string()))?;
+    let Some(key) = governance_tenant.approvers.get(&caller.subject) else {
+        return Err(Problem::forbidden(format!(
+            "`{}` is not an approver of tenant `{tenant}` ([approvers] in its tenant file)",
+            caller.subject
+        )));
+    };
+    // The request must be this tenant's before anything is recorded.
+    request_of(&server, &tenant, id)?;
+    let bytes = body.map_err(|r| body_problem(&r, server.settings.body_limit_bytes))?;
+    let store = store(&server)?;
+    let (request, outcome, key_id, reason) = if method == "approve" {
+        let body: ApproveBody = serde_json::from_slice(&bytes).map_err(|e| {
+            Problem::bad_request(format!(
+                "the body must be JSON {{\"token\": TOKEN, \"reason\"?: TEXT}} with the token from `agenthost approvals approve`: {e}"
+            ))
+        })?;
+        if body.token.claims.approver != caller.subject {
+            return Err(Problem::forbidden(format!(
+                "the token is `{}`'s; `{}` may present only their own",
+                crate::text::clip(&body.token.claims.approver),
+                caller.subject
+            )));
+        }
+        let key_id = body.token.claims.key_id.clone();
+        let request = store
+            .record_token(id, body.token, key, &body.reason)
+            .map_err(|e| Problem::from(InvokeError::from(e)))?;
+        (request, "approved", key_id, body.reason)
+    } else {
+        let body: DenyBody = if bytes.is_empty() {
+            DenyBody::default()
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                Problem::bad_request(format!("the body must be JSON {{\"reason\"?: TEXT}}: {e}"))
+            })?
+        };
+        let key_id = format!("jwt:{}", caller.issuer);
+        let request = store
+            .record_denial(id, &caller.subject, &key_id, &body.reason)
+            .map_err(|e| Problem::from(InvokeError::from(e)))?;
+        (request, "denied", key_id, body.reason)
+    };
+    if let Some(audit) = &server.audit {
+        let event = audit::Event::new(
+            audit::Kind::Approval,
+            request.tenant.clone(),
+            outcome,
+            json!({
+                "request": request.id,
+                "tool": request.tool,
+                "tier": request.tier,
+                "input_digest": request.input_digest,
+                "approver": caller.subject,
+                "approvals": format!("{}/{}", request.tokens.len(), request.approvals_needed),
+                "key": key_id,
+            }),
+        )
+        .on_behalf_of(caller.subject.clone())
+        .in_run(Some(request.trace_id.clone()), Some(request.run_id.clone()))
+        .because((!reason.is_empty()).then_some(reason));
+        audit.append_owned(event).map_err(|e| {
+            Problem::internal(format!("the decision was recorded but not its audit record: {e}"))
+        })?;
+    }
+    Ok(Json(summary(&request)))
+}
