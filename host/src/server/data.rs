@@ -230,49 +230,153 @@ fn call_problem(e: crate::error::InvokeError, tenant: &str) -> Problem {
     problem
 }
 
+/// Whether the client asked for `Prefer: respond-async`.
+fn wants_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+}
+
+/// A call's answer: the body of a 200, or the problem.
+async fn perform(
+    server: &Server,
+    component: &Arc<LoadedComponent>,
+    world: World,
+    input: &Value,
+    options: &CallOptions,
+    transcript: bool,
+    tenant: &str,
+) -> Result<Value, Problem> {
+    match world {
+        World::Tool => {
+            let output = server
+                .host
+                .invoke_tool_with(component, input, options)
+                .await
+                .map_err(|e| call_problem(e, tenant))?;
+            Ok(json!({ "output": output }))
+        }
+        World::Agent => {
+            let run = server
+                .host
+                .run_agent_with(component, input, options)
+                .await
+                .map_err(|e| call_problem(e, tenant))?;
+            let mut body = json!({ "output": run.output, "trace": run.trace });
+            if transcript {
+                body["transcript"] = json!(run.transcript.events());
+            }
+            Ok(body)
+        }
+    }
+}
+
+/// Invoke or run: checks, routing, then the call, answered now or (with
+/// `Prefer: respond-async`) as a run resource to poll.
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    server: Arc<Server>,
+    tenant: String,
+    segment: &str,
+    world: World,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    transcript: bool,
+) -> Result<Response, Problem> {
+    authorize(&caller, Role::TenantUser, &tenant)?;
+    known_tenant(&server, &tenant)?;
+    let method = match world {
+        World::Tool => "invoke",
+        World::Agent => "run",
+    };
+    let (name, _) = split_call(segment, &[method])?;
+    let admitted = admit(&server, &tenant)?;
+    let body = parse_body(body, server.settings.body_limit_bytes)?;
+    let (component, record, via) = resolve(&server, &tenant, name, world, &headers, &body).await?;
+    let input = body.input.clone();
+    let options = options(&caller, &headers, body);
+    if !wants_async(&headers) {
+        let answer_body = perform(&server, &component, world, &input, &options, transcript, &tenant).await?;
+        return Ok(answer(answer_body, &record, via));
+    }
+    let kind = match world {
+        World::Tool => "tool",
+        World::Agent => "agent",
+    };
+    let id = server.runs.start(&tenant, &caller.subject, kind, record.label());
+    let location = format!("/v1/tenants/{tenant}/runs/{id}");
+    let task = {
+        let (server, id, tenant) = (server.clone(), id.clone(), tenant.clone());
+        async move {
+            // The admission permit is held until the run ends.
+            let _admitted = admitted;
+            match perform(&server, &component, world, &input, &options, transcript, &tenant).await {
+                Ok(mut body) => {
+                    body["component"] =
+                        json!({ "name": record.name, "version": record.version, "digest": record.digest });
+                    body["alias"] = json!(via);
+                    server.runs.finish(&id, 200, body);
+                }
+                Err(problem) => {
+                    let status = problem.status.as_u16();
+                    server.runs.finish(&id, status, problem.to_json());
+                }
+            }
+        }
+    };
+    tokio::spawn(task);
+    let mut response =
+        (StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "running", "location": location })))
+            .into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        headers.insert(axum::http::header::LOCATION, value);
+    }
+    headers.insert("preference-applied", HeaderValue::from_static("respond-async"));
+    Ok(response)
+}
+
 /// `POST /v1/tenants/{tenant}/tools/{name}:invoke`
 pub(super) async fn invoke(
     State(server): State<Arc<Server>>,
-    Path((tenant, call)): Path<(String, String)>,
+    Path((tenant, segment)): Path<(String, String)>,
     caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    authorize(&caller, Role::TenantUser, &tenant)?;
-    known_tenant(&server, &tenant)?;
-    let (name, _) = split_call(&call, &["invoke"])?;
-    let _admitted = admit(&server, &tenant)?;
-    let body = parse_body(body, server.settings.body_limit_bytes)?;
-    let (tool, record, via) = resolve(&server, &tenant, name, World::Tool, &headers, &body).await?;
-    let input = body.input.clone();
-    let options = options(&caller, &headers, body);
-    let output =
-        server.host.invoke_tool_with(&tool, &input, &options).await.map_err(|e| call_problem(e, &tenant))?;
-    Ok(answer(json!({ "output": output }), &record, via))
+    call(server, tenant, &segment, World::Tool, caller, headers, body, false).await
 }
 
-/// `POST /v1/tenants/{tenant}/agents/{name}:run`
+/// `POST /v1/tenants/{tenant}/agents/{name}:run` (`?transcript=true` adds
+/// the run's transcript)
 pub(super) async fn run(
     State(server): State<Arc<Server>>,
-    Path((tenant, call)): Path<(String, String)>,
+    Path((tenant, segment)): Path<(String, String)>,
     Query(query): Query<RunQuery>,
     caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    call(server, tenant, &segment, World::Agent, caller, headers, body, query.transcript).await
+}
+
+/// `GET /v1/tenants/{tenant}/runs/{id}`: the owner's view of an async run.
+pub(super) async fn get_run(
+    State(server): State<Arc<Server>>,
+    Path((tenant, id)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
     authorize(&caller, Role::TenantUser, &tenant)?;
     known_tenant(&server, &tenant)?;
-    let (name, _) = split_call(&call, &["run"])?;
-    let _admitted = admit(&server, &tenant)?;
-    let body = parse_body(body, server.settings.body_limit_bytes)?;
-    let (agent, record, via) = resolve(&server, &tenant, name, World::Agent, &headers, &body).await?;
-    let input = body.input.clone();
-    let options = options(&caller, &headers, body);
-    let run =
-        server.host.run_agent_with(&agent, &input, &options).await.map_err(|e| call_problem(e, &tenant))?;
-    let mut answer_body = json!({ "output": run.output, "trace": run.trace });
-    if query.transcript {
-        answer_body["transcript"] = json!(run.transcript.events());
-    }
-    Ok(answer(answer_body, &record, via))
+    server.runs.get(&tenant, &id, &caller.subject).map(Json).ok_or_else(|| {
+        Problem::not_found(format!(
+            "`{}` has no run `{}` in tenant `{tenant}`",
+            caller.subject,
+            crate::text::clip(&id)
+        ))
+    })
 }

@@ -15,6 +15,7 @@ mod control;
 mod data;
 mod ops;
 pub mod problem;
+mod runs;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub struct Server {
     /// request still reads as the host made it).
     request_key: Option<crate::keys::PublicKey>,
     http: ops::HttpMetrics,
+    runs: runs::Runs,
     draining: AtomicBool,
 }
 
@@ -72,6 +74,7 @@ impl Server {
         let warm = Arc::new(WarmSet::new(parts.host.clone(), parts.registry));
         Arc::new(Server {
             admission: Admission::new(parts.settings.max_in_flight, parts.settings.tenant_in_flight),
+            runs: runs::Runs::new(parts.settings.runs_kept),
             host: parts.host,
             warm,
             verifier: parts.verifier,
@@ -80,6 +83,7 @@ impl Server {
             audit: parts.audit,
             request_key: parts.request_key,
             http: ops::HttpMetrics::new(),
+
             draining: AtomicBool::new(false),
         })
     }
@@ -99,6 +103,7 @@ impl Server {
             .route("/v1/tenants/{tenant}", get(control::tenant))
             .route("/v1/tenants/{tenant}/tools/{call}", post(data::invoke))
             .route("/v1/tenants/{tenant}/agents/{call}", post(data::run))
+            .route("/v1/tenants/{tenant}/runs/{id}", get(data::get_run))
             .route("/v1/tenants/{tenant}/approvals", get(approvals::list))
             .route("/v1/tenants/{tenant}/approvals/{id}", get(approvals::show).post(approvals::decide))
             .route("/v1/tenants/{tenant}/components", post(control::deploy).get(control::components))
@@ -269,7 +274,12 @@ pub async fn serve(
     sweeper.abort();
     server.draining.store(true, Ordering::SeqCst);
     let deadline = Duration::from_millis(server.settings.drain_timeout_ms);
-    match tokio::time::timeout(deadline, graceful.shutdown()).await {
+    // Connections finish their last request; async runs finish too.
+    let everything = async {
+        graceful.shutdown().await;
+        server.runs.drained().await;
+    };
+    match tokio::time::timeout(deadline, everything).await {
         Ok(()) => Drained::Clean,
         Err(_) => Drained::TimedOut,
     }

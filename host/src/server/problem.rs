@@ -122,18 +122,25 @@ impl From<RegistryError> for Problem {
     }
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+impl Problem {
+    /// The RFC 9457 body.
+    pub fn to_json(&self) -> Value {
         let mut body = Map::new();
         body.insert("type".into(), json!(format!("urn:agenthost:problem:{}", self.kind)));
         body.insert("title".into(), json!(self.title()));
         body.insert("status".into(), json!(self.status.as_u16()));
         body.insert("detail".into(), json!(self.detail));
         body.insert("kind".into(), json!(self.kind));
-        for (k, v) in *self.extra {
-            body.entry(k).or_insert(v);
+        for (k, v) in self.extra.iter() {
+            body.entry(k.clone()).or_insert(v.clone());
         }
-        let text = serde_json::to_string(&Value::Object(body)).unwrap_or_else(|_| "{}".to_owned());
+        Value::Object(body)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let text = serde_json::to_string(&self.to_json()).unwrap_or_else(|_| "{}".to_owned());
         let mut response = (self.status, text).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

@@ -778,3 +778,67 @@ async fn a_write_high_call_waits_for_an_approval_signed_elsewhere_then_runs_once
     assert_eq!(status, StatusCode::FORBIDDEN, "a spent approval ran twice: {problem}");
     assert_eq!(problem["kind"], "denied");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn respond_async_answers_202_and_only_the_owner_polls_the_run() {
+    let served = Served::start("");
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    let user = served.token("ursula", &["acme"], &["tenant-user"]);
+    let other = served.token("uma", &["acme"], &["tenant-user"]);
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, StatusCode::CREATED);
+    assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, StatusCode::OK);
+
+    let response = served
+        .http
+        .post(served.url("/v1/tenants/acme/tools/versioned:invoke"))
+        .bearer_auth(&user)
+        .header("prefer", "respond-async")
+        .json(&json!({ "input": { "sleep_ms": 300 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.headers()["preference-applied"], "respond-async");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let accepted: Value = response.json().await.unwrap();
+    assert_eq!(accepted["status"], "running");
+
+    assert_eq!(
+        served.send(reqwest::Method::GET, &location, Some(&other), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let mut run = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = served.send(reqwest::Method::GET, &location, Some(&user), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        run = body;
+        if run["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["result"]["output"]["version"], "1.0.0", "{run}");
+
+    // A failing async call keeps its problem.
+    let response = served
+        .http
+        .post(served.url("/v1/tenants/acme/tools/versioned:invoke"))
+        .bearer_auth(&user)
+        .header("prefer", "respond-async")
+        .json(&json!({ "input": { "sleep_ms": "soon" } }))
+        .send()
+        .await
+        .unwrap();
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    for _ in 0..100 {
+        run = served.send(reqwest::Method::GET, &location, Some(&user), None).await.1;
+        if run["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["error"]["kind"], "invalid-input", "{run}");
+    assert_eq!(run["http_status"], 400);
+}
