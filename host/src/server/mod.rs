@@ -10,6 +10,7 @@
 
 pub mod admission;
 mod approvals;
+mod audit_route;
 pub mod auth;
 mod control;
 mod data;
@@ -106,6 +107,7 @@ impl Server {
             .route("/v1/tenants/{tenant}/runs/{id}", get(data::get_run))
             .route("/v1/tenants/{tenant}/approvals", get(approvals::list))
             .route("/v1/tenants/{tenant}/approvals/{id}", get(approvals::show).post(approvals::decide))
+            .route("/v1/tenants/{tenant}/audit", get(audit_route::audit))
             .route("/v1/tenants/{tenant}/components", post(control::deploy).get(control::components))
             .route("/v1/tenants/{tenant}/components/{call}", post(control::component_action))
             .route("/v1/tenants/{tenant}/components/{name}/versions", get(control::versions))

@@ -97,10 +97,35 @@ pub(super) async fn around(State(server): State<Arc<Server>>, request: Request, 
         .into_response(),
     };
     server.http.in_flight.dec();
+    let response = as_problem(response).await;
     let status = response.status().as_u16().to_string();
     server.http.requests.get_or_create(&RequestLabels { route: route.clone(), method, status }).inc();
     server.http.latency.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// An extractor's plain-text rejection (a bad query string, path or
+/// header) as a problem, so every error a client sees has one shape.
+async fn as_problem(response: Response) -> Response {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 16 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let kind = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body-too-large",
+        s if s.is_server_error() => "internal",
+        _ => "invalid-input",
+    };
+    Problem::new(status, kind, text).into_response()
 }
 
 /// `GET /healthz`: the process is up and answering.

@@ -506,6 +506,8 @@ async fn every_route_family_refuses_bad_tokens_with_401_and_the_wrong_role_or_te
         ),
         ("tenants", reqwest::Method::GET, "/v1/tenants/{t}", None, "operator", "deployer"),
         ("metrics", reqwest::Method::GET, "/metrics", None, "operator", "tenant-user"),
+        ("approvals", reqwest::Method::GET, "/v1/tenants/{t}/approvals", None, "approver", "deployer"),
+        ("audit", reqwest::Method::GET, "/v1/tenants/{t}/audit?kind=deploy", None, "auditor", "operator"),
     ];
     for (family, method, path, body, may, may_not) in &routes {
         let acme = path.replace("{t}", "acme");
@@ -537,7 +539,22 @@ async fn every_route_family_refuses_bad_tokens_with_401_and_the_wrong_role_or_te
         assert!(status.is_success(), "{family} as {may}: {status} {problem}");
     }
 
-    // What audit records say about who did what.
+    // What audit records say about who did what, as an auditor reads them.
+    let auditor = served.token("audrey", &["acme"], &["auditor"]);
+    let (status, answer) = served
+        .send(reqwest::Method::GET, "/v1/tenants/acme/audit?kind=deploy&since=1h", Some(&auditor), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let records = answer["records"].as_array().unwrap();
+    assert!(
+        records.iter().all(|r| r["record"]["tenant"] == "acme" && r["record"]["kind"] == "deploy"),
+        "{answer}"
+    );
+    assert!(records.iter().any(|r| r["record"]["principal"] == "dana"), "{answer}");
+    let (status, _) = served
+        .send(reqwest::Method::GET, "/v1/tenants/acme/audit?kind=deploy&bogus=1", Some(&auditor), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let mut served = served;
     let (exit, _) = tokio::task::block_in_place(|| served.terminate());
     assert!(exit.success());

@@ -1,0 +1,70 @@
+//! `GET /v1/tenants/{tenant}/audit` for auditors: the tenant's records of
+//! a trace, a run, a kind or a time window, from this host's trail. The
+//! tenant filter is the path's, never the caller's choice; answers are
+//! capped (`limit`, at most 10 000 records).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::data::{authorize, known_tenant};
+use super::problem::Problem;
+use super::{Caller, Role, Server};
+use crate::audit::query::{self, Filter};
+use crate::audit::verify;
+
+/// The most records one answer holds.
+pub const MAX_RECORDS: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditQuery {
+    trace_id: Option<String>,
+    run_id: Option<String>,
+    kind: Option<String>,
+    /// An RFC 3339 time, or how far back: 15m, 2h, 7d.
+    since: Option<String>,
+    /// At most this many records, the newest kept [default 1000].
+    limit: Option<usize>,
+}
+
+pub(super) async fn audit(
+    State(server): State<Arc<Server>>,
+    Path(tenant): Path<String>,
+    Query(q): Query<AuditQuery>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    authorize(&caller, Role::Auditor, &tenant)?;
+    known_tenant(&server, &tenant)?;
+    let Some(root) = server.audit.as_ref().map(|log| log.root().to_path_buf()) else {
+        return Err(Problem::not_found("this host keeps no audit trail ([audit] enabled = false)"));
+    };
+    let since = q
+        .since
+        .as_deref()
+        .map(query::parse_since)
+        .transpose()
+        .map_err(|e| Problem::bad_request(format!("since: {e}")))?;
+    let limit = q.limit.unwrap_or(1000).min(MAX_RECORDS);
+    let filter =
+        Filter { trace_id: q.trace_id, run_id: q.run_id, tenant: Some(tenant.clone()), kind: q.kind, since };
+    // Reading segments is disk work: off the async workers.
+    let found = tokio::task::spawn_blocking(move || {
+        verify::load_dir(&root).map(|streams| query::query(&streams, &filter))
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("the audit query failed: {e}")))?
+    .map_err(|e| Problem::internal(format!("cannot read the audit trail: {e}")))?;
+    let truncated = found.len() > limit;
+    let records: Vec<Value> = found
+        .into_iter()
+        .rev()
+        .take(limit)
+        .rev()
+        .map(|f| json!({ "stream": f.stream, "seq": f.seq, "hash": f.hash, "record": f.record }))
+        .collect();
+    Ok(Json(json!({ "tenant": tenant, "records": records, "truncated": truncated })))
+}
