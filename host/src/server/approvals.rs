@@ -78,6 +78,9 @@ fn summary(r: &ApprovalRequest) -> Value {
 }
 
 /// `GET /v1/tenants/{tenant}/approvals`
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/approvals", tag = "approvals",
+    params(("tenant" = String, Path, description = "The tenant id"), ("all" = Option<bool>, Query, description = "Decided and expired requests too")),
+    responses((status = 200, description = "Requests the caller may see: all for an approver, their own for a tenant user")))]
 pub(super) async fn list(
     State(server): State<Arc<Server>>,
     Path(tenant): Path<String>,
@@ -100,6 +103,9 @@ pub(super) async fn list(
 }
 
 /// `GET /v1/tenants/{tenant}/approvals/{id}`
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/approvals/{id}", tag = "approvals",
+    params(("tenant" = String, Path, description = "The tenant id"), ("id" = String, Path, description = "The approval request id")),
+    responses((status = 200, description = "The request, its redacted input preview, and whether it reads as the host signed it")))]
 pub(super) async fn show(
     State(server): State<Arc<Server>>,
     Path((tenant, id)): Path<(String, String)>,
@@ -128,6 +134,10 @@ pub(super) async fn show(
 }
 
 /// `POST /v1/tenants/{tenant}/approvals/{id}:approve` and `:deny`
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/approvals/{id}:approve", tag = "approvals",
+    params(("tenant" = String, Path, description = "The tenant id"), ("id" = String, Path, description = "The approval request id")),
+    request_body(content_type = "application/json", description = "{\"token\": TOKEN, \"reason\"?: TEXT}: the token from `agenthost approvals approve`"),
+    responses((status = 200, description = "The request's new status"), (status = 403, description = "Not the caller's token or key, or the requester's own request")))]
 pub(super) async fn decide(
     State(server): State<Arc<Server>>,
     Path((tenant, call)): Path<(String, String)>,
@@ -205,3 +215,10 @@ pub(super) async fn decide(
     }
     Ok(Json(summary(&request)))
 }
+
+/// Denies a request (`{"reason"?: TEXT}`); routed with `:approve` above.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/approvals/{id}:deny", tag = "approvals",
+    params(("tenant" = String, Path, description = "The tenant id"), ("id" = String, Path, description = "The approval request id")),
+    responses((status = 200, description = "Denied")))]
+#[allow(dead_code)]
+pub(super) async fn deny_doc() {}

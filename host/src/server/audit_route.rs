@@ -31,6 +31,11 @@ pub(super) struct AuditQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/audit", tag = "auditors",
+    params(("tenant" = String, Path, description = "The tenant id"), ("trace_id" = Option<String>, Query, description = "W3C trace id"), ("run_id" = Option<String>, Query, description = "Run id"),
+        ("kind" = Option<String>, Query, description = "decision, tool_call, approval, deploy, ..."),
+        ("since" = Option<String>, Query, description = "RFC 3339, or 15m, 2h, 7d"), ("limit" = Option<usize>, Query, description = "At most this many (≤ 10 000)")),
+    responses((status = 200, description = "Matching records of the tenant, in stream order")))]
 pub(super) async fn audit(
     State(server): State<Arc<Server>>,
     Path(tenant): Path<String>,

@@ -64,6 +64,10 @@ fn version_json(record: &VersionRecord) -> Value {
 
 /// `POST /v1/tenants/{tenant}/components`: stores a signed version and
 /// starts loading it in the background; aliases do not move.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/components", tag = "control plane",
+    params(("tenant" = String, Path, description = "The tenant id")),
+    request_body(content_type = "application/json", description = "{\"wasm\": BASE64, \"manifest\": TOML, \"signature\": {\"key_id\", \"value\"}}"),
+    responses((status = 201, description = "Stored; loading in the background"), (status = 403, description = "Signature or digest refused"), (status = 409, description = "That version exists with other bytes")))]
 pub(super) async fn deploy(
     State(server): State<Arc<Server>>,
     Path(tenant): Path<String>,
@@ -120,6 +124,8 @@ pub(super) async fn deploy(
 }
 
 /// `GET /v1/tenants/{tenant}/components`: names with their aliases.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/components", tag = "control plane",
+    params(("tenant" = String, Path, description = "The tenant id")), responses((status = 200, description = "Component names with their aliases")))]
 pub(super) async fn components(
     State(server): State<Arc<Server>>,
     Path(tenant): Path<String>,
@@ -138,6 +144,9 @@ pub(super) async fn components(
 }
 
 /// `GET /v1/tenants/{tenant}/components/{name}/versions`
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/components/{name}/versions", tag = "control plane",
+    params(("tenant" = String, Path, description = "The tenant id"), ("name" = String, Path, description = "The component name")),
+    responses((status = 200, description = "Versions, oldest first, with aliases and which are loaded")))]
 pub(super) async fn versions(
     State(server): State<Arc<Server>>,
     Path((tenant, name)): Path<(String, String)>,
@@ -192,6 +201,10 @@ async fn change_aliases(
 }
 
 /// `PUT /v1/tenants/{tenant}/components/{name}/aliases/{alias}`
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/components/{name}/aliases/{alias}", tag = "control plane",
+    params(("tenant" = String, Path, description = "The tenant id"), ("name" = String, Path, description = "The component name"), ("alias" = String, Path, description = "`stable` or `canary`")),
+    request_body(content_type = "application/json", description = "{\"version\": V, \"weight\"?: PERCENT}"),
+    responses((status = 200, description = "The aliases, once the version they name is loaded")))]
 pub(super) async fn set_alias(
     State(server): State<Arc<Server>>,
     Path((tenant, name, alias)): Path<(String, String, String)>,
@@ -210,6 +223,9 @@ pub(super) async fn set_alias(
 }
 
 /// `POST /v1/tenants/{tenant}/components/{name}:promote` and `:rollback`
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/components/{name}:promote", tag = "control plane",
+    params(("tenant" = String, Path, description = "The tenant id"), ("name" = String, Path, description = "The component name")),
+    responses((status = 200, description = "The canary is stable"), (status = 409, description = "No canary")))]
 pub(super) async fn component_action(
     State(server): State<Arc<Server>>,
     Path((tenant, call)): Path<(String, String)>,
@@ -242,6 +258,8 @@ fn tenant_json(tenant: &crate::governance::Tenant) -> Value {
 }
 
 /// `GET /v1/tenants` (operator): the tenants the caller may see.
+#[utoipa::path(get, path = "/v1/tenants", tag = "operators",
+    responses((status = 200, description = "The tenants the operator may see: metadata, never payloads")))]
 pub(super) async fn tenants(
     State(server): State<Arc<Server>>,
     caller: Caller,
@@ -259,6 +277,8 @@ pub(super) async fn tenants(
 }
 
 /// `GET /v1/tenants/{tenant}` (operator)
+#[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "operators",
+    params(("tenant" = String, Path, description = "The tenant id")), responses((status = 200, description = "The tenant's settings and components")))]
 pub(super) async fn tenant(
     State(server): State<Arc<Server>>,
     Path(tenant): Path<String>,
@@ -270,3 +290,10 @@ pub(super) async fn tenant(
     body["components"] = json!(server.registry().store().list_components(&tenant).await?);
     Ok(Json(body))
 }
+
+/// Returns to the previous stable and drops the canary; routed with `:promote` above.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/components/{name}:rollback", tag = "control plane",
+    params(("tenant" = String, Path, description = "The tenant id"), ("name" = String, Path, description = "The component name")),
+    responses((status = 200, description = "The previous stable serves"), (status = 409, description = "No earlier stable")))]
+#[allow(dead_code)]
+pub(super) async fn rollback_doc() {}

@@ -341,6 +341,15 @@ async fn call(
 }
 
 /// `POST /v1/tenants/{tenant}/tools/{name}:invoke`
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tools/{name}:invoke", tag = "data plane",
+    params(("tenant" = String, Path, description = "The tenant id"), ("name" = String, Path, description = "The tool's component name"),
+        ("agenthost-session" = Option<String>, Header, description = "Keeps the caller on one version while a canary runs"),
+        ("prefer" = Option<String>, Header, description = "`respond-async`: answer 202 with a run to poll")),
+    request_body(content_type = "application/json", description = "{\"input\": ..., \"approval_request\"?: ID, \"approvals\"?: [TOKEN]}"),
+    responses((status = 200, description = "The output, the version that served it and through which alias"),
+        (status = 202, description = "Running; poll the Location"),
+        (status = 409, description = "Waits for approval; Location names the request"),
+        (status = 429, description = "Admission or quota limit; see Retry-After")))]
 pub(super) async fn invoke(
     State(server): State<Arc<Server>>,
     Path((tenant, segment)): Path<(String, String)>,
@@ -353,6 +362,13 @@ pub(super) async fn invoke(
 
 /// `POST /v1/tenants/{tenant}/agents/{name}:run` (`?transcript=true` adds
 /// the run's transcript)
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/agents/{name}:run", tag = "data plane",
+    params(("tenant" = String, Path, description = "The tenant id"), ("name" = String, Path, description = "The agent's component name"),
+        ("transcript" = Option<bool>, Query, description = "Include the run's transcript"),
+        ("agenthost-session" = Option<String>, Header, description = "Keeps the caller on one version while a canary runs"),
+        ("prefer" = Option<String>, Header, description = "`respond-async`: answer 202 with a run to poll")),
+    request_body(content_type = "application/json", description = "{\"input\": ..., \"approval_request\"?: ID, \"approvals\"?: [TOKEN]}"),
+    responses((status = 200, description = "The output, trace and (asked for) transcript"), (status = 202, description = "Running; poll the Location")))]
 pub(super) async fn run(
     State(server): State<Arc<Server>>,
     Path((tenant, segment)): Path<(String, String)>,
@@ -365,6 +381,9 @@ pub(super) async fn run(
 }
 
 /// `GET /v1/tenants/{tenant}/runs/{id}`: the owner's view of an async run.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/runs/{id}", tag = "data plane",
+    params(("tenant" = String, Path, description = "The tenant id"), ("id" = String, Path, description = "The run id from a 202")),
+    responses((status = 200, description = "Status, then the result or the problem"), (status = 404, description = "No such run of the caller")))]
 pub(super) async fn get_run(
     State(server): State<Arc<Server>>,
     Path((tenant, id)): Path<(String, String)>,

@@ -16,6 +16,7 @@ mod control;
 mod data;
 mod ops;
 pub mod problem;
+mod routes;
 mod runs;
 
 use std::future::Future;
@@ -26,7 +27,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
-use axum::routing::{get, post, put};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -99,24 +99,11 @@ impl Server {
 
     /// The routes, with their limits.
     pub fn router(self: &Arc<Self>) -> Router {
-        let api = Router::new()
-            .route("/v1/tenants", get(control::tenants))
-            .route("/v1/tenants/{tenant}", get(control::tenant))
-            .route("/v1/tenants/{tenant}/tools/{call}", post(data::invoke))
-            .route("/v1/tenants/{tenant}/agents/{call}", post(data::run))
-            .route("/v1/tenants/{tenant}/runs/{id}", get(data::get_run))
-            .route("/v1/tenants/{tenant}/approvals", get(approvals::list))
-            .route("/v1/tenants/{tenant}/approvals/{id}", get(approvals::show).post(approvals::decide))
-            .route("/v1/tenants/{tenant}/audit", get(audit_route::audit))
-            .route("/v1/tenants/{tenant}/components", post(control::deploy).get(control::components))
-            .route("/v1/tenants/{tenant}/components/{call}", post(control::component_action))
-            .route("/v1/tenants/{tenant}/components/{name}/versions", get(control::versions))
-            .route("/v1/tenants/{tenant}/components/{name}/aliases/{alias}", put(control::set_alias))
-            .route("/healthz", get(ops::healthz))
-            .route("/readyz", get(ops::readyz))
-            .route("/metrics", get(ops::metrics))
-            .fallback(ops::fallback)
-            .method_not_allowed_fallback(ops::method_not_allowed);
+        let mut api = Router::new();
+        for route in routes::table() {
+            api = api.route(route.pattern, route.handler);
+        }
+        let api = api.fallback(ops::fallback).method_not_allowed_fallback(ops::method_not_allowed);
         api.layer(axum::middleware::from_fn_with_state(self.clone(), ops::around))
             .layer(DefaultBodyLimit::max(self.settings.body_limit_bytes))
             .with_state(self.clone())

@@ -129,11 +129,13 @@ async fn as_problem(response: Response) -> Response {
 }
 
 /// `GET /healthz`: the process is up and answering.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "The process is up")))]
 pub(super) async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
 /// `GET /readyz`: policy loaded, the registry reachable, not draining.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()), responses((status = 200, description = "Ready"), (status = 503, description = "Draining or a backend unreachable")))]
 pub(super) async fn readyz(State(server): State<Arc<Server>>) -> Response {
     let mut checks = serde_json::Map::new();
     let mut ready = true;
@@ -159,6 +161,7 @@ pub(super) async fn readyz(State(server): State<Arc<Server>>) -> Response {
 }
 
 /// `GET /metrics` (operator): the host's metrics, then the server's own.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus exposition (operators)")))]
 pub(super) async fn metrics(State(server): State<Arc<Server>>, caller: Caller) -> Result<Response, Problem> {
     if !caller.has(Role::Operator) {
         return Err(Problem::forbidden(format!("`{}` is not an operator", caller.subject)));

@@ -640,6 +640,14 @@ async fn sigterm_drains_calls_in_flight_and_closes_a_trail_that_verifies() {
     assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, StatusCode::CREATED);
     assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, StatusCode::OK);
 
+    // The API describes itself, without a token.
+    let (status, doc) = served.send(reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["paths"]["/v1/tenants/{tenant}/tools/{name}:invoke"]["post"].is_object(), "{doc}");
+    let (status, problem) = served.send(reqwest::Method::GET, "/v1/nothing-here", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(problem["kind"], "not-found");
+
     let url = served.url("/v1/tenants/acme/tools/versioned:invoke");
     let mut slow = Vec::new();
     for _ in 0..2 {
