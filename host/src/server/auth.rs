@@ -107,7 +107,14 @@ struct Issuer {
 /// The issuers a server trusts, with their keys.
 pub struct Verifier {
     issuers: Vec<Issuer>,
+    /// Tokens that verified, by their sha256, until their `exp`: a client
+    /// that sends the same token on every request pays for one signature
+    /// check, not one per request.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Caller, u64)>>,
 }
+
+/// How many verified tokens are remembered (the map is emptied when full).
+const VERIFIED_CACHE: usize = 4096;
 
 fn family(algorithm: Algorithm) -> Vec<Algorithm> {
     match algorithm {
@@ -190,7 +197,7 @@ impl Verifier {
             }
             loaded.push(Issuer { settings: settings.clone(), keys });
         }
-        Ok(Verifier { issuers: loaded })
+        Ok(Verifier { issuers: loaded, verified: std::sync::Mutex::new(std::collections::HashMap::new()) })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -207,6 +214,27 @@ impl Verifier {
         if token.len() > MAX_TOKEN {
             return Err(AuthError(format!("the bearer token is longer than {MAX_TOKEN} bytes")));
         }
+        use sha2::Digest as _;
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = crate::governance::approvals::now_secs();
+        if let Ok(cache) = self.verified.lock()
+            && let Some((caller, exp)) = cache.get(&key)
+            && now < *exp
+        {
+            return Ok(caller.clone());
+        }
+        let (caller, exp) = self.verify_uncached(token)?;
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_CACHE {
+                cache.clear();
+            }
+            cache.insert(key, (caller.clone(), exp));
+        }
+        Ok(caller)
+    }
+
+    /// [`Verifier::verify`] without the cache; also returns `exp`.
+    fn verify_uncached(&self, token: &str) -> Result<(Caller, u64), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError(format!("the bearer token is malformed: {e}")))?;
         // The issuer is read unverified only to pick its keys.
@@ -232,7 +260,11 @@ impl Verifier {
             validation.validate_nbf = true;
             validation.leeway = issuer.settings.leeway_secs;
             match jsonwebtoken::decode::<Value>(token, &key.key, &validation) {
-                Ok(data) => return caller(&issuer.settings, &data.claims),
+                Ok(data) => {
+                    // Remembered only until `exp` (less the leeway it was granted).
+                    let exp = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+                    return caller(&issuer.settings, &data.claims).map(|c| (c, exp));
+                }
                 Err(e) => {
                     use jsonwebtoken::errors::ErrorKind as K;
                     last = AuthError(match e.kind() {

@@ -190,6 +190,7 @@ async fn change_aliases(
         server.warm.get(tenant, name, version).await.map_err(super::data::load_problem)?;
     }
     let aliases = server.registry().update_aliases(tenant, name, &change).await?;
+    server.remember_aliases(tenant, name, Arc::new(aliases.clone()));
     server.record(
         caller,
         tenant,

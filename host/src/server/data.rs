@@ -172,7 +172,7 @@ async fn resolve(
             (record.version, "approval")
         }
         None => {
-            let aliases = registry.aliases(tenant, name).await?;
+            let aliases = server.aliases_of(tenant, name).await?;
             let sticky = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).filter(|k| k.len() <= 256);
             let (version, alias) = aliases.route(name, sticky).ok_or_else(missing)?;
             (

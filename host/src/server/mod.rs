@@ -56,6 +56,10 @@ pub struct Server {
     request_key: Option<crate::keys::PublicKey>,
     http: ops::HttpMetrics,
     runs: runs::Runs,
+    /// Each component's aliases, as this server last wrote or read them:
+    /// the server is its registry's one writer, so a call routes without
+    /// touching the store.
+    aliases: std::sync::RwLock<std::collections::HashMap<(String, String), Arc<crate::registry::Aliases>>>,
     draining: AtomicBool,
 }
 
@@ -85,6 +89,7 @@ impl Server {
             request_key: parts.request_key,
             http: ops::HttpMetrics::new(),
 
+            aliases: std::sync::RwLock::new(std::collections::HashMap::new()),
             draining: AtomicBool::new(false),
         })
     }
@@ -130,10 +135,31 @@ impl Server {
         }
     }
 
+    /// A component's aliases, from memory once read. Only set aliases are
+    /// remembered, so unknown names cannot grow the map.
+    async fn aliases_of(&self, tenant: &str, name: &str) -> Result<Arc<crate::registry::Aliases>, Problem> {
+        let key = (tenant.to_owned(), name.to_owned());
+        if let Some(aliases) = self.aliases.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(aliases);
+        }
+        let aliases = Arc::new(self.registry().aliases(tenant, name).await?);
+        if aliases.stable.is_some() || aliases.canary.is_some() {
+            self.remember_aliases(tenant, name, aliases.clone());
+        }
+        Ok(aliases)
+    }
+
+    fn remember_aliases(&self, tenant: &str, name: &str, aliases: Arc<crate::registry::Aliases>) {
+        if let Ok(mut map) = self.aliases.write() {
+            map.insert((tenant.to_owned(), name.to_owned()), aliases);
+        }
+    }
+
     /// Loads a component's stable (and canary) version; a tool's stable
     /// becomes the one agents reach through `tools.invoke`.
     async fn refresh(&self, tenant: &str, name: &str) -> Result<(), Problem> {
         let aliases = self.registry().aliases(tenant, name).await?;
+        self.remember_aliases(tenant, name, Arc::new(aliases.clone()));
         if let Some(canary) = &aliases.canary {
             self.warm.get(tenant, name, &canary.version).await.map_err(data::load_problem)?;
         }
