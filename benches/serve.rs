@@ -45,7 +45,8 @@ struct Measured {
 fn wrk(url: &str, token: Option<&str>, dir: &Path) -> Measured {
     let secs = std::env::var("SERVE_BENCH_SECS").unwrap_or_else(|_| "10".into());
     let connections = std::env::var("SERVE_BENCH_CONNECTIONS").unwrap_or_else(|_| "32".into());
-    let auth = token.map(|t| format!("wrk.headers[\"Authorization\"] = \"Bearer {t}\"\n")).unwrap_or_default();
+    let auth =
+        token.map(|t| format!("wrk.headers[\"Authorization\"] = \"Bearer {t}\"\n")).unwrap_or_default();
     let script = dir.join(format!("post-{}.lua", rand_suffix()));
     std::fs::write(
         &script,
@@ -74,12 +75,18 @@ fn wrk(url: &str, token: Option<&str>, dir: &Path) -> Measured {
         requests_per_sec: number("Requests/sec:"),
         p50_ms: number("50%"),
         p99_ms: number("99%"),
-        errors: format!("{non2xx}{}", text.lines().filter(|l| l.contains("Socket errors")).collect::<String>()),
+        errors: format!(
+            "{non2xx}{}",
+            text.lines().filter(|l| l.contains("Socket errors")).collect::<String>()
+        ),
     }
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// `123.4us`, `1.2ms`, `2s` in milliseconds; a plain number as is.
@@ -98,7 +105,9 @@ fn to_ms_or_number(v: &str) -> f64 {
 
 fn main() {
     if Command::new("wrk").arg("--version").output().is_err() {
-        eprintln!("serve bench: wrk is not installed; run scripts/bench-serve.sh (it installs wrk from Debian)");
+        eprintln!(
+            "serve bench: wrk is not installed; run scripts/bench-serve.sh (it installs wrk from Debian)"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -116,7 +125,8 @@ fn main() {
         "default_tenant = \"acme\"\n[server]\nmax_in_flight = 1024\ntenant_in_flight = 1024\n[[server.issuers]]\nissuer = \"bench\"\nkeys = [\"issuer.pub\"]\n",
     )
     .unwrap();
-    std::fs::write(config.join("tenants/acme.toml"), "id = \"acme\"\n[publishers]\nci = \"publisher.pub\"\n").unwrap();
+    std::fs::write(config.join("tenants/acme.toml"), "id = \"acme\"\n[publishers]\nci = \"publisher.pub\"\n")
+        .unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let governance = Arc::new(Governance::load(&config, None, Some(&data)).unwrap());
@@ -128,21 +138,35 @@ fn main() {
     )
     .unwrap();
     let host = Arc::new(
-        Host::new(HostConfig { governance: Some(governance.clone()), audit: Some(audit.clone()), ..HostConfig::default() })
-            .unwrap(),
+        Host::new(HostConfig {
+            governance: Some(governance.clone()),
+            // SERVE_BENCH_AUDIT=0 leaves the trail out, to see what it costs.
+            audit: (std::env::var("SERVE_BENCH_AUDIT").as_deref() != Ok("0")).then(|| audit.clone()),
+            ..HostConfig::default()
+        })
+        .unwrap(),
     );
-    let registry =
-        Registry::new(Arc::new(LocalStore::open(&data.join("registry")).unwrap()), governance.clone(), 16 << 20);
+    let registry = Registry::new(
+        Arc::new(LocalStore::open(&data.join("registry")).unwrap()),
+        governance.clone(),
+        16 << 20,
+    );
     let wasm = std::fs::read(agenthost_artifacts::CALCULATOR).unwrap();
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&wasm)));
     let manifest = format!(
         "name = \"calculator\"\nversion = \"0.1.0\"\ndigest = \"{digest}\"\nworld = \"tool\"\nrisk_tier = \"read\"\n"
     );
-    let signature =
-        Publication { tenant: "acme", name: "calculator", version: "0.1.0", digest: &digest }.sign(&publisher);
+    let signature = Publication { tenant: "acme", name: "calculator", version: "0.1.0", digest: &digest }
+        .sign(&publisher);
     runtime.block_on(async {
         registry
-            .publish(Deploy { tenant: "acme", wasm: &wasm, manifest: &manifest, signature, deployer: "bench" })
+            .publish(Deploy {
+                tenant: "acme",
+                wasm: &wasm,
+                manifest: &manifest,
+                signature,
+                deployer: "bench",
+            })
             .await
             .unwrap();
         registry.update_aliases("acme", "calculator", |a| a.set(Alias::Stable, "0.1.0", None)).await.unwrap();
@@ -175,7 +199,8 @@ fn main() {
     let (url, stop) = runtime.block_on(async {
         server.warm_up().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/v1/tenants/acme/tools/calculator:invoke", listener.local_addr().unwrap());
+        let url =
+            format!("http://{}/v1/tenants/acme/tools/calculator:invoke", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let s = server.clone();
         tokio::spawn(async move {
@@ -188,11 +213,27 @@ fn main() {
     });
     // A check that the route answers 200 before it is measured.
     let check: Value = runtime.block_on(async {
-        reqwest::Client::new().post(&url).bearer_auth(&token).body(BODY).send().await.unwrap().json().await.unwrap()
+        reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&token)
+            .body(BODY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     });
     assert_eq!(check["output"]["value"], 79, "{check}");
     let governed = wrk(&url, Some(&token), dir.path());
     let _ = stop.send(());
+    if std::env::var("SERVE_BENCH_ONLY").as_deref() == Ok("agenthost") {
+        println!(
+            "agenthost: {:.0} requests/s, p50 {:.3} ms, p99 {:.3} ms",
+            governed.requests_per_sec, governed.p50_ms, governed.p99_ms
+        );
+        return;
+    }
 
     // The bare handler, alone.
     let plain = Arc::new(PlainTool::new(host.engine(), &wasm));
@@ -224,5 +265,8 @@ fn main() {
             name, m.requests_per_sec, m.p50_ms, m.p99_ms, m.errors
         );
     }
-    println!("  ratio agenthost / bare-axum (requests/s): {:.2}", governed.requests_per_sec / bare.requests_per_sec);
+    println!(
+        "  ratio agenthost / bare-axum (requests/s): {:.2}",
+        governed.requests_per_sec / bare.requests_per_sec
+    );
 }
