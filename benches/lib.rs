@@ -52,3 +52,70 @@ impl PlainTool {
         instance.call_invoke(&mut store, input).await.expect("call").expect("ok")
     }
 }
+
+/// A governed host's configuration for the registry benches: tenant `acme`
+/// with one publisher key, and one bearer-token issuer.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub governance: std::sync::Arc<agenthost::Governance>,
+    pub publisher: agenthost::keys::KeyPair,
+    pub issuer: agenthost::keys::KeyPair,
+}
+
+impl Fixture {
+    /// Writes `host.toml` (with `server` appended under `[server]`) and the
+    /// tenant file, and loads them.
+    pub fn new(server: &str) -> Fixture {
+        use agenthost::keys::KeyPair;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(config.join("tenants")).expect("config dir");
+        let issuer = KeyPair::generate();
+        let publisher = KeyPair::generate();
+        std::fs::write(config.join("issuer.pub"), issuer.public().pem().expect("pem")).expect("write");
+        std::fs::write(config.join("publisher.pub"), publisher.public().pem().expect("pem")).expect("write");
+        std::fs::write(
+            config.join("host.toml"),
+            format!(
+                "default_tenant = \"acme\"\n[server]\n{server}\n[[server.issuers]]\nissuer = \"bench\"\nkeys = [\"issuer.pub\"]\n"
+            ),
+        )
+        .expect("host.toml");
+        std::fs::write(
+            config.join("tenants/acme.toml"),
+            "id = \"acme\"\n[publishers]\nci = \"publisher.pub\"\n",
+        )
+        .expect("tenant");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let governance =
+            std::sync::Arc::new(agenthost::Governance::load(&config, None, Some(&data)).expect("governance"));
+        Fixture { dir, governance, publisher, issuer }
+    }
+
+    pub fn config(&self) -> std::path::PathBuf {
+        self.dir.path().join("config")
+    }
+
+    pub fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A deploy of `wasm` as tool `name`@`version` (read tier) to `acme`:
+    /// its manifest and the publisher's signature.
+    pub fn deploy(
+        &self,
+        wasm: &[u8],
+        name: &str,
+        version: &str,
+    ) -> (String, agenthost::registry::PublisherSignature) {
+        use sha2::Digest as _;
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(wasm)));
+        let manifest = format!(
+            "name = \"{name}\"\nversion = \"{version}\"\ndigest = \"{digest}\"\nworld = \"tool\"\nrisk_tier = \"read\"\n"
+        );
+        let signature = agenthost::registry::Publication { tenant: "acme", name, version, digest: &digest }
+            .sign(&self.publisher);
+        (manifest, signature)
+    }
+}

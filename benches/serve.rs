@@ -23,15 +23,14 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use agenthost::governance::{Governance, KeyPair};
-use agenthost::registry::{Alias, Deploy, LocalStore, Publication, Registry};
+use agenthost::governance::KeyPair;
+use agenthost::registry::{Alias, Deploy, LocalStore, Registry};
 use agenthost::server::{Server, ServerParts, Verifier};
 use agenthost::{Host, HostConfig};
-use agenthost_benches::PlainTool;
+use agenthost_benches::{Fixture, PlainTool};
 use axum::Json;
 use axum::routing::post;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 const BODY: &str = r#"{"input":{"expression":"12 * (3 + 4) - 5"}}"#;
 
@@ -117,22 +116,9 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     // A governed host: one tenant with a publisher, one token issuer.
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(config.join("tenants")).unwrap();
-    let issuer = KeyPair::generate();
-    let publisher = KeyPair::generate();
-    std::fs::write(config.join("issuer.pub"), issuer.public().pem().unwrap()).unwrap();
-    std::fs::write(config.join("publisher.pub"), publisher.public().pem().unwrap()).unwrap();
-    std::fs::write(
-        config.join("host.toml"),
-        "default_tenant = \"acme\"\n[server]\nmax_in_flight = 1024\ntenant_in_flight = 1024\n[[server.issuers]]\nissuer = \"bench\"\nkeys = [\"issuer.pub\"]\n",
-    )
-    .unwrap();
-    std::fs::write(config.join("tenants/acme.toml"), "id = \"acme\"\n[publishers]\nci = \"publisher.pub\"\n")
-        .unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let governance = Arc::new(Governance::load(&config, None, Some(&data)).unwrap());
+    let fixture = Fixture::new("max_in_flight = 1024\ntenant_in_flight = 1024");
+    let (config, data, governance, issuer) =
+        (fixture.config(), fixture.data(), fixture.governance.clone(), &fixture.issuer);
     let audit = agenthost::audit::AuditLog::open(
         &data.join("audit"),
         governance.settings().audit.options(),
@@ -155,12 +141,7 @@ fn main() {
         16 << 20,
     );
     let wasm = std::fs::read(agenthost_artifacts::CALCULATOR).unwrap();
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&wasm)));
-    let manifest = format!(
-        "name = \"calculator\"\nversion = \"0.1.0\"\ndigest = \"{digest}\"\nworld = \"tool\"\nrisk_tier = \"read\"\n"
-    );
-    let signature = Publication { tenant: "acme", name: "calculator", version: "0.1.0", digest: &digest }
-        .sign(&publisher);
+    let (manifest, signature) = fixture.deploy(&wasm, "calculator", "0.1.0");
     runtime.block_on(async {
         registry
             .publish(Deploy {
