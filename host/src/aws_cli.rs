@@ -17,8 +17,9 @@ use crate::{Failure, print_json};
 #[derive(Subcommand)]
 pub enum AwsCommand {
     /// Create the memory table (DynamoDB, with TTL), the audit bucket (S3 with
-    /// Object Lock), the events queue and, with `[keys] source =
-    /// "secretsmanager"`, the host's two key secrets; existing ones are left as they are
+    /// Object Lock), the events queue, with `[registry] backend = "s3"` the
+    /// registry's bucket and index table, and with `[keys] source =
+    /// "secretsmanager"` the host's two key secrets; existing ones are left as they are
     Bootstrap {
         /// The DynamoDB table [default: [memory] table, or agenthost-memory]
         #[arg(long, value_name = "NAME")]
@@ -66,6 +67,25 @@ pub async fn run(command: AwsCommand, settings: &HostSettings) -> Result<(), Fai
                 .await
                 .map_err(|e| anyhow!(e))?;
             report["events"] = json!({ "queue": queue, "queue_url": url, "bus": bus });
+            if settings.registry.backend == agenthost::settings::RegistryBackend::S3 {
+                let r = &settings.registry;
+                let bucket =
+                    r.bucket.clone().ok_or_else(|| anyhow!("[registry] backend = \"s3\" needs bucket"))?;
+                let table =
+                    r.table.clone().unwrap_or_else(|| agenthost::registry::s3::DEFAULT_TABLE.to_owned());
+                let store = agenthost::registry::S3Store::new(
+                    s3::client(&settings.aws).await,
+                    aws_sdk_dynamodb::Client::new(&config),
+                    bucket.clone(),
+                    r.prefix.clone(),
+                    table.clone(),
+                );
+                let (bucket_created, table_created) = store.create().await.map_err(|e| anyhow!(e))?;
+                report["registry"] = json!({
+                    "bucket": { "name": bucket, "created": bucket_created },
+                    "table": { "name": table, "created": table_created },
+                });
+            }
             if settings.keys.source == KeySource::Secretsmanager {
                 let client = aws_sdk_secretsmanager::Client::new(&config);
                 let audit = settings.keys.audit_secret.as_deref().unwrap_or(DEFAULT_AUDIT_SECRET);

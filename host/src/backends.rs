@@ -33,6 +33,9 @@ pub struct Backends {
     pub tenant_models: BTreeMap<String, Arc<dyn ModelBackend>>,
     /// `None`: the host's own in-process bus.
     pub events: Option<Arc<dyn EventBus>>,
+    /// The SQS queue events arrive on (SQS and EventBridge backends), for a
+    /// server with subscribers to poll.
+    pub sqs: Option<(aws_sdk_sqs::Client, String)>,
 }
 
 /// The events bus `settings` ask for; `None` for the host's in-process bus.
@@ -42,7 +45,7 @@ pub struct Backends {
 pub async fn event_backend(
     settings: &EventSettings,
     aws: &AwsSettings,
-) -> Result<Option<Arc<dyn EventBus>>, String> {
+) -> Result<Option<(Arc<dyn EventBus>, (aws_sdk_sqs::Client, String))>, String> {
     if settings.backend == EventBackend::InProcess {
         return Ok(None);
     }
@@ -67,9 +70,9 @@ pub async fn event_backend(
             aws_sdk_eventbridge::Client::new(&config),
             settings.bus.clone().unwrap_or_else(|| "default".to_owned()),
         )),
-        _ => Arc::new(events::SqsBus::new(sqs, url)),
+        _ => Arc::new(events::SqsBus::new(sqs.clone(), url.clone())),
     };
-    Ok(Some(bus))
+    Ok(Some((bus, (sqs, url))))
 }
 
 /// The model backend `settings` ask for.
@@ -166,8 +169,11 @@ impl Backends {
                 tenant_models.insert(tenant.id.clone(), backend);
             }
         }
-        let events = event_backend(&settings.events, &settings.aws).await?;
-        Ok(Backends { audit, audit_s3, memory, model, tenant_models, events })
+        let (events, sqs) = match event_backend(&settings.events, &settings.aws).await? {
+            Some((bus, queue)) => (Some(bus), Some(queue)),
+            None => (None, None),
+        };
+        Ok(Backends { audit, audit_s3, memory, model, tenant_models, events, sqs })
     }
 
     /// `config` with every backend in it: the audit trail, memory, the

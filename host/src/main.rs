@@ -321,7 +321,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let local = if uses_data {
                 let governance = governance()?;
                 let host_keys = keys.load(governance.settings()).await?;
-                Some(registry_cli::Local::open(governance, &data, host_keys)?)
+                Some(registry_cli::Local::open(governance, &data, host_keys).await?)
             } else {
                 None
             };

@@ -1,7 +1,8 @@
 //! `agenthost sign|deploy|versions|alias|promote|rollback`: publish and
 //! route component versions, on a server (`--server URL --token FILE`) or,
-//! without `--server`, on this data directory's registry (when no server
-//! runs on it).
+//! without `--server`, on the registry host.toml names (this data
+//! directory's by default; S3 and DynamoDB with `[registry] backend =
+//! "s3"`), when no server is serving it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -238,14 +239,14 @@ impl Local {
 }
 
 impl Local {
-    /// This data directory's registry, with the keys its audit records
-    /// are signed with.
-    pub fn open(
+    /// The registry host.toml names, with the keys its audit records are
+    /// signed with.
+    pub async fn open(
         governance: Arc<Governance>,
         data: &Path,
         keys: agenthost::keystore::HostKeys,
     ) -> anyhow::Result<Local> {
-        let registry = crate::server_cli::local_registry(data, &governance)?;
+        let registry = crate::server_cli::registry(data, &governance).await?;
         Ok(Local { registry, governance, data: data.to_owned(), keys })
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use agenthost::backends::Backends;
 use agenthost::governance::{Governance, TenantConfig};
-use agenthost::registry::{LocalStore, Registry};
+use agenthost::registry::Registry;
 use agenthost::server::{self, Drained, Server, ServerParts, Verifier};
 use agenthost::{Host, HostConfig};
 
@@ -23,11 +23,15 @@ pub struct ServeArgs {
     listen: Option<String>,
 }
 
-/// The local registry of a data directory.
-pub fn local_registry(data: &Path, governance: &Arc<Governance>) -> anyhow::Result<Registry> {
-    let store = LocalStore::open(&data.join("registry")).map_err(|e| anyhow!(e))?;
-    let limit = governance.settings().server.body_limit_bytes as u64;
-    Ok(Registry::new(Arc::new(store), governance.clone(), limit))
+/// The registry `[registry]` in host.toml names: the data directory's own
+/// (default), or S3 and DynamoDB.
+pub async fn registry(data: &Path, governance: &Arc<Governance>) -> anyhow::Result<Registry> {
+    let settings = governance.settings();
+    let store = agenthost::registry::open_store(&settings.registry, &settings.aws, data)
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let limit = settings.server.body_limit_bytes as u64;
+    Ok(Registry::new(store, governance.clone(), limit))
 }
 
 pub async fn serve(
@@ -54,7 +58,7 @@ pub async fn serve(
     config.egress_ca = governance.egress_ca().map_err(|e| anyhow!(e))?;
     config.governance = Some(governance.clone());
     let host = Arc::new(Host::new(config)?);
-    let registry = local_registry(data, &governance)?;
+    let registry = registry(data, &governance).await?;
     let server = Server::new(ServerParts {
         host,
         registry,
@@ -64,6 +68,13 @@ pub async fn serve(
         request_key: Some(keys.audit.public()),
     });
     server.warm_up().await;
+    server.subscribe_all().map_err(|e| anyhow!(e))?;
+    // Events from SQS (or an EventBridge rule into it) reach the subscribers.
+    let poller = backends
+        .sqs
+        .clone()
+        .filter(|_| !settings.subscriptions.is_empty())
+        .map(|(client, url)| server.host().serve_sqs(client, url));
     let listen = args.listen.unwrap_or(settings.listen);
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -71,6 +82,9 @@ pub async fn serve(
     // One JSON line that scripts (and the tests) read to find the port.
     crate::write_stdout(&format!("{}\n", json!({ "listening": format!("http://{address}") })))?;
     let drained = server::serve(server.clone(), listener, shutdown_signal()).await;
+    if let Some(poller) = poller {
+        poller.abort();
+    }
     drop(server);
     backends.close().await.map_err(|e| anyhow!("the audit trail was not closed cleanly: {e}"))?;
     let how = match drained {

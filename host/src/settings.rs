@@ -48,6 +48,9 @@ pub struct HostSettings {
     /// `agenthost serve`: listening, limits and who may call.
     #[serde(default)]
     pub server: ServerSettings,
+    /// Where component versions are kept.
+    #[serde(default)]
+    pub registry: RegistrySettings,
 }
 
 /// `[egress]` in host.toml.
@@ -282,6 +285,22 @@ pub struct ServerSettings {
     /// request but `/healthz` is refused.
     #[serde(default)]
     pub issuers: Vec<IssuerSettings>,
+    /// Agents that run for events (`[[server.subscriptions]]`), resolved
+    /// through the registry (the agent's `stable` version) per event.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionSettings>,
+}
+
+/// `[[server.subscriptions]]`: an agent of a tenant, run for each event of
+/// that tenant whose topic matches.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionSettings {
+    pub tenant: String,
+    /// A topic name or a `prefix.*` pattern.
+    pub topic: String,
+    /// The agent's component name in the registry.
+    pub agent: String,
 }
 
 impl Default for ServerSettings {
@@ -299,6 +318,7 @@ impl Default for ServerSettings {
             idle_unload_secs: default_idle_unload(),
             runs_kept: default_runs_kept(),
             issuers: Vec::new(),
+            subscriptions: Vec::new(),
         }
     }
 }
@@ -375,4 +395,31 @@ fn default_roles_claim() -> String {
 }
 fn default_leeway() -> u64 {
     30
+}
+
+/// `[registry]` in host.toml: where component versions are kept.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    #[serde(default)]
+    pub backend: RegistryBackend,
+    /// `s3`: the bucket for component bytes.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// `s3`: a key prefix inside the bucket.
+    #[serde(default)]
+    pub prefix: String,
+    /// `s3`: the DynamoDB table of versions and aliases [default: agenthost-registry].
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegistryBackend {
+    /// `<data-dir>/registry/`.
+    #[default]
+    Local,
+    /// S3 for the bytes, DynamoDB for the index: shared by several hosts.
+    S3,
 }

@@ -13,6 +13,7 @@
 
 pub mod local;
 pub mod routing;
+pub mod s3;
 pub mod warm;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use crate::governance::{ComponentManifest, Governance, KeyPair, PublicKey};
 
 pub use local::LocalStore;
 pub use routing::{Alias, Aliases, Canary};
+pub use s3::S3Store;
 
 /// The longest component name, version or tenant id the registry stores.
 pub const MAX_NAME: usize = 64;
@@ -446,4 +448,32 @@ struct ManifestHead {
     name: String,
     version: String,
     digest: String,
+}
+
+/// The store `[registry]` in host.toml asks for: the data directory's
+/// `registry/`, or S3 and DynamoDB.
+///
+/// # Errors
+///
+/// `invalid` for an `s3` backend without a bucket; `storage` when the
+/// local directory cannot be created.
+pub async fn open_store(
+    settings: &crate::settings::RegistrySettings,
+    aws: &crate::aws::AwsSettings,
+    data: &std::path::Path,
+) -> Result<Arc<dyn Store>, RegistryError> {
+    use crate::settings::RegistryBackend;
+    Ok(match settings.backend {
+        RegistryBackend::Local => Arc::new(LocalStore::open(&data.join("registry"))?),
+        RegistryBackend::S3 => {
+            let bucket = settings
+                .bucket
+                .clone()
+                .ok_or_else(|| RegistryError::Invalid("[registry] backend = \"s3\" needs bucket".into()))?;
+            let table = settings.table.clone().unwrap_or_else(|| s3::DEFAULT_TABLE.to_owned());
+            let dynamo = aws_sdk_dynamodb::Client::new(&aws.load().await);
+            let client = crate::audit::s3::client(aws).await;
+            Arc::new(S3Store::new(client, dynamo, bucket, settings.prefix.clone(), table))
+        }
+    })
 }

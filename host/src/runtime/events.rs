@@ -11,6 +11,11 @@ use crate::error::{ErrorKind, InvokeError};
 
 use super::{CallOptions, Host, LoadedComponent};
 
+/// Chooses, when an event arrives, the agent that runs for it.
+pub type AgentResolver = Arc<
+    dyn Fn() -> crate::brokers::BoxFuture<'static, Result<Arc<LoadedComponent>, InvokeError>> + Send + Sync,
+>;
+
 impl Host {
     /// Runs `agent` for every event of its tenant whose topic matches
     /// `topic` (a name or a `prefix.*` pattern), in the publisher's trace.
@@ -29,14 +34,36 @@ impl Host {
                 format!("{} is a tool; only agents subscribe to events", agent.id()),
             ));
         }
+        let tenant = agent.tenant().to_owned();
+        self.subscribe_resolved(
+            &tenant,
+            topic,
+            Arc::new(move || {
+                let agent = agent.clone();
+                Box::pin(async move { Ok(agent) })
+            }),
+        );
+        Ok(())
+    }
+
+    /// As [`Host::subscribe`], with the agent chosen when each event
+    /// arrives (a server resolves the agent's `stable` version then, so a
+    /// promotion or rollback applies to the next event). The agent must be
+    /// of `tenant`, or the event is left for redelivery.
+    pub fn subscribe_resolved(&self, tenant: &str, topic: &str, resolve: AgentResolver) {
         let host = Arc::downgrade(&self.inner);
-        let subscriber = agent.clone();
+        let owner = tenant.to_owned();
         let handler: crate::brokers::events::Handler = Arc::new(move |event: Envelope| {
             let host = host.clone();
-            let agent = subscriber.clone();
+            let resolve = resolve.clone();
+            let owner = owner.clone();
             Box::pin(async move {
                 let inner = host.upgrade().ok_or("the host is gone")?;
                 let host = Host { inner };
+                let agent = resolve().await.map_err(|e| e.to_string())?;
+                if agent.world() != World::Agent || agent.tenant() != owner {
+                    return Err(format!("{} is not an agent of tenant `{owner}`", agent.id()));
+                }
                 let payload = event.payload_bytes();
                 let payload = serde_json::from_slice::<Value>(&payload)
                     .unwrap_or_else(|_| Value::String(event.payload.clone()));
@@ -55,13 +82,12 @@ impl Host {
             })
         });
         self.inner.dispatcher.subscribe(Subscription {
-            tenant: agent.tenant().to_owned(),
+            tenant: tenant.to_owned(),
             topic: crate::governance::names::Patterns(vec![topic.to_owned()]),
             handler,
         });
         // In-process events are served from the first subscription on.
         let _ = self.inner.dispatcher.serve_in_process(&self.inner.in_process);
-        Ok(())
     }
 
     /// Delivers the events of an SQS queue (fed by the SQS bus or by an

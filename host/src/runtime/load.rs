@@ -389,13 +389,23 @@ impl Host {
             }
         }
         // Compiling takes milliseconds of CPU: keep it off the async workers.
+        // With a disk cache, compile once into an artifact and load that,
+        // rather than compiling twice (once to run, once to store).
         let engine = self.engine().clone();
         let owned = bytes.to_vec();
+        let want_artifact = inner.cache.is_some();
         let (component, artifact) = tokio::task::spawn_blocking(move || {
-            let component =
-                Component::new(&engine, &owned).map_err(|e| format!("not a valid component: {e:#}"))?;
-            let artifact = engine.precompile_component(&owned).ok();
-            Ok::<_, String>((component, artifact))
+            let invalid = |e: wasmtime::Error| format!("not a valid component: {e:#}");
+            if !want_artifact {
+                return Ok::<_, String>((Component::new(&engine, &owned).map_err(invalid)?, None));
+            }
+            let artifact = engine.precompile_component(&owned).map_err(invalid)?;
+            // SAFETY: `artifact` was produced a moment ago, in this process,
+            // by `precompile_component` of this same engine, and has not
+            // left this function's memory: it is exactly what wasmtime made.
+            #[allow(unsafe_code)]
+            let component = unsafe { Component::deserialize(&engine, &artifact) }.map_err(invalid)?;
+            Ok((component, Some(artifact)))
         })
         .await
         .map_err(|e| format!("the compile task failed: {e}"))??;

@@ -191,6 +191,51 @@ impl Server {
         })
     }
 
+    /// Serves `[[server.subscriptions]]`: each event runs the subscribed
+    /// agent's version as the aliases route it when the event arrives.
+    ///
+    /// # Errors
+    ///
+    /// A subscription naming an unknown tenant or a malformed name.
+    pub fn subscribe_all(self: &Arc<Self>) -> Result<(), String> {
+        for sub in &self.settings.subscriptions {
+            self.governance.tenant(&sub.tenant).map_err(|e| format!("[[server.subscriptions]]: {e}"))?;
+            crate::registry::check_name("agent", &sub.agent)
+                .map_err(|e| format!("[[server.subscriptions]]: {e}"))?;
+            let server = Arc::downgrade(self);
+            let (tenant, name) = (sub.tenant.clone(), sub.agent.clone());
+            self.host.subscribe_resolved(
+                &sub.tenant,
+                &sub.topic,
+                Arc::new(move || {
+                    let (server, tenant, name) = (server.clone(), tenant.clone(), name.clone());
+                    Box::pin(async move {
+                        let unavailable = |detail: String| {
+                            crate::error::InvokeError::new(crate::error::ErrorKind::Unavailable, detail)
+                        };
+                        let server =
+                            server.upgrade().ok_or_else(|| unavailable("the server is stopping".into()))?;
+                        let aliases =
+                            server.aliases_of(&tenant, &name).await.map_err(|p| unavailable(p.detail))?;
+                        let (version, _) = aliases.route(&name, None).ok_or_else(|| {
+                            unavailable(format!(
+                                "tenant `{tenant}` has no agent `{name}` with a stable version"
+                            ))
+                        })?;
+                        let version = version.to_owned();
+                        let (agent, _) = server
+                            .warm
+                            .get(&tenant, &name, &version)
+                            .await
+                            .map_err(|e| unavailable(e.to_string()))?;
+                        Ok(agent)
+                    })
+                }),
+            );
+        }
+        Ok(())
+    }
+
     /// Unloads versions idle for `[server] idle_unload_secs`, keeping what
     /// the aliases point at.
     pub async fn sweep(&self) -> Vec<String> {

@@ -17,6 +17,7 @@ mod limits;
 mod loading;
 mod memory;
 mod models;
+mod registry;
 mod samples;
 mod schema;
 mod serve;

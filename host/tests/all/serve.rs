@@ -55,7 +55,7 @@ impl Served {
         .unwrap();
         std::fs::write(
             config.join("tenants/acme.toml"),
-            "id = \"acme\"\n[grants]\nmemory_namespaces = [\"refunds\"]\n[publishers]\nci = \"publisher.pub\"\n[approvers]\nalice = \"alice.pub\"\nbob = \"bob.pub\"\n",
+            "id = \"acme\"\n[grants]\nmemory_namespaces = [\"refunds\", \"events\"]\ntopics = [\"orders.*\"]\n[publishers]\nci = \"publisher.pub\"\n[approvers]\nalice = \"alice.pub\"\nbob = \"bob.pub\"\n",
         )
         .unwrap();
         std::fs::write(
@@ -143,6 +143,23 @@ impl Served {
             "manifest": manifest,
             "signature": signature,
         })
+    }
+
+    /// Deploys any component with the manifest `head` (name, version and
+    /// digest are added), signed by the tenant's publisher, and makes it stable.
+    async fn publish_stable(&self, token: &str, wasm_path: &str, name: &str, version: &str, head: &str) {
+        let wasm = std::fs::read(wasm_path).unwrap();
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&wasm)));
+        let manifest = format!("name = \"{name}\"\nversion = \"{version}\"\ndigest = \"{digest}\"\n{head}");
+        let signature = Publication { tenant: "acme", name, version, digest: &digest }.sign(&self.publisher);
+        let body = json!({ "wasm": base64::engine::general_purpose::STANDARD.encode(&wasm), "manifest": manifest, "signature": signature });
+        let (status, answer) =
+            self.send(reqwest::Method::POST, "/v1/tenants/acme/components", Some(token), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let path = format!("/v1/tenants/acme/components/{name}/aliases/stable");
+        let (status, answer) =
+            self.send(reqwest::Method::PUT, &path, Some(token), Some(json!({ "version": version }))).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
     }
 
     async fn deploy(&self, token: &str, wasm_path: &str, version: &str) -> (StatusCode, Value) {
@@ -866,4 +883,59 @@ async fn respond_async_answers_202_and_only_the_owner_polls_the_run() {
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["error"]["kind"], "invalid-input", "{run}");
     assert_eq!(run["http_status"], 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscription_in_host_toml_runs_the_agents_stable_version_for_each_event() {
+    let served = Served::start(
+        "[[server.subscriptions]]\ntenant = \"acme\"\ntopic = \"orders.*\"\nagent = \"event-recorder\"",
+    );
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    let user = served.token("ursula", &["acme"], &["tenant-user"]);
+    let auditor = served.token("audrey", &["acme"], &["auditor"]);
+    served
+        .publish_stable(
+            &deployer,
+            artifacts::EVENT_RECORDER,
+            "event-recorder",
+            "0.1.0",
+            "world = \"agent\"\n[requests]\ninterfaces = [\"log\", \"memory\"]\nmemory_namespaces = [\"events\"]\n",
+        )
+        .await;
+    served
+        .publish_stable(
+            &deployer,
+            artifacts::NOTIFY,
+            "notify",
+            "0.1.0",
+            "world = \"tool\"\nrisk_tier = \"write-low\"\n[requests]\ninterfaces = [\"log\", \"events\"]\ntopics = [\"orders.*\"]\n",
+        )
+        .await;
+
+    let input = json!({ "input": { "topic": "orders.created", "message": "order A-7" } });
+    let (status, answer) = served
+        .send(reqwest::Method::POST, "/v1/tenants/acme/tools/notify:invoke", Some(&user), Some(input))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    // The subscriber's run shows in the tenant's trail.
+    let mut runs = Vec::new();
+    for _ in 0..100 {
+        let (_, answer) = served
+            .send(reqwest::Method::GET, "/v1/tenants/acme/audit?kind=tool_call", Some(&auditor), None)
+            .await;
+        runs = answer["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["record"]["agent"].as_str().is_some_and(|a| a.starts_with("event-recorder@")))
+            .cloned()
+            .collect();
+        if !runs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(runs.len(), 1, "the event-recorder ran {} times", runs.len());
+    assert_eq!(runs[0]["record"]["outcome"], "ok", "{}", runs[0]);
 }
