@@ -262,6 +262,9 @@ pub struct ServerSettings {
     /// A request must be answered within this, or it gets 504 [default: 60 s].
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
+    /// Connections open at once [default: 4096]; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// On SIGTERM/SIGINT, calls in flight get this long to finish [default: 20 s].
     #[serde(default = "default_drain")]
     pub drain_timeout_ms: u64,
@@ -311,6 +314,7 @@ impl Default for ServerSettings {
             header_limit_bytes: default_header_limit(),
             header_timeout_ms: default_header_timeout(),
             request_timeout_ms: default_request_timeout(),
+            max_connections: default_max_connections(),
             drain_timeout_ms: default_drain(),
             max_in_flight: default_max_in_flight(),
             tenant_in_flight: default_tenant_in_flight(),
@@ -337,6 +341,9 @@ fn default_header_timeout() -> u64 {
 }
 fn default_request_timeout() -> u64 {
     60_000
+}
+fn default_max_connections() -> usize {
+    4096
 }
 fn default_drain() -> u64 {
     20_000

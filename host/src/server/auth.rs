@@ -369,3 +369,112 @@ pub fn issue(request: &TokenRequest<'_>, private_pem: &[u8], key_id: &str) -> Re
     header.kid = Some(key_id.to_owned());
     jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("cannot sign the token: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyPair;
+    use base64::Engine as _;
+
+    fn settings(keys: Vec<std::path::PathBuf>, jwks: Option<std::path::PathBuf>) -> IssuerSettings {
+        IssuerSettings {
+            issuer: "idp".into(),
+            audience: "agenthost".into(),
+            keys,
+            jwks,
+            tenants_claim: "tenants".into(),
+            roles_claim: "roles".into(),
+            leeway_secs: 0,
+        }
+    }
+
+    fn token(key: &KeyPair, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        let request = TokenRequest {
+            issuer: "idp",
+            audience: "agenthost",
+            subject: "ursula",
+            tenants: &["acme".to_owned()],
+            roles: &roles,
+            ttl_secs: 600,
+        };
+        issue(&request, key.private_pem().expect("pem").as_bytes(), &key.id()).expect("token")
+    }
+
+    #[test]
+    fn a_jwks_key_verifies_and_its_own_algorithm_is_the_only_one_accepted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = KeyPair::generate();
+        // The raw Ed25519 key is the last 32 bytes of its SPKI encoding.
+        let pem = key.public().pem().expect("pem");
+        let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(der).expect("der");
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
+        let jwks =
+            json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": key.id(), "alg": "EdDSA" }] });
+        std::fs::write(dir.path().join("jwks.json"), jwks.to_string()).expect("write");
+        let verifier =
+            Verifier::load(&[settings(vec![], Some("jwks.json".into()))], dir.path()).expect("load");
+        let caller = verifier.verify(&token(&key, &["tenant-user"])).expect("verifies");
+        assert_eq!(caller.subject, "ursula");
+        assert!(caller.may(Role::TenantUser, "acme") && !caller.may(Role::TenantUser, "globex"));
+        assert!(!caller.may(Role::Deployer, "acme"));
+
+        // HS256 with the public key as the shared secret: refused.
+        let header =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            json!({ "iss": "idp", "aud": "agenthost", "sub": "mallory", "roles": ["operator"], "tenants": ["*"], "exp": 4_000_000_000u64 })
+                .to_string(),
+        );
+        let forged = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &json!({ "iss": "idp", "aud": "agenthost", "sub": "mallory", "roles": ["operator"], "exp": 4_000_000_000u64 }),
+            &EncodingKey::from_secret(pem.as_bytes()),
+        )
+        .expect("hs256");
+        assert!(verifier.verify(&forged).is_err());
+        assert!(verifier.verify(&format!("{header}.{claims}.")).is_err(), "alg none-like tokens are refused");
+        // Another key's signature, a token without a known role.
+        assert!(verifier.verify(&token(&KeyPair::generate(), &["tenant-user"])).is_err());
+        let unknown_role = jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            &json!({ "iss": "idp", "aud": "agenthost", "sub": "ursula", "roles": ["superuser"], "tenants": ["acme"], "exp": 4_000_000_000u64 }),
+            &EncodingKey::from_ed_pem(key.private_pem().expect("pem").as_bytes()).expect("key"),
+        )
+        .expect("token");
+        let refused = verifier.verify(&unknown_role).err().expect("refused");
+        assert!(refused.0.contains("no known role"), "{refused}");
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_star_is_for_operators_and_auditors_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = KeyPair::generate();
+        std::fs::write(dir.path().join("idp.pub"), key.public().pem().expect("pem")).expect("write");
+        let verifier = Verifier::load(&[settings(vec!["idp.pub".into()], None)], dir.path()).expect("load");
+        let t = token(&key, &["tenant-user"]);
+        verifier.verify(&t).expect("verifies");
+        // The remembered entry is what answers while it lasts…
+        let set = |subject: &str, exp: u64| {
+            let mut cache = verifier.verified.lock().expect("lock");
+            for (caller, e) in cache.values_mut() {
+                caller.subject = subject.to_owned();
+                *e = exp;
+            }
+        };
+        set("remembered", u64::MAX);
+        assert_eq!(verifier.verify(&t).expect("cached").subject, "remembered");
+        // …and never past its `exp`: then the token is checked afresh.
+        set("remembered", 0);
+        assert_eq!(verifier.verify(&t).expect("re-verified").subject, "ursula");
+        let star = Caller {
+            subject: "olga".into(),
+            issuer: "idp".into(),
+            tenants: ["*".to_owned()].into(),
+            roles: [Role::Operator, Role::TenantUser].into(),
+        };
+        assert!(star.may(Role::Operator, "acme"));
+        assert!(!star.may(Role::TenantUser, "acme"), "`*` never lets a caller act inside a tenant");
+    }
+}

@@ -939,3 +939,31 @@ async fn a_subscription_in_host_toml_runs_the_agents_stable_version_for_each_eve
     assert_eq!(runs.len(), 1, "the event-recorder ran {} times", runs.len());
     assert_eq!(runs[0]["record"]["outcome"], "ok", "{}", runs[0]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_beyond_the_limit_wait_and_a_slow_request_head_is_cut() {
+    let served = Served::start("max_connections = 2\nheader_timeout_ms = 1500");
+    let address = served.url.trim_start_matches("http://").to_owned();
+    // Two clients connect and send nothing.
+    let idle1 = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let _idle2 = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let quick = reqwest::Client::builder().timeout(std::time::Duration::from_millis(400)).build().unwrap();
+    assert!(
+        quick.get(served.url("/healthz")).send().await.is_err(),
+        "a third connection was served past the limit"
+    );
+    // One of them leaves: the next client is served.
+    drop(idle1);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let response = reqwest::Client::new().get(served.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // A client that dribbles its request head is cut off at the header timeout.
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the server kept a half-sent request open");
+}
