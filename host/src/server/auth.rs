@@ -443,7 +443,7 @@ mod tests {
             &EncodingKey::from_ed_pem(key.private_pem().expect("pem").as_bytes()).expect("key"),
         )
         .expect("token");
-        let refused = verifier.verify(&unknown_role).err().expect("refused");
+        let refused = verifier.verify(&unknown_role).expect_err("refused");
         assert!(refused.0.contains("no known role"), "{refused}");
     }
 
