@@ -114,8 +114,15 @@ impl Fixture {
         let manifest = format!(
             "name = \"{name}\"\nversion = \"{version}\"\ndigest = \"{digest}\"\nworld = \"tool\"\nrisk_tier = \"read\"\n"
         );
-        let signature = agenthost::registry::Publication { tenant: "acme", name, version, digest: &digest }
-            .sign(&self.publisher);
+        let manifest_digest = agenthost::registry::manifest_digest(&manifest);
+        let signature = agenthost::registry::Publication {
+            tenant: "acme",
+            name,
+            version,
+            digest: &digest,
+            manifest_digest: &manifest_digest,
+        }
+        .sign(&self.publisher);
         (manifest, signature)
     }
 }

@@ -124,11 +124,14 @@ pub fn sign(args: SignArgs) -> Result<(), Failure> {
         .into());
     }
     let key = KeyPair::read(&args.key).map_err(|e| anyhow!("--key: {e}"))?;
+    let manifest_text = read_text(&manifest_path, "manifest")?;
+    let manifest_digest = agenthost::registry::manifest_digest(&manifest_text);
     let publication = Publication {
         tenant: &args.tenant,
         name: &manifest.name,
         version: &manifest.version,
         digest: &digest,
+        manifest_digest: &manifest_digest,
     };
     let signature = publication.sign(&key);
     let out = args.out.unwrap_or_else(|| beside(&args.component, ".sig.json"));
@@ -137,6 +140,7 @@ pub fn sign(args: SignArgs) -> Result<(), Failure> {
         "name": manifest.name,
         "version": manifest.version,
         "digest": digest,
+        "manifest_digest": manifest_digest,
         "signature": signature,
     });
     let text = serde_json::to_string_pretty(&document).context("cannot render the signature")?;

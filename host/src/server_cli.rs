@@ -30,7 +30,7 @@ pub async fn registry(data: &Path, governance: &Arc<Governance>) -> anyhow::Resu
     let store = agenthost::registry::open_store(&settings.registry, &settings.aws, data)
         .await
         .map_err(|e| anyhow!(e))?;
-    let limit = settings.server.body_limit_bytes as u64;
+    let limit = settings.server.deploy_limit_bytes as u64;
     Ok(Registry::new(store, governance.clone(), limit))
 }
 

@@ -250,7 +250,7 @@ pub struct ServerSettings {
     /// The address to listen on [default: `127.0.0.1:8080`].
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// The largest request body, in bytes [default: 16 MiB, room for a deploy].
+    /// The largest request body but a deploy's, in bytes [default: 1 MiB].
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
     /// The largest request head (request line and headers), in bytes [default: 16 KiB].
@@ -265,6 +265,18 @@ pub struct ServerSettings {
     /// Connections open at once [default: 4096]; more wait to be accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections one client address may hold [default: 256]; more are
+    /// closed at once.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// A connection whose client reads nothing of an answer for this long
+    /// is closed [default: 10 s].
+    #[serde(default = "default_write_stall")]
+    pub write_stall_ms: u64,
+    /// The largest body of a deploy (`POST .../components`), in bytes
+    /// [default: 16 MiB]; every other route takes `body_limit_bytes`.
+    #[serde(default = "default_deploy_limit")]
+    pub deploy_limit_bytes: usize,
     /// On SIGTERM/SIGINT, calls in flight get this long to finish [default: 20 s].
     #[serde(default = "default_drain")]
     pub drain_timeout_ms: u64,
@@ -315,6 +327,9 @@ impl Default for ServerSettings {
             header_timeout_ms: default_header_timeout(),
             request_timeout_ms: default_request_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
+            write_stall_ms: default_write_stall(),
+            deploy_limit_bytes: default_deploy_limit(),
             drain_timeout_ms: default_drain(),
             max_in_flight: default_max_in_flight(),
             tenant_in_flight: default_tenant_in_flight(),
@@ -331,7 +346,7 @@ fn default_listen() -> String {
     "127.0.0.1:8080".to_owned()
 }
 fn default_body_limit() -> usize {
-    16 << 20
+    1 << 20
 }
 fn default_header_limit() -> usize {
     16 << 10
@@ -344,6 +359,15 @@ fn default_request_timeout() -> u64 {
 }
 fn default_max_connections() -> usize {
     4096
+}
+fn default_max_connections_per_client() -> usize {
+    256
+}
+fn default_write_stall() -> u64 {
+    10_000
+}
+fn default_deploy_limit() -> usize {
+    16 << 20
 }
 fn default_drain() -> u64 {
     20_000
@@ -389,6 +413,19 @@ pub struct IssuerSettings {
     /// Clock skew tolerated on `exp` and `nbf`, in seconds [default: 30].
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// Put before each `sub` of this issuer to make the principal, e.g.
+    /// `okta:`. Required, and distinct, when several issuers are trusted:
+    /// one issuer must not be able to speak for another's subjects.
+    #[serde(default)]
+    pub subject_prefix: Option<String>,
+    /// The tenants this issuer may name (`*` only if listed); others in
+    /// its tokens are ignored [default: any].
+    #[serde(default)]
+    pub tenants: Option<Vec<String>>,
+    /// The roles this issuer may grant; others in its tokens are ignored
+    /// [default: any].
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
 }
 
 fn default_audience() -> String {

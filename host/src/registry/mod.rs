@@ -91,15 +91,28 @@ pub fn check_name(what: &str, name: &str) -> Result<(), RegistryError> {
 }
 
 /// What a publisher signs: this tenant's component `name` at `version` is
-/// the bytes with `digest`. Binding the tenant means a signature made for
-/// one tenant cannot be replayed into another that lists the same key.
+/// the bytes with `digest`, governed by the manifest with
+/// `manifest_digest`. Binding the tenant means a signature made for one
+/// tenant cannot be replayed into another that lists the same key; binding
+/// the manifest means nobody re-sends signed bytes with a manifest of their
+/// own (its schema, tier, requests and policy are the publisher's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication<'a> {
     pub tenant: &'a str,
     pub name: &'a str,
     pub version: &'a str,
     pub digest: &'a str,
+    /// [`manifest_digest`] of the manifest's text.
+    pub manifest_digest: &'a str,
 }
+
+/// `sha256:<hex>` of a manifest's text, as a publisher signs it.
+pub fn manifest_digest(text: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+/// The longest manifest the registry takes, in bytes.
+pub const MAX_MANIFEST: usize = 64 * 1024;
 
 /// A publisher's signature over a [`Publication`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +133,7 @@ impl Publication<'_> {
             "name": self.name,
             "version": self.version,
             "digest": self.digest,
+            "manifest_digest": self.manifest_digest,
         })
     }
 
@@ -149,7 +163,7 @@ impl Publication<'_> {
         };
         key.verify_json(&self.statement(), &signature.value).map_err(|e| {
             RegistryError::Refused(format!(
-                "{label}: the publisher signature of `{name}` ({}) does not verify ({e}); the bytes, name or version changed after signing",
+                "{label}: the publisher signature of `{name}` ({}) does not verify ({e}); the bytes, name, version or manifest changed after signing",
                 signature.key_id
             ))
         })?;
@@ -178,8 +192,16 @@ pub struct VersionRecord {
 }
 
 impl VersionRecord {
-    pub fn publication(&self) -> Publication<'_> {
-        Publication { tenant: &self.tenant, name: &self.name, version: &self.version, digest: &self.digest }
+    /// What the record's signature covers; `manifest_digest` is computed
+    /// by the caller from the stored manifest text.
+    pub fn publication<'a>(&'a self, manifest_digest: &'a str) -> Publication<'a> {
+        Publication {
+            tenant: &self.tenant,
+            name: &self.name,
+            version: &self.version,
+            digest: &self.digest,
+            manifest_digest,
+        }
     }
 
     pub fn label(&self) -> String {
@@ -302,16 +324,28 @@ impl Registry {
                 self.max_bytes
             )));
         }
+        if deploy.manifest.len() > MAX_MANIFEST {
+            return Err(RegistryError::Invalid(format!(
+                "the manifest is {} bytes; this registry takes at most {MAX_MANIFEST}",
+                deploy.manifest.len()
+            )));
+        }
         let publishers = self.publishers(deploy.tenant)?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(deploy.wasm)));
+        let signed_manifest = manifest_digest(deploy.manifest);
         // Only the name and version are read before the signature check,
         // to know what the signature should cover.
         let head: ManifestHead = toml::from_str(deploy.manifest)
             .map_err(|e| RegistryError::Invalid(format!("the manifest is not valid TOML: {e}")))?;
         check_name("component name", &head.name)?;
         check_name("version", &head.version)?;
-        let publication =
-            Publication { tenant: deploy.tenant, name: &head.name, version: &head.version, digest: &digest };
+        let publication = Publication {
+            tenant: deploy.tenant,
+            name: &head.name,
+            version: &head.version,
+            digest: &digest,
+            manifest_digest: &signed_manifest,
+        };
         let publisher = publication.verify(&deploy.signature, &publishers)?;
         if head.digest != digest {
             return Err(RegistryError::Refused(format!(
@@ -336,6 +370,13 @@ impl Registry {
             deployed_by: deploy.deployer.to_owned(),
             deployed_at: crate::governance::approvals::now_secs(),
         };
+        // The same signed version again: nothing to write.
+        if let Ok(existing) = self.store.get_version(&record.tenant, &record.name, &record.version).await
+            && existing.digest == record.digest
+            && existing.manifest == record.manifest
+        {
+            return Ok(Verified { record: existing, bytes: deploy.wasm.to_vec(), manifest, policy });
+        }
         self.store.put_blob(&record.tenant, &record.digest, deploy.wasm).await?;
         if let Some(existing) = self.store.create_version(&record).await? {
             if existing.digest != record.digest {
@@ -373,7 +414,14 @@ impl Registry {
                 crate::text::clip(&record.tenant)
             )));
         }
-        record.publication().verify(&record.signature, &publishers)?;
+        if record.manifest.len() > MAX_MANIFEST {
+            return Err(RegistryError::Refused(format!(
+                "the stored manifest of {} of tenant `{tenant}` is larger than {MAX_MANIFEST} bytes: the store was altered",
+                record.label()
+            )));
+        }
+        let stored_manifest = manifest_digest(&record.manifest);
+        record.publication(&stored_manifest).verify(&record.signature, &publishers)?;
         let bytes = self.store.get_blob(tenant, &record.digest, self.max_bytes).await?;
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         if actual != record.digest {

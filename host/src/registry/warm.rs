@@ -94,8 +94,21 @@ impl WarmSet {
                 let component = self.host.load(&verified.bytes, options).await?;
                 Ok::<_, WarmError>((component, Arc::new(verified.record)))
             })
-            .await?;
-        Ok(ready.clone())
+            .await;
+        match ready {
+            Ok(ready) => Ok(ready.clone()),
+            Err(e) => {
+                // A version that is missing or fails its checks leaves no
+                // entry behind: names nobody deployed cannot fill the map.
+                if let Ok(mut entries) = self.entries.lock() {
+                    let key = (tenant.to_owned(), name.to_owned(), version.to_owned());
+                    if entries.get(&key).is_some_and(|e| !e.cell.initialized()) {
+                        entries.remove(&key);
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Whether that version is loaded now.

@@ -147,8 +147,9 @@ pub(super) async fn decide(
     authorize(&caller, Role::Approver, &tenant)?;
     known_tenant(&server, &tenant)?;
     let (id, method) = split_call(&call, &["approve", "deny"])?;
-    let governance_tenant =
-        server.governance.tenant(&tenant).map_err(|e| Problem::not_found(e.to_string()))?;
+    let governance_tenant = server.governance.tenant(&tenant).map_err(|_| {
+        Problem::not_found(format!("tenant `{}` is not served here", crate::text::clip(&tenant)))
+    })?;
     let Some(key) = governance_tenant.approvers.get(&caller.subject) else {
         return Err(Problem::forbidden(format!(
             "`{}` is not an approver of tenant `{tenant}` ([approvers] in its tenant file)",

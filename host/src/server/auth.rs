@@ -197,6 +197,18 @@ impl Verifier {
             }
             loaded.push(Issuer { settings: settings.clone(), keys });
         }
+        if issuers.len() > 1 {
+            let mut prefixes = std::collections::BTreeSet::new();
+            for issuer in issuers {
+                let prefix = issuer.subject_prefix.as_deref().unwrap_or_default();
+                if prefix.is_empty() || !prefixes.insert(prefix) {
+                    return Err(format!(
+                        "[[server.issuers]] `{}`: with several issuers each needs a subject_prefix of its own (e.g. \"okta:\"), so that no issuer can mint another's subjects",
+                        issuer.issuer
+                    ));
+                }
+            }
+        }
         Ok(Verifier { issuers: loaded, verified: std::sync::Mutex::new(std::collections::HashMap::new()) })
     }
 
@@ -308,12 +320,18 @@ fn strings(claims: &Value, name: &str) -> Vec<String> {
 }
 
 fn caller(issuer: &IssuerSettings, claims: &Value) -> Result<Caller, AuthError> {
-    let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
-    if subject.is_empty() || subject.len() > 128 || subject.chars().any(char::is_control) {
+    let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+    if sub.is_empty() || sub.len() > 128 || sub.chars().any(char::is_control) {
         return Err(AuthError("the bearer token's `sub` is empty, too long or not printable".into()));
     }
-    let roles: BTreeSet<Role> =
-        strings(claims, &issuer.roles_claim).iter().filter_map(|r| Role::parse(r)).collect();
+    let subject = format!("{}{sub}", issuer.subject_prefix.as_deref().unwrap_or_default());
+    let allowed =
+        |list: &Option<Vec<String>>, item: &str| list.as_ref().is_none_or(|l| l.iter().any(|x| x == item));
+    let roles: BTreeSet<Role> = strings(claims, &issuer.roles_claim)
+        .iter()
+        .filter(|r| allowed(&issuer.roles, r))
+        .filter_map(|r| Role::parse(r))
+        .collect();
     if roles.is_empty() {
         return Err(AuthError(format!(
             "the bearer token grants no known role in `{}` (tenant-user, deployer, approver, operator, auditor)",
@@ -321,9 +339,12 @@ fn caller(issuer: &IssuerSettings, claims: &Value) -> Result<Caller, AuthError> 
         )));
     }
     Ok(Caller {
-        subject: subject.to_owned(),
+        subject,
         issuer: issuer.issuer.clone(),
-        tenants: strings(claims, &issuer.tenants_claim).into_iter().collect(),
+        tenants: strings(claims, &issuer.tenants_claim)
+            .into_iter()
+            .filter(|t| allowed(&issuer.tenants, t))
+            .collect(),
         roles,
     })
 }
@@ -385,6 +406,9 @@ mod tests {
             tenants_claim: "tenants".into(),
             roles_claim: "roles".into(),
             leeway_secs: 0,
+            subject_prefix: None,
+            tenants: None,
+            roles: None,
         }
     }
 
@@ -476,5 +500,45 @@ mod tests {
         };
         assert!(star.may(Role::Operator, "acme"));
         assert!(!star.may(Role::TenantUser, "acme"), "`*` never lets a caller act inside a tenant");
+    }
+}
+
+#[cfg(test)]
+mod scoping {
+    use super::*;
+
+    #[test]
+    fn an_issuer_names_only_its_own_subjects_tenants_and_roles() {
+        let mut a = IssuerSettings {
+            issuer: "a".into(),
+            audience: "agenthost".into(),
+            keys: vec![],
+            jwks: None,
+            tenants_claim: "tenants".into(),
+            roles_claim: "roles".into(),
+            leeway_secs: 0,
+            subject_prefix: Some("a:".into()),
+            tenants: Some(vec!["acme".into()]),
+            roles: Some(vec!["tenant-user".into()]),
+        };
+        let claims = json!({ "sub": "alice", "tenants": ["acme", "globex", "*"], "roles": ["tenant-user", "operator"] });
+        let c = caller(&a, &claims).expect("caller");
+        assert_eq!(c.subject, "a:alice");
+        assert_eq!(c.tenants, ["acme".to_owned()].into());
+        assert_eq!(c.roles, [Role::TenantUser].into());
+        a.roles = Some(vec!["deployer".into()]);
+        assert!(caller(&a, &claims).is_err(), "no role left is no caller");
+
+        // Two issuers without distinct prefixes are refused at load.
+        let dir = tempfile::tempdir().expect("dir");
+        let key = crate::keys::KeyPair::generate();
+        std::fs::write(dir.path().join("k.pub"), key.public().pem().expect("pem")).expect("write");
+        let mut one = a.clone();
+        one.keys = vec!["k.pub".into()];
+        let mut two = one.clone();
+        two.issuer = "b".into();
+        assert!(Verifier::load(&[one.clone(), two.clone()], dir.path()).is_err());
+        two.subject_prefix = Some("b:".into());
+        assert!(Verifier::load(&[one, two], dir.path()).is_ok());
     }
 }

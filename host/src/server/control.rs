@@ -78,39 +78,57 @@ pub(super) async fn deploy(
     known_tenant(&server, &tenant)?;
     let body: DeployBody = json_body(
         body,
-        server.settings.body_limit_bytes,
+        server.settings.deploy_limit_bytes,
         "{\"wasm\": BASE64, \"manifest\": TOML, \"signature\": {\"key_id\", \"value\"}}",
     )?;
     let wasm = base64::engine::general_purpose::STANDARD
         .decode(body.wasm.as_bytes())
         .map_err(|e| Problem::bad_request(format!("`wasm` is not base64: {e}")))?;
-    let deploy = Deploy {
-        tenant: &tenant,
-        wasm: &wasm,
-        manifest: &body.manifest,
-        signature: body.signature,
-        deployer: &caller.subject,
-    };
-    let verified = match server.registry().publish(deploy).await {
-        Ok(verified) => verified,
-        Err(e) => {
-            // A refused deploy is evidence too: who tried to push what.
-            let _ = server.record(
-                &caller,
-                &tenant,
-                "refused",
-                json!({ "action": "deploy", "why": e.to_string() }),
-            );
-            return Err(e.into());
-        }
-    };
-    let record = verified.record;
+    // The attempt is evidence before anything is stored: a deploy the
+    // trail cannot record is not made.
+    let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm)));
     server.record(
         &caller,
         &tenant,
-        "deployed",
-        json!({ "action": "deploy", "component": record.label(), "digest": record.digest, "publisher": record.publisher }),
+        "requested",
+        json!({ "action": "deploy", "digest": digest, "signed_by": body.signature.key_id }),
     )?;
+    // Stored and recorded to the end even if the client goes away.
+    let task = {
+        let (server, caller, tenant) = (server.clone(), caller.clone(), tenant.clone());
+        tokio::spawn(async move {
+            let deploy = Deploy {
+                tenant: &tenant,
+                wasm: &wasm,
+                manifest: &body.manifest,
+                signature: body.signature,
+                deployer: &caller.subject,
+            };
+            match server.registry().publish(deploy).await {
+                Ok(verified) => {
+                    let r = &verified.record;
+                    server.record(
+                        &caller,
+                        &tenant,
+                        "deployed",
+                        json!({ "action": "deploy", "component": r.label(), "digest": r.digest, "publisher": r.publisher }),
+                    )?;
+                    Ok(verified.record)
+                }
+                Err(e) => {
+                    // A refused deploy is evidence too: who tried to push what.
+                    let _ = server.record(
+                        &caller,
+                        &tenant,
+                        "refused",
+                        json!({ "action": "deploy", "why": e.to_string() }),
+                    );
+                    Err(Problem::from(e))
+                }
+            }
+        })
+    };
+    let record = task.await.map_err(|e| Problem::internal(format!("the deploy task failed: {e}")))??;
     // Compiled off the request path; the first call or alias change that
     // needs it waits for this same load (single flight).
     let warm = server.warm.clone();
@@ -180,7 +198,10 @@ async fn change_aliases(
     tenant: &str,
     name: &str,
     action: &str,
-    change: impl Fn(&mut crate::registry::Aliases) -> Result<(), crate::registry::RegistryError>,
+    change: impl Fn(&mut crate::registry::Aliases) -> Result<(), crate::registry::RegistryError>
+    + Send
+    + Sync
+    + 'static,
 ) -> Result<Json<Value>, Problem> {
     // The targets load before the aliases move, so the switch is instant
     // and a version that cannot load never takes traffic.
@@ -189,15 +210,28 @@ async fn change_aliases(
     for version in preview.versions() {
         server.warm.get(tenant, name, version).await.map_err(super::data::load_problem)?;
     }
-    let aliases = server.registry().update_aliases(tenant, name, &change).await?;
-    server.remember_aliases(tenant, name, Arc::new(aliases.clone()));
-    server.record(
-        caller,
-        tenant,
-        "changed",
-        json!({ "action": action, "component": name, "stable": aliases.stable, "canary": aliases.canary }),
-    )?;
-    server.refresh(tenant, name).await?;
+    // The intent is evidence before the change: a change the trail cannot
+    // record is not made.
+    server.record(caller, tenant, "requested", json!({ "action": action, "component": name }))?;
+    // The change, its record and the routing update run to the end even if
+    // the client goes away.
+    let task = {
+        let (server, caller) = (server.clone(), caller.clone());
+        let (tenant, name, action) = (tenant.to_owned(), name.to_owned(), action.to_owned());
+        tokio::spawn(async move {
+            let aliases = server.registry().update_aliases(&tenant, &name, &change).await?;
+            server.remember_aliases(&tenant, &name, Arc::new(aliases.clone()));
+            server.record(
+                &caller,
+                &tenant,
+                "changed",
+                json!({ "action": action, "component": name, "stable": aliases.stable, "canary": aliases.canary }),
+            )?;
+            server.refresh(&tenant, &name).await?;
+            Ok::<_, Problem>(aliases)
+        })
+    };
+    let aliases = task.await.map_err(|e| Problem::internal(format!("the alias change failed: {e}")))??;
     Ok(Json(json!({ "tenant": tenant, "name": name, "aliases": aliases })))
 }
 
@@ -219,8 +253,10 @@ pub(super) async fn set_alias(
         json_body(body, server.settings.body_limit_bytes, "{\"version\": V, \"weight\"?: PERCENT}")?;
     crate::registry::check_name("version", &body.version)?;
     let action = format!("alias-{}", alias.as_str());
-    change_aliases(&server, &caller, &tenant, &name, &action, |a| a.set(alias, &body.version, body.weight))
-        .await
+    change_aliases(&server, &caller, &tenant, &name, &action, move |a| {
+        a.set(alias, &body.version, body.weight)
+    })
+    .await
 }
 
 /// `POST /v1/tenants/{tenant}/components/{name}:promote` and `:rollback`
@@ -286,7 +322,9 @@ pub(super) async fn tenant(
     caller: Caller,
 ) -> Result<Json<Value>, Problem> {
     authorize(&caller, Role::Operator, &tenant)?;
-    let found = server.governance.tenant(&tenant).map_err(|e| Problem::not_found(e.to_string()))?;
+    let found = server.governance.tenant(&tenant).map_err(|_| {
+        Problem::not_found(format!("tenant `{}` is not served here", crate::text::clip(&tenant)))
+    })?;
     let mut body = tenant_json(found);
     body["components"] = json!(server.registry().store().list_components(&tenant).await?);
     Ok(Json(body))

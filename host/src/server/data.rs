@@ -86,8 +86,13 @@ pub(super) fn authorize(caller: &Caller, role: Role, tenant: &str) -> Result<(),
 }
 
 /// The tenant must be one this host serves (checked after authorization).
+/// The answer names no other tenant.
 pub(super) fn known_tenant(server: &Server, tenant: &str) -> Result<(), Problem> {
-    server.governance.tenant(tenant).map(|_| ()).map_err(|e| Problem::not_found(e.to_string()))
+    server
+        .governance
+        .tenant(tenant)
+        .map(|_| ())
+        .map_err(|_| Problem::not_found(format!("tenant `{}` is not served here", crate::text::clip(tenant))))
 }
 
 fn admit(server: &Server, tenant: &str) -> Result<Admitted, Problem> {
@@ -108,7 +113,9 @@ pub(super) fn body_problem(rejection: &BytesRejection, limit: usize) -> Problem 
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
-            format!("the request body is larger than {limit} bytes ([server] body_limit_bytes)"),
+            format!(
+                "the request body is larger than {limit} bytes ([server] body_limit_bytes, deploy_limit_bytes)"
+            ),
         )
     } else {
         Problem::bad_request(format!("cannot read the request body: {rejection}"))
@@ -138,6 +145,7 @@ pub(super) fn load_problem(e: WarmError) -> Problem {
 /// (its token binds that digest), else what the aliases route to.
 async fn resolve(
     server: &Server,
+    caller: &Caller,
     tenant: &str,
     name: &str,
     world: World,
@@ -149,28 +157,45 @@ async fn resolve(
         Problem::not_found(format!("tenant `{tenant}` has no {world} named `{}`", crate::text::clip(name)))
     };
     crate::registry::check_name("component name", name).map_err(|_| missing())?;
-    let (version, via) = match &body.approval_request {
+    let pinned = match &body.approval_request {
         Some(id) => {
             let store = server
                 .governance
                 .approvals()
                 .ok_or_else(|| Problem::not_found("this host keeps no approvals"))?;
-            let request = store.get(id).map_err(|e| Problem::from(crate::error::InvokeError::from(e)))?;
-            if request.tenant != tenant {
-                return Err(Problem::not_found(format!(
-                    "tenant `{tenant}` has no approval request `{}`",
-                    crate::text::clip(id)
-                )));
-            }
-            let versions = registry.store().list_versions(tenant, name).await?;
-            let record = versions.into_iter().find(|v| v.digest == request.tool_digest).ok_or_else(|| {
+            // One answer for absent, another tenant's and another caller's.
+            let absent = || {
                 Problem::not_found(format!(
-                    "approval request `{id}` is for {} ({}), which is not a version of `{name}` in the registry",
-                    request.tool, request.tool_digest
+                    "`{}` has no approval request `{}` in tenant `{tenant}`",
+                    caller.subject,
+                    crate::text::clip(id)
                 ))
-            })?;
-            (record.version, "approval")
+            };
+            let request = store.get(id).map_err(|_| absent())?;
+            if request.tenant != tenant || request.requested_by != caller.subject {
+                return Err(absent());
+            }
+            // A tool's own approval pins the version it was made for (its
+            // token binds that digest); an agent's run routes as usual and
+            // its tool call finds the approved tool.
+            match request.tool.split_once('@') {
+                Some((tool, _)) if world == World::Tool && tool == name => {
+                    let versions = registry.store().list_versions(tenant, name).await?;
+                    let record = versions.into_iter().find(|v| v.digest == request.tool_digest).ok_or_else(|| {
+                        Problem::not_found(format!(
+                            "approval request `{id}` is for {} ({}), which is not a version of `{name}` in the registry",
+                            request.tool, request.tool_digest
+                        ))
+                    })?;
+                    Some(record.version)
+                }
+                _ => None,
+            }
         }
+        None => None,
+    };
+    let (version, via) = match pinned {
+        Some(version) => (version, "approval"),
         None => {
             let aliases = server.aliases_of(tenant, name).await?;
             let sticky = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).filter(|k| k.len() <= 256);
@@ -296,7 +321,7 @@ async fn call(
     let (name, _) = split_call(segment, &[method])?;
     let admitted = admit(&server, &tenant)?;
     let body = parse_body(body, server.settings.body_limit_bytes)?;
-    let (component, record, via) = resolve(&server, &tenant, name, world, &headers, &body).await?;
+    let (component, record, via) = resolve(&server, &caller, &tenant, name, world, &headers, &body).await?;
     let input = body.input.clone();
     let options = options(&caller, &headers, body);
     if !wants_async(&headers) {
@@ -314,6 +339,17 @@ async fn call(
         async move {
             // The admission permit is held until the run ends.
             let _admitted = admitted;
+            // A run that ends without an answer (its task panicked) still ends.
+            struct Unfinished<'a>(&'a Server, &'a str, bool);
+            impl Drop for Unfinished<'_> {
+                fn drop(&mut self) {
+                    if !self.2 {
+                        let problem = Problem::internal("the run ended without an answer");
+                        self.0.runs.finish(self.1, 500, problem.to_json());
+                    }
+                }
+            }
+            let mut guard = Unfinished(&server, &id, false);
             match perform(&server, &component, world, &input, &options, transcript, &tenant).await {
                 Ok(mut body) => {
                     body["component"] =
@@ -326,6 +362,7 @@ async fn call(
                     server.runs.finish(&id, status, problem.to_json());
                 }
             }
+            guard.2 = true;
         }
     };
     tokio::spawn(task);

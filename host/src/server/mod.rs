@@ -12,6 +12,7 @@ pub mod admission;
 mod approvals;
 mod audit_route;
 pub mod auth;
+mod conn;
 mod control;
 mod data;
 mod ops;
@@ -19,6 +20,7 @@ pub mod problem;
 mod routes;
 mod runs;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +44,14 @@ use admission::Admission;
 pub use auth::{Caller, Role, Verifier};
 use problem::Problem;
 
+/// How long a server trusts the aliases it read: changes made by another
+/// host sharing the registry reach its routing within this.
+pub const ALIAS_TTL: Duration = Duration::from_secs(2);
+
+/// Aliases by (tenant, component), with when they were read.
+type AliasCache =
+    std::collections::HashMap<(String, String), (std::time::Instant, Arc<crate::registry::Aliases>)>;
+
 /// A running server's state, shared by every request.
 pub struct Server {
     host: Arc<Host>,
@@ -56,10 +66,12 @@ pub struct Server {
     request_key: Option<crate::keys::PublicKey>,
     http: ops::HttpMetrics,
     runs: runs::Runs,
-    /// Each component's aliases, as this server last wrote or read them:
-    /// the server is its registry's one writer, so a call routes without
-    /// touching the store.
-    aliases: std::sync::RwLock<std::collections::HashMap<(String, String), Arc<crate::registry::Aliases>>>,
+    /// Each component's aliases, as this server last wrote or read them, for
+    /// [`ALIAS_TTL`]: a call routes without touching the store, and a change
+    /// made by another host sharing the registry applies within the TTL.
+    aliases: std::sync::RwLock<AliasCache>,
+    /// When the registry last answered, and whether it did.
+    reachable: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
     draining: AtomicBool,
 }
 
@@ -90,6 +102,7 @@ impl Server {
             http: ops::HttpMetrics::new(),
 
             aliases: std::sync::RwLock::new(std::collections::HashMap::new()),
+            reachable: std::sync::Mutex::new(None),
             draining: AtomicBool::new(false),
         })
     }
@@ -105,7 +118,7 @@ impl Server {
     /// The routes, with their limits.
     pub fn router(self: &Arc<Self>) -> Router {
         let mut api = Router::new();
-        for route in routes::table() {
+        for route in routes::table(self.settings.deploy_limit_bytes) {
             api = api.route(route.pattern, route.handler);
         }
         let api = api.fallback(ops::fallback).method_not_allowed_fallback(ops::method_not_allowed);
@@ -139,7 +152,9 @@ impl Server {
     /// remembered, so unknown names cannot grow the map.
     async fn aliases_of(&self, tenant: &str, name: &str) -> Result<Arc<crate::registry::Aliases>, Problem> {
         let key = (tenant.to_owned(), name.to_owned());
-        if let Some(aliases) = self.aliases.read().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some((at, aliases)) = self.aliases.read().ok().and_then(|m| m.get(&key).cloned())
+            && at.elapsed() < ALIAS_TTL
+        {
             return Ok(aliases);
         }
         let aliases = Arc::new(self.registry().aliases(tenant, name).await?);
@@ -151,8 +166,25 @@ impl Server {
 
     fn remember_aliases(&self, tenant: &str, name: &str, aliases: Arc<crate::registry::Aliases>) {
         if let Ok(mut map) = self.aliases.write() {
-            map.insert((tenant.to_owned(), name.to_owned()), aliases);
+            map.insert((tenant.to_owned(), name.to_owned()), (std::time::Instant::now(), aliases));
         }
+    }
+
+    /// Whether the registry answers a listing, asked at most once a second.
+    async fn registry_reachable(&self) -> bool {
+        if let Some((at, ok)) = self.reachable.lock().ok().and_then(|r| *r)
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return ok;
+        }
+        let ok = match self.governance.tenants().next() {
+            Some(tenant) => self.registry().store().list_components(tenant.id()).await.is_ok(),
+            None => true,
+        };
+        if let Ok(mut r) = self.reachable.lock() {
+            *r = Some((std::time::Instant::now(), ok));
+        }
+        ok
     }
 
     /// Loads a component's stable (and canary) version; a tool's stable
@@ -262,10 +294,13 @@ impl FromRequestParts<Arc<Server>> for Caller {
         let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             return Err(Problem::unauthorized("this route needs `Authorization: Bearer <token>`"));
         };
+        // The scheme is case-insensitive (RFC 9110).
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| Problem::unauthorized("the Authorization header is not `Bearer <token>`"))?;
         server.verifier.verify(token.trim()).map_err(|e| Problem::unauthorized(e.0))
     }
@@ -311,6 +346,9 @@ pub async fn serve(
     // Open connections are bounded: past the limit, new ones wait in the
     // listen backlog instead of taking file descriptors and memory.
     let connections = Arc::new(tokio::sync::Semaphore::new(server.settings.max_connections.max(1)));
+    // And per client address, so one client cannot take them all.
+    let per_peer: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>> = Arc::default();
+    let stall = Duration::from_millis(server.settings.write_stall_ms);
     loop {
         let permit = tokio::select! {
             () = &mut shutdown => break,
@@ -319,10 +357,10 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors, most likely: back off, keep serving.
                     tracing::warn!(target: "agenthost::server", error = %e, "accept failed");
@@ -331,12 +369,37 @@ pub async fn serve(
                 }
             },
         };
+        let ip = peer.ip();
+        let admitted = per_peer.lock().is_ok_and(|mut map| {
+            let open = map.entry(ip).or_insert(0);
+            if *open >= server.settings.max_connections_per_client {
+                false
+            } else {
+                *open += 1;
+                true
+            }
+        });
+        if !admitted {
+            // Closed at once: this client already holds its share.
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let io = TokioIo::new(conn::Bounded::new(stream, stall));
+        let connection = http.serve_connection(io, TowerToHyperService::new(app.clone()));
         let connection = graceful.watch(connection);
+        let per_peer = per_peer.clone();
         tokio::spawn(async move {
             let _ = connection.await;
             drop(permit);
+            if let Ok(mut map) = per_peer.lock()
+                && let Some(open) = map.get_mut(&ip)
+            {
+                *open -= 1;
+                if *open == 0 {
+                    map.remove(&ip);
+                }
+            }
         });
     }
     drop(listener);

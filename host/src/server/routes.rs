@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, get, post, put};
 use serde_json::Value;
 use utoipa::OpenApi;
@@ -38,8 +39,9 @@ fn route(
     Route { method, pattern, documents, handler }
 }
 
-/// The routes.
-pub(super) fn table() -> Vec<Route> {
+/// The routes; a deploy may carry `deploy_limit` bytes, every other body
+/// the server's general limit.
+pub(super) fn table(deploy_limit: usize) -> Vec<Route> {
     vec![
         route(
             "post",
@@ -81,7 +83,7 @@ pub(super) fn table() -> Vec<Route> {
             "post",
             "/v1/tenants/{tenant}/components",
             &["/v1/tenants/{tenant}/components"],
-            post(control::deploy),
+            post(control::deploy).layer(DefaultBodyLimit::max(deploy_limit)),
         ),
         route(
             "get",
@@ -187,7 +189,7 @@ mod tests {
     fn every_route_is_in_the_openapi_document_and_every_documented_path_is_routed() {
         let doc = document();
         let paths = doc["paths"].as_object().expect("paths");
-        let table = table();
+        let table = table(1 << 20);
         for route in &table {
             for documented in route.documents {
                 let entry = paths

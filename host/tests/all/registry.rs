@@ -28,7 +28,14 @@ fn deploy<'a>(wasm: &'a [u8], manifest: &'a str, version: &str, key: &KeyPair) -
         tenant: "acme",
         wasm,
         manifest,
-        signature: Publication { tenant: "acme", name: "versioned", version, digest: &digest }.sign(key),
+        signature: Publication {
+            tenant: "acme",
+            name: "versioned",
+            version,
+            digest: &digest,
+            manifest_digest: &agenthost::registry::manifest_digest(manifest),
+        }
+        .sign(key),
         deployer: "dana",
     }
 }

@@ -137,7 +137,21 @@ impl Served {
     fn deploy_body(&self, wasm: &[u8], version: &str, tenant: &str, key: &KeyPair) -> Value {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(wasm)));
         let manifest = manifest("versioned", version, &digest);
-        let signature = Publication { tenant, name: "versioned", version, digest: &digest }.sign(key);
+        self.signed_body(wasm, &manifest, version, tenant, key)
+    }
+
+    /// A deploy body for `wasm` with `manifest`, its signature over both.
+    fn signed_body(&self, wasm: &[u8], manifest: &str, version: &str, tenant: &str, key: &KeyPair) -> Value {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(wasm)));
+        let manifest_digest = agenthost::registry::manifest_digest(manifest);
+        let signature = Publication {
+            tenant,
+            name: "versioned",
+            version,
+            digest: &digest,
+            manifest_digest: &manifest_digest,
+        }
+        .sign(key);
         json!({
             "wasm": base64::engine::general_purpose::STANDARD.encode(wasm),
             "manifest": manifest,
@@ -151,7 +165,10 @@ impl Served {
         let wasm = std::fs::read(wasm_path).unwrap();
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&wasm)));
         let manifest = format!("name = \"{name}\"\nversion = \"{version}\"\ndigest = \"{digest}\"\n{head}");
-        let signature = Publication { tenant: "acme", name, version, digest: &digest }.sign(&self.publisher);
+        let manifest_digest = agenthost::registry::manifest_digest(&manifest);
+        let signature =
+            Publication { tenant: "acme", name, version, digest: &digest, manifest_digest: &manifest_digest }
+                .sign(&self.publisher);
         let body = json!({ "wasm": base64::engine::general_purpose::STANDARD.encode(&wasm), "manifest": manifest, "signature": signature });
         let (status, answer) =
             self.send(reqwest::Method::POST, "/v1/tenants/acme/components", Some(token), Some(body)).await;
@@ -376,12 +393,23 @@ async fn refused_deploys_leave_the_running_version_untouched() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
 
     // A manifest for other bytes, signed over the bytes sent.
-    let mut body = served.deploy_body(&v2, "2.0.0", "acme", &served.publisher);
-    body["manifest"] =
-        json!(manifest("versioned", "2.0.0", &format!("sha256:{}", hex::encode(Sha256::digest(&v11)))));
+    let other = manifest("versioned", "2.0.0", &format!("sha256:{}", hex::encode(Sha256::digest(&v11))));
+    let body = served.signed_body(&v2, &other, "2.0.0", "acme", &served.publisher);
     let (status, problem) = served.send(reqwest::Method::POST, path, Some(&deployer), Some(body)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("the manifest is for"), "{problem}");
+
+    // Signed bytes re-sent with a manifest of the sender's own (a laxer
+    // schema, a lower tier, more requests): the signature covers the manifest.
+    let mut body = served.deploy_body(&v2, "2.0.0", "acme", &served.publisher);
+    let v2_digest = format!("sha256:{}", hex::encode(Sha256::digest(&v2)));
+    body["manifest"] = json!(format!(
+        "{}[requests]\ninterfaces = [\"log\", \"memory\", \"events\"]\n",
+        manifest("versioned", "2.0.0", &v2_digest)
+    ));
+    let (status, problem) = served.send(reqwest::Method::POST, path, Some(&deployer), Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("does not verify"), "{problem}");
 
     // Unsigned: the body's shape says what is missing.
     let mut body = served.deploy_body(&v2, "2.0.0", "acme", &served.publisher);
@@ -551,7 +579,18 @@ async fn every_route_family_refuses_bad_tokens_with_401_and_the_wrong_role_or_te
                 "{family}: the answers differ"
             );
         }
-        let allowed = served.token("ok", &["acme"], &[may]);
+        // The host's metrics name every tenant: an operator of all of them only.
+        let tenants: &[&str] = if *family == "metrics" { &["*"] } else { &["acme"] };
+        if *family == "metrics" {
+            let one_tenant = served.token("ok", &["acme"], &[may]);
+            let (status, _) = served.send(method.clone(), &acme, Some(&one_tenant), body.clone()).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "an operator of one tenant read every tenant's metrics"
+            );
+        }
+        let allowed = served.token("ok", tenants, &[may]);
         let (status, problem) = served.send(method.clone(), &acme, Some(&allowed), body.clone()).await;
         assert!(status.is_success(), "{family} as {may}: {status} {problem}");
     }
@@ -712,8 +751,15 @@ async fn a_write_high_call_waits_for_an_approval_signed_elsewhere_then_runs_once
     let manifest = format!(
         "name = \"refund\"\nversion = \"0.1.0\"\ndigest = \"{digest}\"\nworld = \"tool\"\nrisk_tier = \"write-high\"\n[requests]\ninterfaces = [\"log\", \"memory\"]\nmemory_namespaces = [\"refunds\"]\n"
     );
-    let signature = Publication { tenant: "acme", name: "refund", version: "0.1.0", digest: &digest }
-        .sign(&served.publisher);
+    let manifest_digest = agenthost::registry::manifest_digest(&manifest);
+    let signature = Publication {
+        tenant: "acme",
+        name: "refund",
+        version: "0.1.0",
+        digest: &digest,
+        manifest_digest: &manifest_digest,
+    }
+    .sign(&served.publisher);
     let body = json!({ "wasm": base64::engine::general_purpose::STANDARD.encode(&wasm), "manifest": manifest, "signature": signature });
     let (status, answer) =
         served.send(reqwest::Method::POST, "/v1/tenants/acme/components", Some(&deployer), Some(body)).await;
@@ -802,8 +848,19 @@ async fn a_write_high_call_waits_for_an_approval_signed_elsewhere_then_runs_once
     let decided: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(decided["decision"]["status"], "approved", "{decided}");
 
-    // Re-submitted with the request: it runs, once.
+    // Another user of the tenant cannot run it on this approval.
     let resubmit = json!({ "input": input, "approval_request": id });
+    let (status, problem) = served
+        .send(
+            reqwest::Method::POST,
+            "/v1/tenants/acme/tools/refund:invoke",
+            Some(&other_user),
+            Some(resubmit.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another user used the approval: {problem}");
+
+    // Re-submitted by its requester: it runs, once.
     let (status, answer) = served
         .send(
             reqwest::Method::POST,
