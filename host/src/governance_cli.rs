@@ -97,6 +97,11 @@ pub struct RemoteArgs {
     /// The request's tenant
     #[arg(long, value_name = "ID")]
     pub tenant: Option<String>,
+    /// The host's public key (SPKI PEM: `audit.pub` in its key directory):
+    /// check here that the request reads as the host made it, instead of
+    /// taking the server's word for it
+    #[arg(long, value_name = "FILE")]
+    pub host_key: Option<PathBuf>,
 }
 
 impl ApprovalsCommand {
@@ -136,7 +141,12 @@ pub async fn approvals_remote(command: ApprovalsCommand) -> Result<(), Failure> 
         return print_json(&answer);
     };
     let shown = client.send(reqwest::Method::GET, &path, None).await?;
-    if shown.get("host_signed") != Some(&Value::Bool(true)) {
+    if let Some(host_key) = &remote.host_key {
+        let key = keys::PublicKey::read(host_key).map_err(|e| anyhow!("--host-key: {e}"))?;
+        let request: approvals::ApprovalRequest = serde_json::from_value(shown.clone())
+            .context("the server's answer is not an approval request")?;
+        request.verify_host_signature(&key).map_err(|e| anyhow!("request `{id}`: {e}; not approved"))?;
+    } else if shown.get("host_signed") != Some(&Value::Bool(true)) {
         return Err(anyhow!(
             "request `{id}` does not read as the host made it ({}); not approved",
             shown.get("host_signed").cloned().unwrap_or(Value::Null)
@@ -145,6 +155,14 @@ pub async fn approvals_remote(command: ApprovalsCommand) -> Result<(), Failure> 
     }
     let request: approvals::ApprovalRequest =
         serde_json::from_value(shown).context("the server's answer is not an approval request")?;
+    if request.id != id || request.tenant != *tenant {
+        return Err(anyhow!(
+            "the server answered with another request ({} of `{}`); not approved",
+            request.id,
+            request.tenant
+        )
+        .into());
+    }
     let claims = approvals::TokenClaims::for_request(&request, &approver, ttl);
     let token = approvals::ApprovalToken::sign(claims, &key).map_err(|e| anyhow!(e))?;
     let answer = client
@@ -154,7 +172,10 @@ pub async fn approvals_remote(command: ApprovalsCommand) -> Result<(), Failure> 
             Some(json!({ "token": token, "reason": reason })),
         )
         .await?;
-    print_json(&json!({ "decision": answer, "token": token }))
+    // What was approved, as the approver saw it.
+    print_json(
+        &json!({ "decision": answer, "tool": request.tool, "preview": request.preview, "token": token }),
+    )
 }
 
 #[derive(Clone, Copy, ValueEnum)]

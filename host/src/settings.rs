@@ -277,6 +277,11 @@ pub struct ServerSettings {
     /// [default: 16 MiB]; every other route takes `body_limit_bytes`.
     #[serde(default = "default_deploy_limit")]
     pub deploy_limit_bytes: usize,
+    /// On SIGTERM/SIGINT, keep serving this long while `/readyz` answers
+    /// 503, so load balancers stop sending first [default: 0; on Kubernetes
+    /// a few seconds].
+    #[serde(default)]
+    pub shutdown_delay_ms: u64,
     /// On SIGTERM/SIGINT, calls in flight get this long to finish [default: 20 s].
     #[serde(default = "default_drain")]
     pub drain_timeout_ms: u64,
@@ -330,6 +335,7 @@ impl Default for ServerSettings {
             max_connections_per_client: default_max_connections_per_client(),
             write_stall_ms: default_write_stall(),
             deploy_limit_bytes: default_deploy_limit(),
+            shutdown_delay_ms: 0,
             drain_timeout_ms: default_drain(),
             max_in_flight: default_max_in_flight(),
             tenant_in_flight: default_tenant_in_flight(),

@@ -21,6 +21,9 @@ use crate::error::InvokeError;
 use crate::governance::approvals::{ApprovalRequest, Status, now_secs};
 use crate::governance::{ApprovalStore, ApprovalToken};
 
+/// The most requests one listing shows.
+const MAX_LISTED: usize = 1000;
+
 #[derive(Deserialize, Default)]
 pub(super) struct ListQuery {
     /// Decided and expired requests too.
@@ -50,14 +53,23 @@ fn store(server: &Server) -> Result<&ApprovalStore, Problem> {
         .ok_or_else(|| Problem::not_found("this host keeps no approvals (no data directory)"))
 }
 
-/// The request, if it is this tenant's; otherwise not-found, as if absent.
+/// The request, if it is this tenant's. Absent, another tenant's, corrupt
+/// or unreadable all answer alike to the caller (the host logs why).
 fn request_of(server: &Server, tenant: &str, id: &str) -> Result<ApprovalRequest, Problem> {
-    let request = store(server)?.get(id).map_err(|e| Problem::from(InvokeError::from(e)))?;
+    let absent = || {
+        Problem::not_found(format!("tenant `{tenant}` has no approval request `{}`", crate::text::clip(id)))
+    };
+    let request = store(server)?.get(id).map_err(|e| {
+        if !matches!(
+            e,
+            crate::governance::ApprovalError::NotFound(_) | crate::governance::ApprovalError::BadId(_)
+        ) {
+            tracing::error!(target: "agenthost::server", error = %e, "an approval request cannot be read");
+        }
+        absent()
+    })?;
     if request.tenant != tenant {
-        return Err(Problem::not_found(format!(
-            "tenant `{tenant}` has no approval request `{}`",
-            crate::text::clip(id)
-        )));
+        return Err(absent());
     }
     Ok(request)
 }
@@ -97,6 +109,7 @@ pub(super) async fn list(
         .iter()
         .filter(|r| may_see(&caller, &tenant, r))
         .filter(|r| query.all || (r.status == Status::Pending && r.expires_at > now))
+        .take(MAX_LISTED)
         .map(summary)
         .collect();
     Ok(Json(json!({ "tenant": tenant, "approvals": listed })))

@@ -54,6 +54,10 @@ pub(super) async fn audit(
         .transpose()
         .map_err(|e| Problem::bad_request(format!("since: {e}")))?;
     let limit = q.limit.unwrap_or(1000).min(MAX_RECORDS);
+    // One query at a time: each reads the trail from disk.
+    let _turn = server.audit_queries.try_acquire().map_err(|_| {
+        Problem::overloaded("another audit query is running; retry shortly", server.settings.retry_after_secs)
+    })?;
     let filter =
         Filter { trace_id: q.trace_id, run_id: q.run_id, tenant: Some(tenant.clone()), kind: q.kind, since };
     // Reading segments is disk work: off the async workers.
@@ -64,11 +68,10 @@ pub(super) async fn audit(
     .map_err(|e| Problem::internal(format!("the audit query failed: {e}")))?
     .map_err(|e| Problem::internal(format!("cannot read the audit trail: {e}")))?;
     let truncated = found.len() > limit;
+    let skip = found.len().saturating_sub(limit);
     let records: Vec<Value> = found
         .into_iter()
-        .rev()
-        .take(limit)
-        .rev()
+        .skip(skip)
         .map(|f| json!({ "stream": f.stream, "seq": f.seq, "hash": f.hash, "record": f.record }))
         .collect();
     Ok(Json(json!({ "tenant": tenant, "records": records, "truncated": truncated })))

@@ -70,6 +70,8 @@ pub struct Server {
     /// [`ALIAS_TTL`]: a call routes without touching the store, and a change
     /// made by another host sharing the registry applies within the TTL.
     aliases: std::sync::RwLock<AliasCache>,
+    /// Audit queries read the trail from disk: one at a time.
+    audit_queries: tokio::sync::Semaphore,
     /// When the registry last answered, and whether it did.
     reachable: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
     draining: AtomicBool,
@@ -103,6 +105,7 @@ impl Server {
 
             aliases: std::sync::RwLock::new(std::collections::HashMap::new()),
             reachable: std::sync::Mutex::new(None),
+            audit_queries: tokio::sync::Semaphore::new(1),
             draining: AtomicBool::new(false),
         })
     }
@@ -341,6 +344,15 @@ pub async fn serve(
                 }
             }
         })
+    };
+    // On the signal, first answer not-ready for `shutdown_delay_ms` while
+    // still serving, so load balancers stop sending before the port closes.
+    let delay = Duration::from_millis(server.settings.shutdown_delay_ms);
+    let flag = server.clone();
+    let shutdown = async move {
+        shutdown.await;
+        flag.draining.store(true, Ordering::SeqCst);
+        tokio::time::sleep(delay).await;
     };
     tokio::pin!(shutdown);
     // Open connections are bounded: past the limit, new ones wait in the

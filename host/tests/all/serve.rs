@@ -217,8 +217,17 @@ impl Served {
 
     /// SIGTERM; the exit status and what the process printed after.
     fn terminate(&mut self) -> (std::process::ExitStatus, String) {
+        self.signal();
+        self.wait_exit()
+    }
+
+    fn signal(&self) {
         let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
         assert!(status.success());
+    }
+
+    /// Waits for the process to end; its status and what it printed last.
+    fn wait_exit(&mut self) -> (std::process::ExitStatus, String) {
         let mut rest = String::new();
         let mut line = String::new();
         while self.stdout.read_line(&mut line).unwrap_or(0) > 0 {
@@ -690,7 +699,7 @@ async fn a_burst_beyond_admission_gets_429_with_retry_after_and_every_admitted_c
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_calls_in_flight_and_closes_a_trail_that_verifies() {
-    let mut served = Served::start("drain_timeout_ms = 10000");
+    let mut served = Served::start("drain_timeout_ms = 10000\nshutdown_delay_ms = 700");
     let deployer = served.token("dana", &["acme"], &["deployer"]);
     let user = served.token("ursula", &["acme"], &["tenant-user"]);
     assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, StatusCode::CREATED);
@@ -719,7 +728,14 @@ async fn sigterm_drains_calls_in_flight_and_closes_a_trail_that_verifies() {
         }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let (exit, printed) = tokio::task::block_in_place(|| served.terminate());
+    served.signal();
+    // During the shutdown delay: still serving, but no longer ready.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let (status, ready) = served.send(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["checks"]["draining"], true);
+    assert_eq!(served.send(reqwest::Method::GET, "/healthz", None, None).await.0, StatusCode::OK);
+    let (exit, printed) = tokio::task::block_in_place(|| served.wait_exit());
     for call in slow {
         assert_eq!(call.await.unwrap().unwrap(), StatusCode::OK, "a call in flight was cut by the shutdown");
     }
@@ -842,11 +858,15 @@ async fn a_write_high_call_waits_for_an_approval_signed_elsewhere_then_runs_once
         .arg(dir.join("alice.key"))
         .args(["--server", &served.url, "--tenant", "acme", "--token"])
         .arg(dir.join("alice.tok"))
+        // The host's key, from the operator, not from the server.
+        .arg("--host-key")
+        .arg(served.data().join("keys/audit.pub"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let decided: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(decided["decision"]["status"], "approved", "{decided}");
+    assert_eq!(decided["preview"]["order_id"], "A-1", "the approver is shown what they approve: {decided}");
 
     // Another user of the tenant cannot run it on this approval.
     let resubmit = json!({ "input": input, "approval_request": id });
