@@ -1044,3 +1044,15 @@ async fn idle_connections_beyond_the_limit_wait_and_a_slow_request_head_is_cut()
     let read = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "the server kept a half-sent request open");
 }
+
+#[test]
+fn the_readmes_serving_example_parses() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme.split("## Serving: `agenthost serve`").nth(1).unwrap();
+    let example = section.split("```toml").nth(1).unwrap().split("```").next().unwrap();
+    let settings: agenthost::governance::HostSettings = toml::from_str(example).unwrap();
+    assert_eq!(settings.registry.backend, agenthost::settings::RegistryBackend::S3);
+    assert_eq!(settings.server.subscriptions.len(), 1);
+    assert_eq!(settings.server.issuers.len(), 2);
+    assert_eq!(settings.server.issuers[0].subject_prefix.as_deref(), Some("acme-idp:"));
+}
