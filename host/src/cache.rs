@@ -110,6 +110,43 @@ impl ArtifactCache {
         Lookup::Rejected(reason)
     }
 
+    /// This cache's engine fingerprint (its directory's name).
+    pub fn fingerprint(&self) -> Option<String> {
+        self.dir.file_name().map(|n| n.to_string_lossy().into_owned())
+    }
+
+    /// An artifact as stored (header, tag, artifact), to hand to another
+    /// node that holds the same key; at most `limit` bytes.
+    pub fn sealed(&self, digest_hex: &str, limit: u64) -> Option<Vec<u8>> {
+        let path = self.path_for(digest_hex);
+        let size = fs::metadata(&path).ok()?.len();
+        if size > limit {
+            return None;
+        }
+        fs::read(path).ok()
+    }
+
+    /// Takes an artifact sealed elsewhere (another node's cache, through
+    /// the registry): kept only if its tag verifies with this cache's key
+    /// for this digest and this engine's fingerprint, so a store that holds
+    /// it can neither forge nor swap it.
+    ///
+    /// # Errors
+    ///
+    /// Why it was refused, or the write that failed.
+    pub fn adopt(&self, digest_hex: &str, sealed: &[u8]) -> Result<(), String> {
+        self.verify(digest_hex, sealed)?;
+        let path = self.path_for(digest_hex);
+        let tmp = path.with_extension(format!("tmp{}-{:016x}", std::process::id(), rand::random::<u64>()));
+        fs::write(&tmp, sealed)
+            .and_then(|()| fs::File::open(&tmp).and_then(|f| f.sync_all()))
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                format!("cannot write {}: {e}", path.display())
+            })
+    }
+
     /// Stores an artifact, atomically (write then rename).
     ///
     /// # Errors

@@ -50,6 +50,13 @@ impl LocalStore {
         Ok(self.root.join(tenant).join("blobs").join(format!("{hex}.wasm")))
     }
 
+    fn artifact_path(&self, tenant: &str, digest: &str, fingerprint: &str) -> Result<PathBuf, RegistryError> {
+        super::check_fingerprint(fingerprint)?;
+        let blob = self.blob_path(tenant, digest)?;
+        let hex = blob.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(self.root.join(tenant).join("artifacts").join(fingerprint).join(format!("{hex}.cwasm")))
+    }
+
     fn version_path(&self, tenant: &str, name: &str, version: &str) -> PathBuf {
         self.root.join(tenant).join("versions").join(name).join(format!("{version}.json"))
     }
@@ -214,6 +221,26 @@ impl Store for LocalStore {
             names.sort();
             Ok(names)
         })
+    }
+
+    fn put_artifact<'a>(
+        &'a self,
+        tenant: &'a str,
+        digest: &'a str,
+        fingerprint: &'a str,
+        sealed: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(async move { write_whole(&self.artifact_path(tenant, digest, fingerprint)?, sealed) })
+    }
+
+    fn get_artifact<'a>(
+        &'a self,
+        tenant: &'a str,
+        digest: &'a str,
+        fingerprint: &'a str,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+        Box::pin(async move { read_capped(&self.artifact_path(tenant, digest, fingerprint)?, limit) })
     }
 
     fn get_aliases<'a>(

@@ -30,6 +30,21 @@ pub use local::LocalStore;
 pub use routing::{Alias, Aliases, Canary};
 pub use s3::S3Store;
 
+/// The largest precompiled artifact the registry keeps or hands out.
+pub const MAX_ARTIFACT: u64 = 256 << 20;
+
+/// An engine fingerprint, checked before it becomes part of a path or key.
+fn check_fingerprint(fingerprint: &str) -> Result<(), RegistryError> {
+    if !fingerprint.is_empty()
+        && fingerprint.len() <= 128
+        && fingerprint.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(RegistryError::Invalid("an engine fingerprint must be letters, digits, `-` or `_`".into()))
+    }
+}
+
 /// The longest component name, version or tenant id the registry stores.
 pub const MAX_NAME: usize = 64;
 
@@ -252,6 +267,23 @@ pub trait Store: Send + Sync {
         tenant: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Aliases, RegistryError>>;
+    /// Stores a sealed precompiled artifact of `digest` for an engine
+    /// fingerprint (opaque here: the host checks its seal).
+    fn put_artifact<'a>(
+        &'a self,
+        tenant: &'a str,
+        digest: &'a str,
+        fingerprint: &'a str,
+        sealed: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), RegistryError>>;
+    /// The sealed artifact stored for `digest` and a fingerprint, if any.
+    fn get_artifact<'a>(
+        &'a self,
+        tenant: &'a str,
+        digest: &'a str,
+        fingerprint: &'a str,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>>;
     /// Replaces the aliases if their revision is still `expected`.
     fn put_aliases<'a>(
         &'a self,

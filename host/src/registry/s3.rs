@@ -62,6 +62,46 @@ impl S3Store {
         })
     }
 
+    fn artifact_key(&self, tenant: &str, digest: &str, fingerprint: &str) -> Result<String, RegistryError> {
+        super::check_fingerprint(fingerprint)?;
+        let blob = self.blob_key(tenant, digest)?;
+        let hex = blob.rsplit('/').next().unwrap_or_default().trim_end_matches(".wasm").to_owned();
+        let base = blob.trim_end_matches(&format!("blobs/{hex}.wasm")).to_owned();
+        Ok(format!("{base}artifacts/{fingerprint}/{hex}.cwasm"))
+    }
+
+    /// An object's bytes, at most `limit` of them; `None` when absent.
+    async fn read_object(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, RegistryError> {
+        let object = match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(object) => object,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => {
+                return Err(storage(
+                    &format!("cannot read s3://{}/{key}", self.bucket),
+                    crate::aws::describe(&e),
+                ));
+            }
+        };
+        let too_large = || {
+            RegistryError::Refused(format!(
+                "registry: s3://{}/{key} is larger than {limit} bytes",
+                self.bucket
+            ))
+        };
+        if object.content_length().is_some_and(|n| n < 0 || n as u64 > limit) {
+            return Err(too_large());
+        }
+        let mut body = object.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.try_next().await.map_err(|e| storage("cannot read an object", e))? {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some(bytes))
+    }
+
     fn parse<T: serde::de::DeserializeOwned>(
         item: &std::collections::HashMap<String, AttributeValue>,
         what: &str,
@@ -132,39 +172,45 @@ impl Store for S3Store {
     ) -> BoxFuture<'a, Result<Vec<u8>, RegistryError>> {
         Box::pin(async move {
             let key = self.blob_key(tenant, digest)?;
-            let object = match self.s3.get_object().bucket(&self.bucket).key(&key).send().await {
-                Ok(object) => object,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                    return Err(RegistryError::NotFound(format!(
-                        "registry: the bytes of {digest} are missing"
-                    )));
-                }
-                Err(e) => {
-                    return Err(storage(
-                        &format!("cannot read s3://{}/{key}", self.bucket),
-                        crate::aws::describe(&e),
-                    ));
-                }
-            };
-            if object.content_length().is_some_and(|n| n < 0 || n as u64 > limit) {
-                return Err(RegistryError::Refused(format!(
-                    "registry: s3://{}/{key} is larger than {limit} bytes",
-                    self.bucket
-                )));
-            }
-            let mut body = object.body;
-            let mut bytes = Vec::new();
-            while let Some(chunk) = body.try_next().await.map_err(|e| storage("cannot read a blob", e))? {
-                if (bytes.len() + chunk.len()) as u64 > limit {
-                    return Err(RegistryError::Refused(format!(
-                        "registry: s3://{}/{key} is larger than {limit} bytes",
-                        self.bucket
-                    )));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            Ok(bytes)
+            self.read_object(&key, limit).await?.ok_or_else(|| {
+                RegistryError::NotFound(format!("registry: the bytes of {digest} are missing"))
+            })
         })
+    }
+
+    fn put_artifact<'a>(
+        &'a self,
+        tenant: &'a str,
+        digest: &'a str,
+        fingerprint: &'a str,
+        sealed: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(async move {
+            let key = self.artifact_key(tenant, digest, fingerprint)?;
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .body(ByteStream::from(sealed.to_vec()))
+                .send()
+                .await
+                .map_err(|e| {
+                    storage(&format!("cannot store s3://{}/{key}", self.bucket), crate::aws::describe(&e))
+                })?;
+            Ok(())
+        })
+    }
+
+    fn get_artifact<'a>(
+        &'a self,
+        tenant: &'a str,
+        digest: &'a str,
+        fingerprint: &'a str,
+        limit: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+        Box::pin(
+            async move { self.read_object(&self.artifact_key(tenant, digest, fingerprint)?, limit).await },
+        )
     }
 
     fn create_version<'a>(

@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 
 use super::{Registry, RegistryError, VersionRecord};
 use crate::error::InvokeError;
-use crate::runtime::{Host, LoadOptions, LoadedComponent};
+use crate::runtime::{Host, LoadOptions, LoadSource, LoadedComponent};
 
 /// Why a version could not be made ready.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,8 @@ impl WarmSet {
             .cell
             .get_or_try_init(|| async {
                 let verified = self.registry.fetch(tenant, name, version).await?;
+                let digest = verified.record.digest.clone();
+                self.adopt(tenant, &digest).await;
                 let options = LoadOptions {
                     tenant: Some(tenant.to_owned()),
                     name_hint: Some(name.to_owned()),
@@ -92,6 +94,9 @@ impl WarmSet {
                     ..LoadOptions::default()
                 };
                 let component = self.host.load(&verified.bytes, options).await?;
+                if matches!(component.source(), LoadSource::Compiled | LoadSource::Recompiled(_)) {
+                    self.share(tenant, &digest);
+                }
                 Ok::<_, WarmError>((component, Arc::new(verified.record)))
             })
             .await;
@@ -109,6 +114,45 @@ impl WarmSet {
                 Err(e)
             }
         }
+    }
+
+    /// Takes a precompiled artifact of `digest` from the registry when this
+    /// host has none, so the load skips the compile. The host keeps it only
+    /// if its seal verifies with this host's cache key; anything else is
+    /// refused and the load compiles.
+    async fn adopt(&self, tenant: &str, digest: &str) {
+        let Some(fingerprint) = self.host.artifact_fingerprint() else { return };
+        if self.host.has_artifact(digest) {
+            return;
+        }
+        match self.registry.store().get_artifact(tenant, digest, &fingerprint, super::MAX_ARTIFACT).await {
+            Ok(Some(sealed)) => {
+                if let Err(e) = self.host.adopt_artifact(digest, &sealed) {
+                    tracing::warn!(target: "agenthost::registry", %digest, error = %e, "a precompiled artifact from the registry was refused; compiling");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(target: "agenthost::registry", %digest, error = %e, "cannot read a precompiled artifact")
+            }
+        }
+    }
+
+    /// Hands a freshly compiled artifact to the registry for other nodes
+    /// (in the background, best effort).
+    fn share(&self, tenant: &str, digest: &str) {
+        let (Some(fingerprint), Some(sealed)) =
+            (self.host.artifact_fingerprint(), self.host.sealed_artifact(digest, super::MAX_ARTIFACT))
+        else {
+            return;
+        };
+        let store = self.registry.store().clone();
+        let (tenant, digest) = (tenant.to_owned(), digest.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = store.put_artifact(&tenant, &digest, &fingerprint, &sealed).await {
+                tracing::warn!(target: "agenthost::registry", %digest, error = %e, "cannot share a precompiled artifact");
+            }
+        });
     }
 
     /// Whether that version is loaded now.

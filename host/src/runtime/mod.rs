@@ -497,6 +497,36 @@ impl Host {
         }
     }
 
+    /// The engine fingerprint precompiled artifacts are made for, when the
+    /// disk cache is on.
+    pub fn artifact_fingerprint(&self) -> Option<String> {
+        self.inner.cache.as_ref().and_then(|c| c.fingerprint())
+    }
+
+    /// The sealed precompiled artifact of a digest in this host's cache,
+    /// for another node holding the same cache key (at most `limit` bytes).
+    pub fn sealed_artifact(&self, digest: &str, limit: u64) -> Option<Vec<u8>> {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        self.inner.cache.as_ref().and_then(|c| c.sealed(hex, limit))
+    }
+
+    /// Whether this host's cache holds an artifact for a digest.
+    pub fn has_artifact(&self, digest: &str) -> bool {
+        self.cache_path(digest).is_some_and(|p| p.is_file())
+    }
+
+    /// Takes a sealed artifact made by another node: kept only if it
+    /// verifies with this host's cache key for this digest and engine.
+    ///
+    /// # Errors
+    ///
+    /// No disk cache, or why the artifact was refused.
+    pub fn adopt_artifact(&self, digest: &str, sealed: &[u8]) -> Result<(), String> {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        let cache = self.inner.cache.as_ref().ok_or("this host keeps no artifact cache")?;
+        cache.adopt(hex, sealed)
+    }
+
     /// The precompiled-cache file for a component digest (`sha256:<hex>`), if
     /// the disk cache is on.
     pub fn cache_path(&self, digest: &str) -> Option<PathBuf> {

@@ -64,6 +64,18 @@ async fn versions_on_s3_and_dynamodb_are_checked_shared_and_refused_when_tampere
     assert_eq!(store.create().await.unwrap(), (false, false), "a second bootstrap creates nothing");
     let store: Arc<dyn Store> = Arc::new(store);
     let registry = Registry::new(store.clone(), governance.clone(), 16 << 20);
+    // Precompiled artifacts: stored and read back as they are (the host checks their seal).
+    let some_digest = format!("sha256:{}", "ab".repeat(32));
+    store.put_artifact("acme", &some_digest, "engine-1", b"sealed").await.unwrap();
+    assert_eq!(
+        store.get_artifact("acme", &some_digest, "engine-1", 1024).await.unwrap().as_deref(),
+        Some(&b"sealed"[..])
+    );
+    assert!(store.get_artifact("acme", &some_digest, "engine-2", 1024).await.unwrap().is_none());
+    assert!(
+        store.get_artifact("acme", &some_digest, "../x", 1024).await.is_err(),
+        "a fingerprint is not a path"
+    );
 
     let v1 = std::fs::read(artifacts::VERSIONED_1_0_0).unwrap();
     let v2 = std::fs::read(artifacts::VERSIONED_2_0_0).unwrap();
@@ -123,4 +135,64 @@ async fn versions_on_s3_and_dynamodb_are_checked_shared_and_refused_when_tampere
     s3.put_object().bucket(&bucket).key(&key).body(v2.clone().into()).send().await.unwrap();
     let err = second.fetch("acme", "versioned", "1.0.0").await.err().unwrap();
     assert!(err.to_string().contains("the store was altered"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_takes_a_precompiled_artifact_from_the_registry_only_if_its_seal_verifies() {
+    use agenthost::registry::LocalStore;
+    use agenthost::registry::warm::WarmSet;
+    use agenthost::{Host, HostConfig, LoadSource};
+
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = KeyPair::generate();
+    let governance = governance(dir.path(), &publisher);
+    let store: Arc<dyn Store> = Arc::new(LocalStore::open(&dir.path().join("registry")).unwrap());
+    let registry = Registry::new(store.clone(), governance.clone(), 16 << 20);
+    let v1 = std::fs::read(artifacts::VERSIONED_1_0_0).unwrap();
+    let m1 = manifest(&v1, "1.0.0");
+    let digest = registry.publish(deploy(&v1, &m1, "1.0.0", &publisher)).await.unwrap().record.digest;
+    let node = |cache: &str, key: [u8; 32]| {
+        Arc::new(
+            Host::new(HostConfig {
+                governance: Some(governance.clone()),
+                cache_dir: Some(dir.path().join(cache)),
+                cache_key: Some(key),
+                ..HostConfig::default()
+            })
+            .unwrap(),
+        )
+    };
+    let load = |host: Arc<Host>| {
+        let registry = registry.clone();
+        async move {
+            let (tool, _) = WarmSet::new(host, registry).get("acme", "versioned", "1.0.0").await.unwrap();
+            tool.source().clone()
+        }
+    };
+    let key = [7u8; 32];
+
+    // The first node compiles and shares its artifact through the registry.
+    let first = node("cache-a", key);
+    assert_eq!(load(first.clone()).await, LoadSource::Compiled);
+    let fingerprint = first.artifact_fingerprint().unwrap();
+    let mut shared = None;
+    for _ in 0..100 {
+        shared = store.get_artifact("acme", &digest, &fingerprint, 1 << 30).await.unwrap();
+        if shared.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let shared = shared.expect("the compiled artifact reached the registry");
+
+    // A node with the same cache key loads it without compiling.
+    assert_eq!(load(node("cache-b", key)).await, LoadSource::DiskCache);
+    // A node with another key refuses it and compiles.
+    assert_eq!(load(node("cache-c", [9u8; 32])).await, LoadSource::Compiled);
+    // An artifact altered in the registry is refused, and the node compiles.
+    let mut tampered = shared.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0xff;
+    store.put_artifact("acme", &digest, &fingerprint, &tampered).await.unwrap();
+    assert_eq!(load(node("cache-d", key)).await, LoadSource::Compiled);
 }
