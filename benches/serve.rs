@@ -171,6 +171,8 @@ fn main() {
     )
     .unwrap();
     let server = Server::new(ServerParts {
+        memory: None,
+        events: None,
         host: host.clone(),
         registry,
         audit: Some(audit),

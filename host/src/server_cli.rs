@@ -60,6 +60,8 @@ pub async fn serve(
     let host = Arc::new(Host::new(config)?);
     let registry = registry(data, &governance).await?;
     let server = Server::new(ServerParts {
+        memory: Some(backends.memory.clone()),
+        events: backends.events.clone(),
         host,
         registry,
         audit: backends.audit.clone(),

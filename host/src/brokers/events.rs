@@ -77,6 +77,11 @@ pub enum EventError {
 pub trait EventBus: Send + Sync {
     fn name(&self) -> &'static str;
     fn publish<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<(), EventError>>;
+    /// Whether the backend answers (a server's readiness); the in-process
+    /// bus always does.
+    fn probe(&self) -> BoxFuture<'_, Result<(), EventError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A subscriber: runs the subscribed agent for one event; `Err` leaves the
@@ -155,6 +160,19 @@ where
 }
 
 impl EventBus for SqsBus {
+    fn probe(&self) -> BoxFuture<'_, Result<(), EventError>> {
+        Box::pin(async move {
+            self.client
+                .get_queue_attributes()
+                .queue_url(&self.queue_url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| EventError::Unavailable(crate::aws::describe(&e)))
+        })
+    }
+
     fn name(&self) -> &'static str {
         "sqs"
     }
@@ -196,6 +214,18 @@ pub fn source_of(tenant: &str) -> String {
 }
 
 impl EventBus for EventBridgeBus {
+    fn probe(&self) -> BoxFuture<'_, Result<(), EventError>> {
+        Box::pin(async move {
+            self.client
+                .describe_event_bus()
+                .name(&self.bus)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| EventError::Unavailable(crate::aws::describe(&e)))
+        })
+    }
+
     fn name(&self) -> &'static str {
         "eventbridge"
     }

@@ -70,6 +70,8 @@ pub struct Server {
     /// [`ALIAS_TTL`]: a call routes without touching the store, and a change
     /// made by another host sharing the registry applies within the TTL.
     aliases: std::sync::RwLock<AliasCache>,
+    memory: Option<Arc<dyn crate::brokers::memory::MemoryStore>>,
+    events: Option<Arc<dyn crate::brokers::events::EventBus>>,
     /// Audit queries read the trail from disk: one at a time.
     audit_queries: tokio::sync::Semaphore,
     /// When the registry last answered, and whether it did.
@@ -79,6 +81,9 @@ pub struct Server {
 
 /// What a server is built from.
 pub struct ServerParts {
+    /// The memory and events backends `/readyz` asks (`None`: nothing to ask).
+    pub memory: Option<Arc<dyn crate::brokers::memory::MemoryStore>>,
+    pub events: Option<Arc<dyn crate::brokers::events::EventBus>>,
     pub host: Arc<Host>,
     pub registry: Registry,
     pub audit: Option<Arc<AuditLog>>,
@@ -106,6 +111,8 @@ impl Server {
             aliases: std::sync::RwLock::new(std::collections::HashMap::new()),
             reachable: std::sync::Mutex::new(None),
             audit_queries: tokio::sync::Semaphore::new(1),
+            memory: parts.memory,
+            events: parts.events,
             draining: AtomicBool::new(false),
         })
     }
@@ -173,17 +180,39 @@ impl Server {
         }
     }
 
-    /// Whether the registry answers a listing, asked at most once a second.
-    async fn registry_reachable(&self) -> bool {
+    /// Whether the registry answers a listing and the memory and events
+    /// backends their probes, each within a second; asked at most once a
+    /// second.
+    async fn backends_reachable(&self) -> bool {
         if let Some((at, ok)) = self.reachable.lock().ok().and_then(|r| *r)
             && at.elapsed() < Duration::from_secs(1)
         {
             return ok;
         }
-        let ok = match self.governance.tenants().next() {
-            Some(tenant) => self.registry().store().list_components(tenant.id()).await.is_ok(),
+        let within = |ok: Option<bool>| ok.unwrap_or(false);
+        let second = Duration::from_secs(1);
+        let registry = match self.governance.tenants().next() {
+            Some(tenant) => within(
+                tokio::time::timeout(second, self.registry().store().list_components(tenant.id()))
+                    .await
+                    .ok()
+                    .map(|r| r.is_ok()),
+            ),
             None => true,
         };
+        let memory = match &self.memory {
+            Some(memory) => {
+                within(tokio::time::timeout(second, memory.probe()).await.ok().map(|r| r.is_ok()))
+            }
+            None => true,
+        };
+        let events = match &self.events {
+            Some(events) => {
+                within(tokio::time::timeout(second, events.probe()).await.ok().map(|r| r.is_ok()))
+            }
+            None => true,
+        };
+        let ok = registry && memory && events;
         if let Ok(mut r) = self.reachable.lock() {
             *r = Some((std::time::Instant::now(), ok));
         }

@@ -148,17 +148,18 @@ pub(super) async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
-/// `GET /readyz`: policy loaded, the registry reachable, not draining.
+/// `GET /readyz`: policy loaded, the registry and the memory and events
+/// backends reachable, not draining.
 /// Unauthenticated, so it answers booleans only, and asks the registry at
 /// most once a second.
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()), responses((status = 200, description = "Ready"), (status = 503, description = "Draining or a backend unreachable")))]
 pub(super) async fn readyz(State(server): State<Arc<Server>>) -> Response {
     let draining = server.draining.load(Ordering::SeqCst);
     let tenants = server.governance.tenants().count();
-    let registry = server.registry_reachable().await;
-    let ready = !draining && registry && tenants > 0;
+    let backends = server.backends_reachable().await;
+    let ready = !draining && backends && tenants > 0;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let checks = json!({ "draining": draining, "policy": tenants > 0, "registry": registry, "issuers": !server.verifier.is_empty() });
+    let checks = json!({ "draining": draining, "policy": tenants > 0, "backends": backends, "issuers": !server.verifier.is_empty() });
     (status, axum::Json(json!({ "ready": ready, "checks": checks }))).into_response()
 }
 

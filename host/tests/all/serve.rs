@@ -34,6 +34,11 @@ struct Served {
 
 impl Served {
     fn start(server_settings: &str) -> Served {
+        Served::start_with("", server_settings)
+    }
+
+    /// With `host_settings` (sections of host.toml) before `[server]`.
+    fn start_with(host_settings: &str, server_settings: &str) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir_all(config.join("tenants")).unwrap();
@@ -49,7 +54,7 @@ impl Served {
         std::fs::write(
             config.join("host.toml"),
             format!(
-                "default_tenant = \"acme\"\n[server]\n{server_settings}\n[[server.issuers]]\nissuer = \"{ISSUER}\"\nkeys = [\"issuer.pub\"]\nleeway_secs = 0\n"
+                "default_tenant = \"acme\"\n{host_settings}[server]\n{server_settings}\n[[server.issuers]]\nissuer = \"{ISSUER}\"\nkeys = [\"issuer.pub\"]\nleeway_secs = 0\n"
             ),
         )
         .unwrap();
@@ -1055,4 +1060,19 @@ fn the_readmes_serving_example_parses() {
     assert_eq!(settings.server.subscriptions.len(), 1);
     assert_eq!(settings.server.issuers.len(), 2);
     assert_eq!(settings.server.issuers[0].subject_prefix.as_deref(), Some("acme-idp:"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_answers_503_while_a_backend_does_not_answer() {
+    // The memory backend is DynamoDB at an address where nothing listens.
+    let served = Served::start_with(
+        "[memory]\nbackend = \"dynamodb\"\n[aws]\nendpoint_url = \"http://127.0.0.1:9\"\nmax_attempts = 1\nregion = \"us-east-1\"\n",
+        "",
+    );
+    let (status, ready) = served.send(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["checks"]["backends"], false, "{ready}");
+    assert_eq!(served.send(reqwest::Method::GET, "/healthz", None, None).await.0, StatusCode::OK);
+    // Only booleans: nothing of the backend's error reaches an unauthenticated client.
+    assert!(!ready.to_string().contains("127.0.0.1"), "{ready}");
 }

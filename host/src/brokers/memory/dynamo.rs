@@ -314,6 +314,18 @@ impl DynamoMemory {
 }
 
 impl MemoryStore for DynamoMemory {
+    fn probe(&self) -> BoxFuture<'_, Result<(), MemoryError>> {
+        Box::pin(async move {
+            self.client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| sdk_error(&self.table, "DescribeTable", &e))
+        })
+    }
+
     fn name(&self) -> &'static str {
         "dynamodb"
     }

@@ -128,6 +128,12 @@ pub trait MemoryStore: Send + Sync {
     /// A short name for logs and errors: `in-process`, `embedded`, `dynamodb`.
     fn name(&self) -> &'static str;
 
+    /// Whether the backend answers (a server's readiness); local ones
+    /// always do.
+    fn probe(&self) -> BoxFuture<'_, Result<(), MemoryError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn get<'a>(
         &'a self,
         scope: Scope<'a>,
