@@ -8,7 +8,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use agenthost::audit::{self, AuditLog};
+use agenthost::audit::AuditLog;
 use agenthost::governance::approvals::{self, Status, TOKEN_TTL_SECS};
 use agenthost::governance::packs::{self, Pack};
 use agenthost::governance::policy::Mode;
@@ -312,23 +312,7 @@ pub async fn approvals(
         }
         let settings = &governance.settings().audit;
         let log = AuditLog::open(&data.join("audit"), settings.options(), keys.audit.clone(), Vec::new())?;
-        let event = audit::Event::new(
-            audit::Kind::Approval,
-            request.tenant.clone(),
-            outcome,
-            json!({
-                "request": request.id,
-                "tool": request.tool,
-                "tier": request.tier,
-                "input_digest": request.input_digest,
-                "approver": approver,
-                "approvals": format!("{}/{}", request.tokens.len(), request.approvals_needed),
-                "key": key_id,
-            }),
-        )
-        .on_behalf_of(approver)
-        .in_run(Some(request.trace_id.clone()), Some(request.run_id.clone()))
-        .because((!reason.is_empty()).then(|| reason.to_owned()));
+        let event = request.decision_event(approver, &key_id, outcome, reason);
         log.record_blocking(&event)?;
         log.close()?;
         Ok(())

@@ -90,6 +90,34 @@ pub struct ApprovalRequest {
 }
 
 impl ApprovalRequest {
+    /// The audit record of a decision on this request by `approver`
+    /// (authenticated by `key_id`): `outcome` is `approved` or `denied`.
+    pub fn decision_event(
+        &self,
+        approver: &str,
+        key_id: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> crate::audit::Event {
+        crate::audit::Event::new(
+            crate::audit::Kind::Approval,
+            self.tenant.clone(),
+            outcome,
+            serde_json::json!({
+                "request": self.id,
+                "tool": self.tool,
+                "tier": self.tier,
+                "input_digest": self.input_digest,
+                "approver": approver,
+                "approvals": format!("{}/{}", self.tokens.len(), self.approvals_needed),
+                "key": key_id,
+            }),
+        )
+        .on_behalf_of(approver)
+        .in_run(Some(self.trace_id.clone()), Some(self.run_id.clone()))
+        .because((!reason.is_empty()).then(|| reason.to_owned()))
+    }
+
     /// What the host signs: the request as created.
     fn signed_content(&self) -> Result<Value, String> {
         let mut value = serde_json::to_value(self).map_err(|e| e.to_string())?;

@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use super::data::{authorize, body_problem, known_tenant, split_call};
 use super::problem::Problem;
 use super::{Caller, Role, Server};
-use crate::audit;
 use crate::error::InvokeError;
 use crate::governance::approvals::{ApprovalRequest, Status, now_secs};
 use crate::governance::{ApprovalStore, ApprovalToken};
@@ -206,23 +205,7 @@ pub(super) async fn decide(
         (request, "denied", key_id, body.reason)
     };
     if let Some(audit) = &server.audit {
-        let event = audit::Event::new(
-            audit::Kind::Approval,
-            request.tenant.clone(),
-            outcome,
-            json!({
-                "request": request.id,
-                "tool": request.tool,
-                "tier": request.tier,
-                "input_digest": request.input_digest,
-                "approver": caller.subject,
-                "approvals": format!("{}/{}", request.tokens.len(), request.approvals_needed),
-                "key": key_id,
-            }),
-        )
-        .on_behalf_of(caller.subject.clone())
-        .in_run(Some(request.trace_id.clone()), Some(request.run_id.clone()))
-        .because((!reason.is_empty()).then_some(reason));
+        let event = request.decision_event(&caller.subject, &key_id, outcome, &reason);
         audit.append_owned(event).map_err(|e| {
             Problem::internal(format!("the decision was recorded but not its audit record: {e}"))
         })?;

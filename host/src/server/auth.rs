@@ -198,12 +198,16 @@ impl Verifier {
             loaded.push(Issuer { settings: settings.clone(), keys });
         }
         if issuers.len() > 1 {
-            let mut prefixes = std::collections::BTreeSet::new();
-            for issuer in issuers {
-                let prefix = issuer.subject_prefix.as_deref().unwrap_or_default();
-                if prefix.is_empty() || !prefixes.insert(prefix) {
+            // Distinct is not enough: with `okta:` and `okta:eu:`, the first
+            // issuer's subject `eu:alice` would be the second's `alice`.
+            let prefixes: Vec<&str> =
+                issuers.iter().map(|i| i.subject_prefix.as_deref().unwrap_or_default()).collect();
+            for (i, issuer) in issuers.iter().enumerate() {
+                let mine = prefixes[i];
+                let clash = prefixes.iter().enumerate().any(|(j, other)| j != i && other.starts_with(mine));
+                if mine.is_empty() || clash {
                     return Err(format!(
-                        "[[server.issuers]] `{}`: with several issuers each needs a subject_prefix of its own (e.g. \"okta:\"), so that no issuer can mint another's subjects",
+                        "[[server.issuers]] `{}`: with several issuers each needs a subject_prefix that no other issuer's begins with (e.g. \"okta:\" and \"dev:\"), so that no issuer can mint another's subjects",
                         issuer.issuer
                     ));
                 }
@@ -538,6 +542,11 @@ mod scoping {
         let mut two = one.clone();
         two.issuer = "b".into();
         assert!(Verifier::load(&[one.clone(), two.clone()], dir.path()).is_err());
+        two.subject_prefix = Some("a:eu:".into());
+        assert!(
+            Verifier::load(&[one.clone(), two.clone()], dir.path()).is_err(),
+            "`a:` would mint `a:eu:`'s subjects"
+        );
         two.subject_prefix = Some("b:".into());
         assert!(Verifier::load(&[one, two], dir.path()).is_ok());
     }

@@ -91,7 +91,7 @@ pub(super) async fn deploy(
         &caller,
         &tenant,
         "requested",
-        json!({ "action": "deploy", "digest": digest, "signed_by": body.signature.key_id }),
+        json!({ "action": "deploy", "digest": digest, "signed_by": crate::text::clip(&body.signature.key_id) }),
     )?;
     // Stored and recorded to the end even if the client goes away.
     let task = {
