@@ -45,6 +45,8 @@ fn lifecycle(c: &mut Criterion) {
         Host::new(HostConfig {
             governance: Some(fixture.governance.clone()),
             cache_dir: Some(cache),
+            // A configured key, as a fleet shares: only such artifacts go to the registry.
+            cache_key: Some([5; 32]),
             ..HostConfig::default()
         })
         .expect("host"),

@@ -115,6 +115,19 @@ impl ArtifactCache {
         self.dir.file_name().map(|n| n.to_string_lossy().into_owned())
     }
 
+    /// A public name for this cache's key: the same for every node given the
+    /// same key, and no help in finding the key.
+    pub fn key_id(&self) -> String {
+        let id = Hmac::<Sha256>::new_from_slice(&self.key)
+            .map(|mut mac| {
+                mac.update(b"agenthost artifact cache key id");
+                mac.finalize().into_bytes()
+            })
+            .map(|bytes| hex::encode(&bytes[..8]))
+            .unwrap_or_default();
+        format!("k{id}")
+    }
+
     /// An artifact as stored (header, tag, artifact), to hand to another
     /// node that holds the same key; at most `limit` bytes.
     pub fn sealed(&self, digest_hex: &str, limit: u64) -> Option<Vec<u8>> {

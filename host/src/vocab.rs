@@ -8,6 +8,23 @@ use serde::Serialize;
 
 use crate::bindings;
 
+/// The principal an event-driven run acts for is this prefix and the
+/// event's source.
+pub const EVENT_PRINCIPAL_PREFIX: &str = "event:";
+
+/// The principal of the host's own calls (`describe` at load).
+pub const HOST_PRINCIPAL: &str = "agenthost";
+
+/// The principal of a call that named none.
+pub const ANONYMOUS_PRINCIPAL: &str = "anonymous";
+
+/// Whether a principal name belongs to the host: an authenticated caller
+/// that carried one could pass for an event's runs (own their transcripts,
+/// resubmit their approvals) or for the host itself.
+pub fn is_reserved_principal(name: &str) -> bool {
+    name.starts_with(EVENT_PRINCIPAL_PREFIX) || name == HOST_PRINCIPAL || name == ANONYMOUS_PRINCIPAL
+}
+
 /// A host interface of the `agenthost:platform` package that can be granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]

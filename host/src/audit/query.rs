@@ -1,11 +1,14 @@
 //! `agenthost audit query`: the records of a trace, a run, a tenant or a
 //! time window, in stream order.
 
+use std::collections::VecDeque;
+use std::path::Path;
 use std::time::SystemTime;
 
 use serde_json::Value;
 
 use super::record::Line;
+use super::AuditError;
 use super::verify::StreamInput;
 
 /// Which records to return; every field given must match.
@@ -55,21 +58,52 @@ pub fn query(streams: &[StreamInput], filter: &Filter) -> Vec<Found> {
     let mut found = Vec::new();
     for stream in streams {
         for (_, bytes) in &stream.segments {
-            for raw in bytes.split(|&b| b == b'\n') {
-                let Ok(line) = Line::parse(raw) else { continue };
-                let Some(body) = line.body_json() else { continue };
-                if filter.matches(&body) {
-                    found.push(Found {
-                        stream: stream.name.clone(),
-                        seq: line.seq,
-                        hash: String::from_utf8_lossy(line.hash).into_owned(),
-                        record: body,
-                    });
-                }
-            }
+            scan(&stream.name, bytes, filter, &mut |f| found.push(f));
         }
     }
     found
+}
+
+fn scan(stream: &str, bytes: &[u8], filter: &Filter, out: &mut dyn FnMut(Found)) {
+    for raw in bytes.split(|&b| b == b'\n') {
+        let Ok(line) = Line::parse(raw) else { continue };
+        let Some(body) = line.body_json() else { continue };
+        if filter.matches(&body) {
+            out(Found {
+                stream: stream.to_owned(),
+                seq: line.seq,
+                hash: String::from_utf8_lossy(line.hash).into_owned(),
+                record: body,
+            });
+        }
+    }
+}
+
+/// The newest `limit` records under an audit root that match `filter`, in
+/// stream order, and whether older matches were left out. Segments are
+/// read one at a time, so memory holds one segment and the answer, however
+/// long the trail.
+///
+/// # Errors
+/// When a directory or segment cannot be read.
+pub fn query_dir(root: &Path, filter: &Filter, limit: usize) -> Result<(Vec<Found>, bool), AuditError> {
+    let mut kept: VecDeque<Found> = VecDeque::new();
+    let mut truncated = false;
+    for dir in super::verify::stream_dirs(root)? {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        for (_, file) in super::writer::segments(&dir)? {
+            let bytes =
+                std::fs::read(&file).map_err(|e| AuditError::Io { path: file.clone(), source: e })?;
+            scan(&name, &bytes, filter, &mut |f| {
+                kept.push_back(f);
+                if kept.len() > limit {
+                    kept.pop_front();
+                    truncated = true;
+                }
+            });
+        }
+    }
+    Ok((kept.into(), truncated))
 }
 
 /// Parses `--since`: an RFC 3339 time, or a duration back from now (`15m`, `2h`, `7d`).

@@ -841,20 +841,8 @@ fn check_head(key: Option<&PublicKey>, stream: &str, head: &Head) -> Result<(), 
 /// When a directory or file cannot be read.
 pub fn load_dir(path: &Path) -> Result<Vec<StreamInput>, AuditError> {
     let io = |p: &Path, e: std::io::Error| AuditError::Io { path: p.to_path_buf(), source: e };
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if !segments(path)?.is_empty() || path.join(HEAD_FILE).exists() {
-        dirs.push(path.to_path_buf());
-    } else {
-        for entry in std::fs::read_dir(path).map_err(|e| io(path, e))? {
-            let entry = entry.map_err(|e| io(path, e))?;
-            if entry.path().is_dir() {
-                dirs.push(entry.path());
-            }
-        }
-        dirs.sort();
-    }
     let mut streams = Vec::new();
-    for dir in dirs {
+    for dir in stream_dirs(path)? {
         let mut input = StreamInput {
             name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             ..StreamInput::default()
@@ -871,6 +859,28 @@ pub fn load_dir(path: &Path) -> Result<Vec<StreamInput>, AuditError> {
         }
     }
     Ok(streams)
+}
+
+/// The stream directories under an audit root, in name order (or the
+/// directory itself when it is one stream).
+///
+/// # Errors
+/// When a directory cannot be read.
+pub fn stream_dirs(path: &Path) -> Result<Vec<PathBuf>, AuditError> {
+    let io = |p: &Path, e: std::io::Error| AuditError::Io { path: p.to_path_buf(), source: e };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if !segments(path)?.is_empty() || path.join(HEAD_FILE).exists() {
+        dirs.push(path.to_path_buf());
+    } else {
+        for entry in std::fs::read_dir(path).map_err(|e| io(path, e))? {
+            let entry = entry.map_err(|e| io(path, e))?;
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+        dirs.sort();
+    }
+    Ok(dirs)
 }
 
 /// The key a verification trusted, and where it came from.

@@ -402,23 +402,28 @@ impl Registry {
             deployed_by: deploy.deployer.to_owned(),
             deployed_at: crate::governance::approvals::now_secs(),
         };
-        // The same signed version again: nothing to write.
-        if let Ok(existing) = self.store.get_version(&record.tenant, &record.name, &record.version).await
-            && existing.digest == record.digest
-            && existing.manifest == record.manifest
-        {
+        // The same version again: nothing to write when it is the same
+        // bytes and manifest; refused when anything it runs with differs.
+        let same = |existing: VersionRecord| {
+            if existing.digest == record.digest && existing.manifest == record.manifest {
+                Ok(existing)
+            } else {
+                let what = if existing.digest == record.digest { "another manifest" } else { "other bytes" };
+                Err(RegistryError::Conflict(format!(
+                    "{} of tenant `{}` is already deployed with {what} ({}); versions are immutable, deploy a new version",
+                    record.label(),
+                    record.tenant,
+                    existing.digest
+                )))
+            }
+        };
+        if let Ok(existing) = self.store.get_version(&record.tenant, &record.name, &record.version).await {
+            let existing = same(existing)?;
             return Ok(Verified { record: existing, bytes: deploy.wasm.to_vec(), manifest, policy });
         }
         self.store.put_blob(&record.tenant, &record.digest, deploy.wasm).await?;
         if let Some(existing) = self.store.create_version(&record).await? {
-            if existing.digest != record.digest {
-                return Err(RegistryError::Conflict(format!(
-                    "{} of tenant `{}` is already deployed with {}; versions are immutable, deploy a new version",
-                    record.label(),
-                    record.tenant,
-                    existing.digest
-                )));
-            }
+            let existing = same(existing)?;
             return Ok(Verified { record: existing, bytes: deploy.wasm.to_vec(), manifest, policy });
         }
         Ok(Verified { record, bytes: deploy.wasm.to_vec(), manifest, policy })

@@ -107,7 +107,8 @@ impl WarmSet {
                 // entry behind: names nobody deployed cannot fill the map.
                 if let Ok(mut entries) = self.entries.lock() {
                     let key = (tenant.to_owned(), name.to_owned(), version.to_owned());
-                    if entries.get(&key).is_some_and(|e| !e.cell.initialized()) {
+                    // Only this load's entry: a newer one may be loading again.
+                    if entries.get(&key).is_some_and(|e| Arc::ptr_eq(e, &entry) && !e.cell.initialized()) {
                         entries.remove(&key);
                     }
                 }
@@ -127,7 +128,13 @@ impl WarmSet {
         }
         match self.registry.store().get_artifact(tenant, digest, &fingerprint, super::MAX_ARTIFACT).await {
             Ok(Some(sealed)) => {
-                if let Err(e) = self.host.adopt_artifact(digest, &sealed) {
+                // Checking the seal and writing the file is disk and hash
+                // work over up to MAX_ARTIFACT bytes: off the async workers.
+                let (host, owned) = (self.host.clone(), digest.to_owned());
+                let adopted = tokio::task::spawn_blocking(move || host.adopt_artifact(&owned, &sealed))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the check stopped: {e}")));
+                if let Err(e) = adopted {
                     tracing::warn!(target: "agenthost::registry", %digest, error = %e, "a precompiled artifact from the registry was refused; compiling");
                 }
             }
@@ -141,14 +148,18 @@ impl WarmSet {
     /// Hands a freshly compiled artifact to the registry for other nodes
     /// (in the background, best effort).
     fn share(&self, tenant: &str, digest: &str) {
-        let (Some(fingerprint), Some(sealed)) =
-            (self.host.artifact_fingerprint(), self.host.sealed_artifact(digest, super::MAX_ARTIFACT))
-        else {
+        let Some(fingerprint) = self.host.artifact_fingerprint() else {
             return;
         };
         let store = self.registry.store().clone();
+        let host = self.host.clone();
         let (tenant, digest) = (tenant.to_owned(), digest.to_owned());
         tokio::spawn(async move {
+            let read = {
+                let digest = digest.clone();
+                tokio::task::spawn_blocking(move || host.sealed_artifact(&digest, super::MAX_ARTIFACT))
+            };
+            let Ok(Some(sealed)) = read.await else { return };
             if let Err(e) = store.put_artifact(&tenant, &digest, &fingerprint, &sealed).await {
                 tracing::warn!(target: "agenthost::registry", %digest, error = %e, "cannot share a precompiled artifact");
             }

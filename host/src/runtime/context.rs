@@ -63,8 +63,8 @@ impl Root {
     /// `describe` calls at load time.
     pub(super) fn host() -> Self {
         Root {
-            principal: "agenthost".into(),
-            requested_by: "agenthost".into(),
+            principal: crate::vocab::HOST_PRINCIPAL.into(),
+            requested_by: crate::vocab::HOST_PRINCIPAL.into(),
             requested_by_key: None,
             run_id: None,
             trace_id: None,
@@ -171,7 +171,7 @@ impl HostInner {
     ) -> Result<Root, InvokeError> {
         let tenant = component.tenant();
         self.governance.tenant(tenant).map_err(|e| InvokeError::from(e).with_component(component.id()))?;
-        let principal = options.principal.clone().unwrap_or_else(|| "anonymous".to_owned());
+        let principal = options.principal.clone().unwrap_or_else(|| crate::vocab::ANONYMOUS_PRINCIPAL.to_owned());
         let mut root = Root {
             requested_by: principal.clone(),
             requested_by_key: options.principal_key.clone(),

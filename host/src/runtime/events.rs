@@ -74,7 +74,7 @@ impl Host {
                     "published_at": event.published_at, "attributes": attributes, "payload": payload,
                 }});
                 let options = CallOptions {
-                    principal: Some(format!("event:{}", event.source)),
+                    principal: Some(format!("{}{}", crate::vocab::EVENT_PRINCIPAL_PREFIX, event.source)),
                     trace_id: Some(event.trace_id.clone()),
                     ..CallOptions::default()
                 };

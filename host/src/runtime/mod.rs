@@ -340,6 +340,8 @@ struct HostInner {
     tool_linker: wasmtime::component::Linker<InstanceState>,
     agent_linker: wasmtime::component::Linker<InstanceState>,
     cache: Option<ArtifactCache>,
+    /// The cache key was made for this process (none was configured).
+    cache_key_is_own: bool,
     compiled: Mutex<HashMap<String, Component>>,
     /// Registered tools by (tenant, name).
     tools: RwLock<BTreeMap<(String, String), Arc<LoadedComponent>>>,
@@ -423,6 +425,7 @@ impl Host {
                 tool_linker,
                 agent_linker,
                 cache,
+                cache_key_is_own: config.cache_key.is_none(),
                 compiled: Mutex::new(HashMap::new()),
                 tools: RwLock::new(BTreeMap::new()),
                 services: Arc::new(Services {
@@ -500,7 +503,15 @@ impl Host {
     /// The engine fingerprint precompiled artifacts are made for, when the
     /// disk cache is on.
     pub fn artifact_fingerprint(&self) -> Option<String> {
-        self.inner.cache.as_ref().and_then(|c| c.fingerprint())
+        // Only a configured key is shared: a key made for this process alone
+        // seals artifacts no other node can take.
+        if self.inner.cache_key_is_own {
+            return None;
+        }
+        let cache = self.inner.cache.as_ref()?;
+        // The key's id in the name: nodes with different keys keep apart
+        // instead of overwriting each other's artifacts.
+        Some(format!("{}-{}", cache.fingerprint()?, cache.key_id()))
     }
 
     /// The sealed precompiled artifact of a digest in this host's cache,

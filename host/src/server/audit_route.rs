@@ -14,7 +14,6 @@ use super::data::{authorize, known_tenant};
 use super::problem::Problem;
 use super::{Caller, Role, Server};
 use crate::audit::query::{self, Filter};
-use crate::audit::verify;
 
 /// The most records one answer holds.
 pub const MAX_RECORDS: usize = 10_000;
@@ -54,24 +53,23 @@ pub(super) async fn audit(
         .transpose()
         .map_err(|e| Problem::bad_request(format!("since: {e}")))?;
     let limit = q.limit.unwrap_or(1000).min(MAX_RECORDS);
-    // One query at a time: each reads the trail from disk.
-    let _turn = server.audit_queries.try_acquire().map_err(|_| {
+    // One query at a time: each reads the trail from disk. The turn goes
+    // with the reading, which runs to its end even if the client leaves.
+    let turn = server.audit_queries.clone().try_acquire_owned().map_err(|_| {
         Problem::overloaded("another audit query is running; retry shortly", server.settings.retry_after_secs)
     })?;
     let filter =
         Filter { trace_id: q.trace_id, run_id: q.run_id, tenant: Some(tenant.clone()), kind: q.kind, since };
     // Reading segments is disk work: off the async workers.
-    let found = tokio::task::spawn_blocking(move || {
-        verify::load_dir(&root).map(|streams| query::query(&streams, &filter))
+    let (found, truncated) = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        query::query_dir(&root, &filter, limit)
     })
     .await
     .map_err(|e| Problem::internal(format!("the audit query failed: {e}")))?
     .map_err(|e| Problem::internal(format!("cannot read the audit trail: {e}")))?;
-    let truncated = found.len() > limit;
-    let skip = found.len().saturating_sub(limit);
     let records: Vec<Value> = found
         .into_iter()
-        .skip(skip)
         .map(|f| json!({ "stream": f.stream, "seq": f.seq, "hash": f.hash, "record": f.record }))
         .collect();
     Ok(Json(json!({ "tenant": tenant, "records": records, "truncated": truncated })))

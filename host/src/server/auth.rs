@@ -156,6 +156,14 @@ impl Verifier {
         let mut loaded = Vec::new();
         for settings in issuers {
             let what = format!("[[server.issuers]] `{}`", settings.issuer);
+            if let Some(prefix) = settings.subject_prefix.as_deref()
+                && prefix.starts_with(crate::vocab::EVENT_PRINCIPAL_PREFIX)
+            {
+                return Err(format!(
+                    "{what}: subject_prefix `{prefix}` begins with `{}`, which the host keeps for event-driven runs",
+                    crate::vocab::EVENT_PRINCIPAL_PREFIX
+                ));
+            }
             let mut keys = Vec::new();
             for path in &settings.keys {
                 let full = config_dir.join(path);
@@ -329,6 +337,15 @@ fn caller(issuer: &IssuerSettings, claims: &Value) -> Result<Caller, AuthError> 
         return Err(AuthError("the bearer token's `sub` is empty, too long or not printable".into()));
     }
     let subject = format!("{}{sub}", issuer.subject_prefix.as_deref().unwrap_or_default());
+    if crate::vocab::is_reserved_principal(&subject) {
+        return Err(AuthError(format!(
+            "the bearer token's subject `{}` is a name the host keeps for itself (`{}…`, `{}`, `{}`)",
+            crate::text::clip(&subject),
+            crate::vocab::EVENT_PRINCIPAL_PREFIX,
+            crate::vocab::HOST_PRINCIPAL,
+            crate::vocab::ANONYMOUS_PRINCIPAL
+        )));
+    }
     let allowed =
         |list: &Option<Vec<String>>, item: &str| list.as_ref().is_none_or(|l| l.iter().any(|x| x == item));
     let roles: BTreeSet<Role> = strings(claims, &issuer.roles_claim)
@@ -533,12 +550,32 @@ mod scoping {
         a.roles = Some(vec!["deployer".into()]);
         assert!(caller(&a, &claims).is_err(), "no role left is no caller");
 
+        // Names the host keeps for itself are nobody's subject.
+        let mut bare = a.clone();
+        bare.subject_prefix = None;
+        bare.roles = None;
+        for sub in ["event:billing", "agenthost", "anonymous"] {
+            let claims = json!({ "sub": sub, "tenants": ["acme"], "roles": ["tenant-user"] });
+            let refused = caller(&bare, &claims).expect_err(sub);
+            assert!(refused.0.contains("keeps for itself"), "{sub}: {}", refused.0);
+        }
+        let mut ev = bare.clone();
+        ev.subject_prefix = Some("ev".into());
+        let claims = json!({ "sub": "ent:billing", "tenants": ["acme"], "roles": ["tenant-user"] });
+        assert!(caller(&ev, &claims).is_err(), "a prefix and a subject that add up to `event:`");
+        let claims = json!({ "sub": "eventual", "tenants": ["acme"], "roles": ["tenant-user"] });
+        assert_eq!(caller(&bare, &claims).expect("not reserved").subject, "eventual");
+
         // Two issuers without distinct prefixes are refused at load.
         let dir = tempfile::tempdir().expect("dir");
         let key = crate::keys::KeyPair::generate();
         std::fs::write(dir.path().join("k.pub"), key.public().pem().expect("pem")).expect("write");
         let mut one = a.clone();
         one.keys = vec!["k.pub".into()];
+        let mut events = one.clone();
+        events.subject_prefix = Some("event:x:".into());
+        let refused = Verifier::load(&[events], dir.path()).err().expect("an event: prefix is refused");
+        assert!(refused.contains("event-driven runs"), "{refused}");
         let mut two = one.clone();
         two.issuer = "b".into();
         assert!(Verifier::load(&[one.clone(), two.clone()], dir.path()).is_err());

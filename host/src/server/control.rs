@@ -87,12 +87,13 @@ pub(super) async fn deploy(
     // The attempt is evidence before anything is stored: a deploy the
     // trail cannot record is not made.
     let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm)));
-    server.record(
-        &caller,
-        &tenant,
-        "requested",
-        json!({ "action": "deploy", "digest": digest, "signed_by": crate::text::clip(&body.signature.key_id) }),
-    )?;
+    server
+        .record_intent(
+            &caller,
+            &tenant,
+            json!({ "action": "deploy", "digest": digest, "signed_by": crate::text::clip(&body.signature.key_id) }),
+        )
+        .await?;
     // Stored and recorded to the end even if the client goes away.
     let task = {
         let (server, caller, tenant) = (server.clone(), caller.clone(), tenant.clone());
@@ -107,22 +108,18 @@ pub(super) async fn deploy(
             match server.registry().publish(deploy).await {
                 Ok(verified) => {
                     let r = &verified.record;
-                    server.record(
-                        &caller,
-                        &tenant,
-                        "deployed",
-                        json!({ "action": "deploy", "component": r.label(), "digest": r.digest, "publisher": r.publisher }),
-                    )?;
+                    let what = json!({ "action": "deploy", "component": r.label(), "digest": r.digest, "publisher": r.publisher });
+                    server.record(&caller, &tenant, "deployed", what).await.map_err(|e| {
+                        unrecorded(&format!("version {} was stored", r.label()), &e)
+                    })?;
                     Ok(verified.record)
                 }
                 Err(e) => {
                     // A refused deploy is evidence too: who tried to push what.
-                    let _ = server.record(
-                        &caller,
-                        &tenant,
-                        "refused",
-                        json!({ "action": "deploy", "why": e.to_string() }),
-                    );
+                    let what = json!({ "action": "deploy", "why": e.to_string() });
+                    if let Err(a) = server.record(&caller, &tenant, "refused", what).await {
+                        tracing::error!(target: "agenthost::audit", error = %a, "a refused deploy could not be recorded");
+                    }
                     Err(Problem::from(e))
                 }
             }
@@ -191,6 +188,15 @@ pub(super) async fn versions(
     Ok(Json(json!({ "tenant": tenant, "name": name, "aliases": aliases, "versions": listed })))
 }
 
+/// The answer when a change was made but its outcome record was not: the
+/// client must not believe the change failed.
+fn unrecorded(made: &str, e: &crate::audit::AuditError) -> Problem {
+    tracing::error!(target: "agenthost::audit", error = %e, "{made}, but the audit trail could not record it");
+    Problem::internal(format!(
+        "{made}, but the audit trail could not record it: {e}"
+    ))
+}
+
 /// Applies an alias change, records it, and loads what it now points at.
 async fn change_aliases(
     server: &Arc<Server>,
@@ -212,7 +218,7 @@ async fn change_aliases(
     }
     // The intent is evidence before the change: a change the trail cannot
     // record is not made.
-    server.record(caller, tenant, "requested", json!({ "action": action, "component": name }))?;
+    server.record_intent(caller, tenant, json!({ "action": action, "component": name })).await?;
     // The change, its record and the routing update run to the end even if
     // the client goes away.
     let task = {
@@ -221,13 +227,14 @@ async fn change_aliases(
         tokio::spawn(async move {
             let aliases = server.registry().update_aliases(&tenant, &name, &change).await?;
             server.remember_aliases(&tenant, &name, Arc::new(aliases.clone()));
-            server.record(
-                &caller,
-                &tenant,
-                "changed",
-                json!({ "action": action, "component": name, "stable": aliases.stable, "canary": aliases.canary }),
-            )?;
-            server.refresh(&tenant, &name).await?;
+            // The change is made: routing follows it whatever the trail says.
+            let refreshed = server.refresh(&tenant, &name).await;
+            let what = json!({ "action": action, "component": name, "stable": aliases.stable, "canary": aliases.canary });
+            server
+                .record(&caller, &tenant, "changed", what)
+                .await
+                .map_err(|e| unrecorded(&format!("the aliases of `{name}` changed"), &e))?;
+            refreshed?;
             Ok::<_, Problem>(aliases)
         })
     };

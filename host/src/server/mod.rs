@@ -73,9 +73,9 @@ pub struct Server {
     memory: Option<Arc<dyn crate::brokers::memory::MemoryStore>>,
     events: Option<Arc<dyn crate::brokers::events::EventBus>>,
     /// Audit queries read the trail from disk: one at a time.
-    audit_queries: tokio::sync::Semaphore,
+    audit_queries: Arc<tokio::sync::Semaphore>,
     /// When the registry last answered, and whether it did.
-    reachable: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
+    reachable: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     draining: AtomicBool,
 }
 
@@ -109,8 +109,8 @@ impl Server {
             http: ops::HttpMetrics::new(),
 
             aliases: std::sync::RwLock::new(std::collections::HashMap::new()),
-            reachable: std::sync::Mutex::new(None),
-            audit_queries: tokio::sync::Semaphore::new(1),
+            reachable: tokio::sync::Mutex::new(None),
+            audit_queries: Arc::new(tokio::sync::Semaphore::new(1)),
             memory: parts.memory,
             events: parts.events,
             draining: AtomicBool::new(false),
@@ -168,15 +168,70 @@ impl Server {
             return Ok(aliases);
         }
         let aliases = Arc::new(self.registry().aliases(tenant, name).await?);
-        if aliases.stable.is_some() || aliases.canary.is_some() {
-            self.remember_aliases(tenant, name, aliases.clone());
-        }
+        self.follow(tenant, name, aliases.clone()).await;
         Ok(aliases)
     }
 
-    fn remember_aliases(&self, tenant: &str, name: &str, aliases: Arc<crate::registry::Aliases>) {
-        if let Ok(mut map) = self.aliases.write() {
-            map.insert((tenant.to_owned(), name.to_owned()), (std::time::Instant::now(), aliases));
+    /// Remembers aliases read from the store. When their stable moved since
+    /// this server last saw them (another host changed them, or this one
+    /// has not seen the component yet), the tool agents reach through
+    /// `tools.invoke` moves with it.
+    async fn follow(&self, tenant: &str, name: &str, aliases: Arc<crate::registry::Aliases>) {
+        if aliases.stable.is_none() && aliases.canary.is_none() {
+            return;
+        }
+        let before = self.remember_aliases(tenant, name, aliases.clone());
+        if let Some(stable) = &aliases.stable
+            && before.as_ref().map(|b| &b.stable) != Some(&aliases.stable)
+            && let Err(e) = self.install_stable(tenant, name, stable).await
+        {
+            tracing::warn!(target: "agenthost::server", tenant, component = name, version = %stable, error = %e.detail, "the new stable version does not load");
+        }
+    }
+
+    /// Remembers a component's aliases; returns what was remembered before.
+    fn remember_aliases(
+        &self,
+        tenant: &str,
+        name: &str,
+        aliases: Arc<crate::registry::Aliases>,
+    ) -> Option<Arc<crate::registry::Aliases>> {
+        let mut map = self.aliases.write().ok()?;
+        map.insert((tenant.to_owned(), name.to_owned()), (std::time::Instant::now(), aliases)).map(|(_, a)| a)
+    }
+
+    fn remembered_stable(&self, tenant: &str, name: &str) -> Option<String> {
+        let map = self.aliases.read().ok()?;
+        map.get(&(tenant.to_owned(), name.to_owned())).and_then(|(_, a)| a.stable.clone())
+    }
+
+    /// Loads a stable version and, for a tool, makes it the one agents
+    /// reach, unless the aliases moved on while it loaded (an older read
+    /// never wins over a newer one).
+    async fn install_stable(&self, tenant: &str, name: &str, version: &str) -> Result<(), Problem> {
+        let (component, _) = self.warm.get(tenant, name, version).await.map_err(data::load_problem)?;
+        if component.tool_spec().is_some() && self.remembered_stable(tenant, name).as_deref() == Some(version) {
+            self.host.set_tool(component)?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the aliases this server remembers once they are older than
+    /// [`ALIAS_TTL`], so a change made through another host reaches agents'
+    /// tool calls here even when nobody calls the tool directly.
+    async fn follow_remembered(&self) {
+        let stale: Vec<(String, String)> = match self.aliases.read() {
+            Ok(map) => map
+                .iter()
+                .filter(|(_, (at, _))| at.elapsed() >= ALIAS_TTL)
+                .map(|(key, _)| key.clone())
+                .collect(),
+            Err(_) => return,
+        };
+        for (tenant, name) in stale {
+            if let Err(e) = self.aliases_of(&tenant, &name).await {
+                tracing::warn!(target: "agenthost::server", tenant, component = name, error = %e.detail, "cannot re-read aliases");
+            }
         }
     }
 
@@ -184,38 +239,47 @@ impl Server {
     /// backends their probes, each within a second; asked at most once a
     /// second.
     async fn backends_reachable(&self) -> bool {
-        if let Some((at, ok)) = self.reachable.lock().ok().and_then(|r| *r)
+        // Held across the probes: concurrent readiness checks wait for the
+        // one under way instead of probing again (single flight).
+        let mut last = self.reachable.lock().await;
+        if let Some((at, ok)) = *last
             && at.elapsed() < Duration::from_secs(1)
         {
             return ok;
         }
-        let within = |ok: Option<bool>| ok.unwrap_or(false);
         let second = Duration::from_secs(1);
-        let registry = match self.governance.tenants().next() {
-            Some(tenant) => within(
-                tokio::time::timeout(second, self.registry().store().list_components(tenant.id()))
-                    .await
-                    .ok()
-                    .map(|r| r.is_ok()),
-            ),
-            None => true,
-        };
-        let memory = match &self.memory {
-            Some(memory) => {
-                within(tokio::time::timeout(second, memory.probe()).await.ok().map(|r| r.is_ok()))
+        let within = |ok: Option<bool>| ok.unwrap_or(false);
+        let registry = async {
+            match self.governance.tenants().next() {
+                Some(tenant) => within(
+                    tokio::time::timeout(second, self.registry().store().list_components(tenant.id()))
+                        .await
+                        .ok()
+                        .map(|r| r.is_ok()),
+                ),
+                None => true,
             }
-            None => true,
         };
-        let events = match &self.events {
-            Some(events) => {
-                within(tokio::time::timeout(second, events.probe()).await.ok().map(|r| r.is_ok()))
+        let memory = async {
+            match &self.memory {
+                Some(memory) => {
+                    within(tokio::time::timeout(second, memory.probe()).await.ok().map(|r| r.is_ok()))
+                }
+                None => true,
             }
-            None => true,
         };
+        let events = async {
+            match &self.events {
+                Some(events) => {
+                    within(tokio::time::timeout(second, events.probe()).await.ok().map(|r| r.is_ok()))
+                }
+                None => true,
+            }
+        };
+        // Together: one slow backend costs a second, not three.
+        let (registry, memory, events) = tokio::join!(registry, memory, events);
         let ok = registry && memory && events;
-        if let Ok(mut r) = self.reachable.lock() {
-            *r = Some((std::time::Instant::now(), ok));
-        }
+        *last = Some((std::time::Instant::now(), ok));
         ok
     }
 
@@ -228,29 +292,40 @@ impl Server {
             self.warm.get(tenant, name, &canary.version).await.map_err(data::load_problem)?;
         }
         if let Some(stable) = &aliases.stable {
-            let (component, _) = self.warm.get(tenant, name, stable).await.map_err(data::load_problem)?;
-            if component.tool_spec().is_some() {
-                self.host.set_tool(component)?;
-            }
+            self.install_stable(tenant, name, stable).await?;
         }
         Ok(())
     }
 
     /// Appends a control-plane record (deploy, alias, promotion, rollback)
-    /// with the caller as its principal.
-    fn record(
+    /// with the caller as its principal, and waits until it is durable: an
+    /// intent is on disk before the change it announces is made, an outcome
+    /// before the client hears of it.
+    async fn record(
         &self,
         caller: &Caller,
         tenant: &str,
         outcome: &str,
         what: serde_json::Value,
-    ) -> Result<(), Problem> {
+    ) -> Result<(), audit::AuditError> {
         let Some(audit) = &self.audit else {
             return Ok(());
         };
         let event = audit::Event::new(audit::Kind::Deploy, tenant, outcome, what)
             .on_behalf_of(caller.subject.clone());
-        audit.append_owned(event).map(|_| ()).map_err(|e| {
+        let receipt = audit.append_owned(event)?;
+        audit.durable(&receipt).await
+    }
+
+    /// [`Server::record`] for an intent: a change the trail cannot record
+    /// is not made.
+    async fn record_intent(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        what: serde_json::Value,
+    ) -> Result<(), Problem> {
+        self.record(caller, tenant, "requested", what).await.map_err(|e| {
             Problem::internal(format!("the audit trail cannot record this change, so it was not made: {e}"))
         })
     }
@@ -311,6 +386,8 @@ impl Server {
                     for version in aliases.versions() {
                         keep.insert((tenant.to_owned(), name.clone(), version.to_owned()));
                     }
+                    // Components deployed through another host show up here.
+                    self.follow(tenant, &name, Arc::new(aliases)).await;
                 }
             }
         }
@@ -366,10 +443,15 @@ pub async fn serve(
         let server = server.clone();
         tokio::spawn(async move {
             let every = Duration::from_secs((server.settings.idle_unload_secs / 4).clamp(1, 60));
+            let mut last_sweep = std::time::Instant::now();
             loop {
-                tokio::time::sleep(every).await;
-                for gone in server.sweep().await {
-                    tracing::info!(target: "agenthost::server", version = %gone, "unloaded an idle version");
+                tokio::time::sleep(ALIAS_TTL.min(every)).await;
+                server.follow_remembered().await;
+                if last_sweep.elapsed() >= every {
+                    last_sweep = std::time::Instant::now();
+                    for gone in server.sweep().await {
+                        tracing::info!(target: "agenthost::server", version = %gone, "unloaded an idle version");
+                    }
                 }
             }
         })
@@ -389,7 +471,7 @@ pub async fn serve(
     let connections = Arc::new(tokio::sync::Semaphore::new(server.settings.max_connections.max(1)));
     // And per client address, so one client cannot take them all.
     let per_peer: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>> = Arc::default();
-    let stall = Duration::from_millis(server.settings.write_stall_ms);
+    let stall = Duration::from_millis(server.settings.write_stall_ms.max(1));
     loop {
         let permit = tokio::select! {
             () = &mut shutdown => break,
@@ -413,7 +495,7 @@ pub async fn serve(
         let ip = peer.ip();
         let admitted = per_peer.lock().is_ok_and(|mut map| {
             let open = map.entry(ip).or_insert(0);
-            if *open >= server.settings.max_connections_per_client {
+            if *open >= server.settings.max_connections_per_client.max(1) {
                 false
             } else {
                 *open += 1;
@@ -429,18 +511,11 @@ pub async fn serve(
         let io = TokioIo::new(conn::Bounded::new(stream, stall));
         let connection = http.serve_connection(io, TowerToHyperService::new(app.clone()));
         let connection = graceful.watch(connection);
-        let per_peer = per_peer.clone();
+        // Released when the task ends, even by a panic.
+        let held = PeerSlot { per_peer: per_peer.clone(), ip, _permit: permit };
         tokio::spawn(async move {
             let _ = connection.await;
-            drop(permit);
-            if let Ok(mut map) = per_peer.lock()
-                && let Some(open) = map.get_mut(&ip)
-            {
-                *open -= 1;
-                if *open == 0 {
-                    map.remove(&ip);
-                }
-            }
+            drop(held);
         });
     }
     drop(listener);
@@ -455,5 +530,26 @@ pub async fn serve(
     match tokio::time::timeout(deadline, everything).await {
         Ok(()) => Drained::Clean,
         Err(_) => Drained::TimedOut,
+    }
+}
+
+/// One open connection of a client address, with its share of
+/// `max_connections`; both are given back when dropped.
+struct PeerSlot {
+    per_peer: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.per_peer.lock()
+            && let Some(open) = map.get_mut(&self.ip)
+        {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                map.remove(&self.ip);
+            }
+        }
     }
 }

@@ -187,8 +187,24 @@ async fn a_node_takes_a_precompiled_artifact_from_the_registry_only_if_its_seal_
 
     // A node with the same cache key loads it without compiling.
     assert_eq!(load(node("cache-b", key)).await, LoadSource::DiskCache);
-    // A node with another key refuses it and compiles.
-    assert_eq!(load(node("cache-c", [9u8; 32])).await, LoadSource::Compiled);
+    // A node with another key looks elsewhere in the registry, so fleets
+    // with different keys do not overwrite each other's artifacts…
+    let other = node("cache-c", [9u8; 32]);
+    let elsewhere = other.artifact_fingerprint().unwrap();
+    assert_ne!(elsewhere, fingerprint);
+    // …and refuses this key's artifact even where it looks, and compiles.
+    store.put_artifact("acme", &digest, &elsewhere, &shared).await.unwrap();
+    assert_eq!(load(other).await, LoadSource::Compiled);
+    // A node with no configured key (one made for its process) shares nothing.
+    let alone = Arc::new(
+        Host::new(HostConfig {
+            governance: Some(governance.clone()),
+            cache_dir: Some(dir.path().join("cache-e")),
+            ..HostConfig::default()
+        })
+        .unwrap(),
+    );
+    assert_eq!(alone.artifact_fingerprint(), None);
     // An artifact altered in the registry is refused, and the node compiles.
     let mut tampered = shared.clone();
     let middle = tampered.len() / 2;

@@ -60,7 +60,7 @@ impl Served {
         .unwrap();
         std::fs::write(
             config.join("tenants/acme.toml"),
-            "id = \"acme\"\n[grants]\nmemory_namespaces = [\"refunds\", \"events\"]\ntopics = [\"orders.*\"]\n[publishers]\nci = \"publisher.pub\"\n[approvers]\nalice = \"alice.pub\"\nbob = \"bob.pub\"\n",
+            "id = \"acme\"\n[grants]\nmemory_namespaces = [\"refunds\", \"events\"]\ntopics = [\"orders.*\"]\ntools = [\"versioned\"]\n[publishers]\nci = \"publisher.pub\"\n[approvers]\nalice = \"alice.pub\"\nbob = \"bob.pub\"\n",
         )
         .unwrap();
         std::fs::write(
@@ -376,6 +376,56 @@ async fn versions_deploy_canary_promote_and_roll_back_under_load_without_a_faile
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_promotion_through_one_host_reaches_agents_tool_calls_on_another() {
+    let served = Served::start("");
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    let user = served.token("ursula", &["acme"], &["tenant-user"]);
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, StatusCode::CREATED);
+    assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, StatusCode::OK);
+    served
+        .publish_stable(
+            &deployer,
+            artifacts::HOSTILE_PROBE,
+            "hostile-probe",
+            "0.1.0",
+            "world = \"agent\"\n[requests]\ninterfaces = [\"log\", \"tools\"]\ntools = [\"versioned\"]\n",
+        )
+        .await;
+    // A second host with the same config and registry (the local registry
+    // shared as S3 would be), its own data otherwise.
+    let second = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(served.data().join("registry"), second.path().join("registry")).unwrap();
+    let (mut child, _stdout, other) = spawn(&served.config(), second.path());
+    let run = |token: String| {
+        let (http, url) = (served.http.clone(), format!("{other}/v1/tenants/acme/agents/hostile-probe:run"));
+        async move {
+            let input = json!({ "input": { "op": "invoke_tool", "name": "versioned", "input": {} } });
+            let answer: Value =
+                http.post(url).bearer_auth(token).json(&input).send().await.unwrap().json().await.unwrap();
+            assert_eq!(answer["output"]["ok"], true, "{answer}");
+            answer["output"]["output"]["version"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    assert_eq!(run(user.clone()).await, "1.0.0");
+
+    // Deployed and promoted through the first host only; nobody calls the
+    // tool directly on the second.
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_2_0_0, "2.0.0").await.0, StatusCode::CREATED);
+    assert_eq!(served.alias(&deployer, "stable", "2.0.0", None).await.0, StatusCode::OK);
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = run(user.clone()).await;
+        if seen == "2.0.0" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen, "2.0.0", "the second host's agents still reach the old stable");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn refused_deploys_leave_the_running_version_untouched() {
     let mut served = Served::start("");
     let deployer = served.token("dana", &["acme"], &["deployer"]);
@@ -424,6 +474,19 @@ async fn refused_deploys_leave_the_running_version_untouched() {
     let (status, problem) = served.send(reqwest::Method::POST, path, Some(&deployer), Some(body)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("does not verify"), "{problem}");
+
+    // The running version again, properly signed, with another manifest
+    // (a higher tier): versions are immutable, so it is refused.
+    let v1 = std::fs::read(artifacts::VERSIONED_1_0_0).unwrap();
+    let v1_digest = format!("sha256:{}", hex::encode(Sha256::digest(&v1)));
+    let other = manifest("versioned", "1.0.0", &v1_digest).replace("\"read\"", "\"write-low\"");
+    let body = served.signed_body(&v1, &other, "1.0.0", "acme", &served.publisher);
+    let (status, problem) = served.send(reqwest::Method::POST, path, Some(&deployer), Some(body)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("another manifest"), "{problem}");
+    // The same version and manifest again is no change.
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, StatusCode::CREATED);
+    still_serving(&served.invoke(&user, None, json!({})).await.1);
 
     // Unsigned: the body's shape says what is missing.
     let mut body = served.deploy_body(&v2, "2.0.0", "acme", &served.publisher);
