@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::record::Line;
 use super::AuditError;
+use super::record::Line;
 use super::verify::StreamInput;
 
 /// Which records to return; every field given must match.
@@ -92,8 +92,7 @@ pub fn query_dir(root: &Path, filter: &Filter, limit: usize) -> Result<(Vec<Foun
     for dir in super::verify::stream_dirs(root)? {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         for (_, file) in super::writer::segments(&dir)? {
-            let bytes =
-                std::fs::read(&file).map_err(|e| AuditError::Io { path: file.clone(), source: e })?;
+            let bytes = std::fs::read(&file).map_err(|e| AuditError::Io { path: file.clone(), source: e })?;
             scan(&name, &bytes, filter, &mut |f| {
                 kept.push_back(f);
                 if kept.len() > limit {

@@ -101,6 +101,18 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
         })
 }
 
+/// Runs file work where it does not hold up an async worker: on a
+/// multi-threaded runtime the worker's other tasks move elsewhere while it
+/// blocks; elsewhere (a CLI's single thread) it simply runs.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 fn parse<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, RegistryError> {
     serde_json::from_slice(bytes).map_err(|e| {
         RegistryError::Refused(format!("registry: {} is not a valid record: {e}", path.display()))
@@ -143,8 +155,10 @@ impl Store for LocalStore {
         bytes: &'a [u8],
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
         Box::pin(async move {
-            let path = self.blob_path(tenant, digest)?;
-            write_whole(&path, bytes)
+            blocking(|| {
+                let path = self.blob_path(tenant, digest)?;
+                write_whole(&path, bytes)
+            })
         })
     }
 
@@ -155,12 +169,14 @@ impl Store for LocalStore {
         limit: u64,
     ) -> BoxFuture<'a, Result<Vec<u8>, RegistryError>> {
         Box::pin(async move {
-            let path = self.blob_path(tenant, digest)?;
-            read_capped(&path, limit)?.ok_or_else(|| {
-                RegistryError::NotFound(format!(
-                    "registry: the bytes of {digest} are missing ({})",
-                    path.display()
-                ))
+            blocking(|| {
+                let path = self.blob_path(tenant, digest)?;
+                read_capped(&path, limit)?.ok_or_else(|| {
+                    RegistryError::NotFound(format!(
+                        "registry: the bytes of {digest} are missing ({})",
+                        path.display()
+                    ))
+                })
             })
         })
     }
@@ -170,14 +186,18 @@ impl Store for LocalStore {
         record: &'a VersionRecord,
     ) -> BoxFuture<'a, Result<Option<VersionRecord>, RegistryError>> {
         Box::pin(async move {
-            let path = self.version_path(&record.tenant, &record.name, &record.version);
-            let _guard =
-                self.aliases.lock().map_err(|_| RegistryError::Storage("registry lock poisoned".into()))?;
-            if let Some(bytes) = read_capped(&path, MAX_RECORD)? {
-                return Ok(Some(parse(&path, &bytes)?));
-            }
-            write_whole(&path, &json(record)?)?;
-            Ok(None)
+            blocking(|| {
+                let path = self.version_path(&record.tenant, &record.name, &record.version);
+                let _guard = self
+                    .aliases
+                    .lock()
+                    .map_err(|_| RegistryError::Storage("registry lock poisoned".into()))?;
+                if let Some(bytes) = read_capped(&path, MAX_RECORD)? {
+                    return Ok(Some(parse(&path, &bytes)?));
+                }
+                write_whole(&path, &json(record)?)?;
+                Ok(None)
+            })
         })
     }
 
@@ -188,11 +208,13 @@ impl Store for LocalStore {
         version: &'a str,
     ) -> BoxFuture<'a, Result<VersionRecord, RegistryError>> {
         Box::pin(async move {
-            let path = self.version_path(tenant, name, version);
-            let bytes = read_capped(&path, MAX_RECORD)?.ok_or_else(|| {
-                RegistryError::NotFound(format!("tenant `{tenant}` has no version {version} of `{name}`"))
-            })?;
-            parse(&path, &bytes)
+            blocking(|| {
+                let path = self.version_path(tenant, name, version);
+                let bytes = read_capped(&path, MAX_RECORD)?.ok_or_else(|| {
+                    RegistryError::NotFound(format!("tenant `{tenant}` has no version {version} of `{name}`"))
+                })?;
+                parse(&path, &bytes)
+            })
         })
     }
 
@@ -201,25 +223,27 @@ impl Store for LocalStore {
         tenant: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Vec<VersionRecord>, RegistryError>> {
-        Box::pin(async move { self.versions_sync(tenant, name) })
+        Box::pin(async move { blocking(|| self.versions_sync(tenant, name)) })
     }
 
     fn list_components<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<Vec<String>, RegistryError>> {
         Box::pin(async move {
-            let dir = self.root.join(tenant).join("versions");
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                Err(e) => return Err(io("list", &dir, &e)),
-            };
-            let mut names: Vec<String> = entries
-                .flatten()
-                .take(10_000)
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| super::check_name("component name", n).is_ok())
-                .collect();
-            names.sort();
-            Ok(names)
+            blocking(|| {
+                let dir = self.root.join(tenant).join("versions");
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(io("list", &dir, &e)),
+                };
+                let mut names: Vec<String> = entries
+                    .flatten()
+                    .take(10_000)
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| super::check_name("component name", n).is_ok())
+                    .collect();
+                names.sort();
+                Ok(names)
+            })
         })
     }
 
@@ -230,7 +254,9 @@ impl Store for LocalStore {
         fingerprint: &'a str,
         sealed: &'a [u8],
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
-        Box::pin(async move { write_whole(&self.artifact_path(tenant, digest, fingerprint)?, sealed) })
+        Box::pin(async move {
+            blocking(|| write_whole(&self.artifact_path(tenant, digest, fingerprint)?, sealed))
+        })
     }
 
     fn get_artifact<'a>(
@@ -240,7 +266,9 @@ impl Store for LocalStore {
         fingerprint: &'a str,
         limit: u64,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
-        Box::pin(async move { read_capped(&self.artifact_path(tenant, digest, fingerprint)?, limit) })
+        Box::pin(
+            async move { blocking(|| read_capped(&self.artifact_path(tenant, digest, fingerprint)?, limit)) },
+        )
     }
 
     fn get_aliases<'a>(
@@ -249,11 +277,13 @@ impl Store for LocalStore {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Aliases, RegistryError>> {
         Box::pin(async move {
-            let path = self.aliases_path(tenant, name);
-            match read_capped(&path, MAX_RECORD)? {
-                Some(bytes) => parse(&path, &bytes),
-                None => Ok(Aliases::default()),
-            }
+            blocking(|| {
+                let path = self.aliases_path(tenant, name);
+                match read_capped(&path, MAX_RECORD)? {
+                    Some(bytes) => parse(&path, &bytes),
+                    None => Ok(Aliases::default()),
+                }
+            })
         })
     }
 
@@ -265,19 +295,23 @@ impl Store for LocalStore {
         expected: u64,
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
         Box::pin(async move {
-            let path = self.aliases_path(tenant, name);
-            let _guard =
-                self.aliases.lock().map_err(|_| RegistryError::Storage("registry lock poisoned".into()))?;
-            let current = match read_capped(&path, MAX_RECORD)? {
-                Some(bytes) => parse::<Aliases>(&path, &bytes)?.revision,
-                None => 0,
-            };
-            if current != expected {
-                return Err(RegistryError::Conflict(format!(
-                    "the aliases of `{name}` changed meanwhile (revision {current}, expected {expected})"
-                )));
-            }
-            write_whole(&path, &json(aliases)?)
+            blocking(|| {
+                let path = self.aliases_path(tenant, name);
+                let _guard = self
+                    .aliases
+                    .lock()
+                    .map_err(|_| RegistryError::Storage("registry lock poisoned".into()))?;
+                let current = match read_capped(&path, MAX_RECORD)? {
+                    Some(bytes) => parse::<Aliases>(&path, &bytes)?.revision,
+                    None => 0,
+                };
+                if current != expected {
+                    return Err(RegistryError::Conflict(format!(
+                        "the aliases of `{name}` changed meanwhile (revision {current}, expected {expected})"
+                    )));
+                }
+                write_whole(&path, &json(aliases)?)
+            })
         })
     }
 }

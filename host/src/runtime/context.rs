@@ -171,7 +171,8 @@ impl HostInner {
     ) -> Result<Root, InvokeError> {
         let tenant = component.tenant();
         self.governance.tenant(tenant).map_err(|e| InvokeError::from(e).with_component(component.id()))?;
-        let principal = options.principal.clone().unwrap_or_else(|| crate::vocab::ANONYMOUS_PRINCIPAL.to_owned());
+        let principal =
+            options.principal.clone().unwrap_or_else(|| crate::vocab::ANONYMOUS_PRINCIPAL.to_owned());
         let mut root = Root {
             requested_by: principal.clone(),
             requested_by_key: options.principal_key.clone(),

@@ -109,9 +109,10 @@ pub(super) async fn deploy(
                 Ok(verified) => {
                     let r = &verified.record;
                     let what = json!({ "action": "deploy", "component": r.label(), "digest": r.digest, "publisher": r.publisher });
-                    server.record(&caller, &tenant, "deployed", what).await.map_err(|e| {
-                        unrecorded(&format!("version {} was stored", r.label()), &e)
-                    })?;
+                    server
+                        .record(&caller, &tenant, "deployed", what)
+                        .await
+                        .map_err(|e| unrecorded(&format!("version {} was stored", r.label()), &e))?;
                     Ok(verified.record)
                 }
                 Err(e) => {
@@ -192,9 +193,7 @@ pub(super) async fn versions(
 /// client must not believe the change failed.
 fn unrecorded(made: &str, e: &crate::audit::AuditError) -> Problem {
     tracing::error!(target: "agenthost::audit", error = %e, "{made}, but the audit trail could not record it");
-    Problem::internal(format!(
-        "{made}, but the audit trail could not record it: {e}"
-    ))
+    Problem::internal(format!("{made}, but the audit trail could not record it: {e}"))
 }
 
 /// Applies an alias change, records it, and loads what it now points at.

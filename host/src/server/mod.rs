@@ -210,7 +210,8 @@ impl Server {
     /// never wins over a newer one).
     async fn install_stable(&self, tenant: &str, name: &str, version: &str) -> Result<(), Problem> {
         let (component, _) = self.warm.get(tenant, name, version).await.map_err(data::load_problem)?;
-        if component.tool_spec().is_some() && self.remembered_stable(tenant, name).as_deref() == Some(version) {
+        if component.tool_spec().is_some() && self.remembered_stable(tenant, name).as_deref() == Some(version)
+        {
             self.host.set_tool(component)?;
         }
         Ok(())
