@@ -47,6 +47,7 @@ fn lifecycle(c: &mut Criterion) {
             cache_dir: Some(cache),
             // A configured key, as a fleet shares: only such artifacts go to the registry.
             cache_key: Some([5; 32]),
+            share_artifacts: true,
             ..HostConfig::default()
         })
         .expect("host"),

@@ -54,6 +54,7 @@ pub async fn serve(
         Backends::open(governance.settings(), &tenants, data, &keys.audit).await.map_err(|e| anyhow!(e))?;
     let mut config = backends.host_config(HostConfig { cache_dir, ..HostConfig::default() });
     config.cache_key = Some(keys.cache);
+    config.share_artifacts = governance.settings().registry.share_artifacts;
     config.request_key = Some(keys.audit.clone());
     config.egress_ca = governance.egress_ca().map_err(|e| anyhow!(e))?;
     config.governance = Some(governance.clone());

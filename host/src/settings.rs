@@ -462,6 +462,11 @@ pub struct RegistrySettings {
     /// `s3`: the DynamoDB table of versions and aliases [default: agenthost-registry].
     #[serde(default)]
     pub table: Option<String>,
+    /// Put precompiled artifacts in the registry for other hosts, and take
+    /// theirs: turn on only when every host gets the same cache key from
+    /// Secrets Manager ([keys] source = "secrets-manager") [default: false].
+    #[serde(default)]
+    pub share_artifacts: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -82,16 +83,32 @@ fn scan(stream: &str, bytes: &[u8], filter: &Filter, out: &mut dyn FnMut(Found))
 /// The newest `limit` records under an audit root that match `filter`, in
 /// stream order, and whether older matches were left out. Segments are
 /// read one at a time, so memory holds one segment and the answer, however
-/// long the trail.
+/// long the trail; a segment last written before `since` is not read at
+/// all. `stop` ends the scan between segments (the asker left), with what
+/// was found so far.
 ///
 /// # Errors
 /// When a directory or segment cannot be read.
-pub fn query_dir(root: &Path, filter: &Filter, limit: usize) -> Result<(Vec<Found>, bool), AuditError> {
+pub fn query_dir(
+    root: &Path,
+    filter: &Filter,
+    limit: usize,
+    stop: &AtomicBool,
+) -> Result<(Vec<Found>, bool), AuditError> {
     let mut kept: VecDeque<Found> = VecDeque::new();
     let mut truncated = false;
     for dir in super::verify::stream_dirs(root)? {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         for (_, file) in super::writer::segments(&dir)? {
+            if stop.load(Ordering::Relaxed) {
+                return Ok((kept.into(), true));
+            }
+            let modified = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
+            if let (Some(since), Some(modified)) = (filter.since, modified)
+                && modified < since
+            {
+                continue;
+            }
             let bytes = std::fs::read(&file).map_err(|e| AuditError::Io { path: file.clone(), source: e })?;
             scan(&name, &bytes, filter, &mut |f| {
                 kept.push_back(f);

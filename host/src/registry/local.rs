@@ -227,9 +227,11 @@ impl Store for LocalStore {
     }
 
     fn list_components<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<Vec<String>, RegistryError>> {
+        // On the blocking pool, not in place: `/readyz` puts a timeout on
+        // this listing, and a timeout can only leave a task that yields.
+        let dir = self.root.join(tenant).join("versions");
         Box::pin(async move {
-            blocking(|| {
-                let dir = self.root.join(tenant).join("versions");
+            let list = move || {
                 let entries = match std::fs::read_dir(&dir) {
                     Ok(entries) => entries,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -243,7 +245,13 @@ impl Store for LocalStore {
                     .collect();
                 names.sort();
                 Ok(names)
-            })
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(_) => tokio::task::spawn_blocking(list)
+                    .await
+                    .map_err(|e| RegistryError::Storage(format!("registry: the listing stopped: {e}")))?,
+                Err(_) => list(),
+            }
         })
     }
 

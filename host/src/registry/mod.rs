@@ -127,6 +127,10 @@ pub fn manifest_digest(text: &str) -> String {
 }
 
 /// The longest manifest the registry takes, in bytes.
+/// The most components one tenant may have: every host lists them, keeps
+/// their aliases and loads their stable versions.
+pub const MAX_COMPONENTS: usize = 1000;
+
 pub const MAX_MANIFEST: usize = 64 * 1024;
 
 /// A publisher's signature over a [`Publication`].
@@ -406,6 +410,16 @@ impl Registry {
         // bytes and manifest; refused when anything it runs with differs.
         let same = |existing: VersionRecord| {
             if existing.digest == record.digest && existing.manifest == record.manifest {
+                // What is stored must still verify: a record signed before
+                // manifests were signed, or altered, is not "the same".
+                let stored = manifest_digest(&existing.manifest);
+                existing.publication(&stored).verify(&existing.signature, &publishers).map_err(|e| {
+                    RegistryError::Conflict(format!(
+                        "{} of tenant `{}` is stored with a signature that no longer verifies ({e}); deploy a new version",
+                        record.label(),
+                        record.tenant
+                    ))
+                })?;
                 Ok(existing)
             } else {
                 let what = if existing.digest == record.digest { "another manifest" } else { "other bytes" };
@@ -420,6 +434,13 @@ impl Registry {
         if let Ok(existing) = self.store.get_version(&record.tenant, &record.name, &record.version).await {
             let existing = same(existing)?;
             return Ok(Verified { record: existing, bytes: deploy.wasm.to_vec(), manifest, policy });
+        }
+        let known = self.store.list_components(&record.tenant).await?;
+        if known.len() >= MAX_COMPONENTS && !known.contains(&record.name) {
+            return Err(RegistryError::Invalid(format!(
+                "tenant `{}` has {MAX_COMPONENTS} components, the most it may have; `{}` would be one more",
+                record.tenant, record.name
+            )));
         }
         self.store.put_blob(&record.tenant, &record.digest, deploy.wasm).await?;
         if let Some(existing) = self.store.create_version(&record).await? {

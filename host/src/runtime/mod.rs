@@ -67,6 +67,10 @@ pub struct HostConfig {
     /// directory, see [`crate::keystore`]); `None` uses a key made for this
     /// process, so the disk cache then serves this process only.
     pub cache_key: Option<[u8; 32]>,
+    /// Offer precompiled artifacts to other nodes through the registry (and
+    /// take theirs): only when every node is given the same `cache_key`
+    /// (Secrets Manager), else each node's artifacts are of use to nobody.
+    pub share_artifacts: bool,
     /// The development tenant's name, when `governance` is `None`.
     pub tenant: String,
     /// Tenants, grants, approvals and policy; `None` runs one development
@@ -97,6 +101,7 @@ impl Default for HostConfig {
             limits: Limits::default(),
             cache_dir: None,
             cache_key: None,
+            share_artifacts: false,
             tenant: "default".to_owned(),
             governance: None,
             model: Arc::new(BuiltinModel),
@@ -340,8 +345,9 @@ struct HostInner {
     tool_linker: wasmtime::component::Linker<InstanceState>,
     agent_linker: wasmtime::component::Linker<InstanceState>,
     cache: Option<ArtifactCache>,
-    /// The cache key was made for this process (none was configured).
-    cache_key_is_own: bool,
+    /// Artifacts go to and come from the registry (configured, with a
+    /// configured key: one made for this process seals for nobody else).
+    shares_artifacts: bool,
     compiled: Mutex<HashMap<String, Component>>,
     /// Registered tools by (tenant, name).
     tools: RwLock<BTreeMap<(String, String), Arc<LoadedComponent>>>,
@@ -425,7 +431,7 @@ impl Host {
                 tool_linker,
                 agent_linker,
                 cache,
-                cache_key_is_own: config.cache_key.is_none(),
+                shares_artifacts: config.share_artifacts && config.cache_key.is_some(),
                 compiled: Mutex::new(HashMap::new()),
                 tools: RwLock::new(BTreeMap::new()),
                 services: Arc::new(Services {
@@ -503,9 +509,7 @@ impl Host {
     /// The engine fingerprint precompiled artifacts are made for, when the
     /// disk cache is on.
     pub fn artifact_fingerprint(&self) -> Option<String> {
-        // Only a configured key is shared: a key made for this process alone
-        // seals artifacts no other node can take.
-        if self.inner.cache_key_is_own {
+        if !self.inner.shares_artifacts {
             return None;
         }
         let cache = self.inner.cache.as_ref()?;

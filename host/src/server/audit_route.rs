@@ -3,7 +3,9 @@
 //! tenant filter is the path's, never the caller's choice; answers are
 //! capped (`limit`, at most 10 000 records).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -53,17 +55,22 @@ pub(super) async fn audit(
         .transpose()
         .map_err(|e| Problem::bad_request(format!("since: {e}")))?;
     let limit = q.limit.unwrap_or(1000).min(MAX_RECORDS);
-    // One query at a time: each reads the trail from disk. The turn goes
-    // with the reading, which runs to its end even if the client leaves.
-    let turn = server.audit_queries.clone().try_acquire_owned().map_err(|_| {
+    // Each query reads the trail from disk: a few at a time, one per
+    // tenant, so one tenant's auditor cannot hold every turn. A turn goes
+    // with the reading, which stops between segments once the client left.
+    let busy = || {
         Problem::overloaded("another audit query is running; retry shortly", server.settings.retry_after_secs)
-    })?;
+    };
+    let turn = server.audit_queries.clone().try_acquire_owned().map_err(|_| busy())?;
+    let tenant_turn = TenantTurn::take(&server.audit_tenants, &tenant).ok_or_else(busy)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let _left = StopOnDrop(stop.clone());
     let filter =
         Filter { trace_id: q.trace_id, run_id: q.run_id, tenant: Some(tenant.clone()), kind: q.kind, since };
     // Reading segments is disk work: off the async workers.
     let (found, truncated) = tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        query::query_dir(&root, &filter, limit)
+        let _turns = (turn, tenant_turn);
+        query::query_dir(&root, &filter, limit, &stop)
     })
     .await
     .map_err(|e| Problem::internal(format!("the audit query failed: {e}")))?
@@ -73,4 +80,34 @@ pub(super) async fn audit(
         .map(|f| json!({ "stream": f.stream, "seq": f.seq, "hash": f.hash, "record": f.record }))
         .collect();
     Ok(Json(json!({ "tenant": tenant, "records": records, "truncated": truncated })))
+}
+
+/// Tells a scan to stop when the request that asked for it goes away.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A tenant's one audit query under way; given back when dropped.
+pub(super) struct TenantTurn {
+    busy: Arc<Mutex<HashSet<String>>>,
+    tenant: String,
+}
+
+impl TenantTurn {
+    fn take(busy: &Arc<Mutex<HashSet<String>>>, tenant: &str) -> Option<TenantTurn> {
+        let mut set = busy.lock().ok()?;
+        set.insert(tenant.to_owned()).then(|| TenantTurn { busy: busy.clone(), tenant: tenant.to_owned() })
+    }
+}
+
+impl Drop for TenantTurn {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.busy.lock() {
+            set.remove(&self.tenant);
+        }
+    }
 }

@@ -562,7 +562,8 @@ mod scoping {
         let mut ev = bare.clone();
         ev.subject_prefix = Some("ev".into());
         let claims = json!({ "sub": "ent:billing", "tenants": ["acme"], "roles": ["tenant-user"] });
-        assert!(caller(&ev, &claims).is_err(), "a prefix and a subject that add up to `event:`");
+        let refused = caller(&ev, &claims).expect_err("a prefix and a subject that add up to `event:`");
+        assert!(refused.0.contains("keeps for itself"), "{}", refused.0);
         let claims = json!({ "sub": "eventual", "tenants": ["acme"], "roles": ["tenant-user"] });
         assert_eq!(caller(&bare, &claims).expect("not reserved").subject, "eventual");
 

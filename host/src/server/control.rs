@@ -224,21 +224,35 @@ async fn change_aliases(
         let (server, caller) = (server.clone(), caller.clone());
         let (tenant, name, action) = (tenant.to_owned(), name.to_owned(), action.to_owned());
         tokio::spawn(async move {
-            let aliases = server.registry().update_aliases(&tenant, &name, &change).await?;
+            let aliases = match server.registry().update_aliases(&tenant, &name, &change).await {
+                Ok(aliases) => aliases,
+                Err(e) => {
+                    // The intent gets its outcome: nothing changed.
+                    let what = json!({ "action": action, "component": name, "why": e.to_string() });
+                    if let Err(a) = server.record(&caller, &tenant, "failed", what).await {
+                        tracing::error!(target: "agenthost::audit", error = %a, "a failed alias change could not be recorded");
+                    }
+                    return Err(Problem::from(e));
+                }
+            };
             server.remember_aliases(&tenant, &name, Arc::new(aliases.clone()));
+            let what = json!({ "action": action, "component": name, "stable": aliases.stable, "canary": aliases.canary });
+            let recorded = server.record(&caller, &tenant, "changed", what).await;
             // The change is made: routing follows it whatever the trail says.
             let refreshed = server.refresh(&tenant, &name).await;
-            let what = json!({ "action": action, "component": name, "stable": aliases.stable, "canary": aliases.canary });
-            server
-                .record(&caller, &tenant, "changed", what)
-                .await
-                .map_err(|e| unrecorded(&format!("the aliases of `{name}` changed"), &e))?;
-            refreshed?;
-            Ok::<_, Problem>(aliases)
+            recorded.map_err(|e| unrecorded(&format!("the aliases of `{name}` changed"), &e))?;
+            let mut answer = json!({ "tenant": tenant, "name": name, "aliases": aliases });
+            if let Err(e) = refreshed {
+                // Not an error to retry: the aliases moved, and calls load
+                // what they route to.
+                answer["warning"] =
+                    json!(format!("the aliases changed, but reloading them here failed: {}", e.detail));
+            }
+            Ok::<_, Problem>(answer)
         })
     };
-    let aliases = task.await.map_err(|e| Problem::internal(format!("the alias change failed: {e}")))??;
-    Ok(Json(json!({ "tenant": tenant, "name": name, "aliases": aliases })))
+    let answer = task.await.map_err(|e| Problem::internal(format!("the alias change failed: {e}")))??;
+    Ok(Json(answer))
 }
 
 /// `PUT /v1/tenants/{tenant}/components/{name}/aliases/{alias}`

@@ -48,6 +48,31 @@ use problem::Problem;
 /// host sharing the registry reach its routing within this.
 pub const ALIAS_TTL: Duration = Duration::from_secs(2);
 
+/// Audit queries read from disk at the same time, across tenants.
+pub const AUDIT_QUERIES: usize = 2;
+
+/// How long a stable version that failed to load waits before another try.
+pub const RETRY_FAILED: Duration = Duration::from_secs(30);
+
+/// Components the follow loop re-reads and loads at the same time.
+const FOLLOW_AT_ONCE: usize = 8;
+
+/// What a host serves for a component's stable version.
+#[derive(Debug, Clone)]
+struct Reconciled {
+    version: String,
+    /// A tool: the version agents reach through `tools.invoke`.
+    tool: bool,
+    /// When its load failed (then it is retried after [`RETRY_FAILED`]).
+    failed_at: Option<std::time::Instant>,
+}
+
+impl Reconciled {
+    fn failed(version: &str) -> Self {
+        Reconciled { version: version.to_owned(), tool: false, failed_at: Some(std::time::Instant::now()) }
+    }
+}
+
 /// Aliases by (tenant, component), with when they were read.
 type AliasCache =
     std::collections::HashMap<(String, String), (std::time::Instant, Arc<crate::registry::Aliases>)>;
@@ -70,10 +95,15 @@ pub struct Server {
     /// [`ALIAS_TTL`]: a call routes without touching the store, and a change
     /// made by another host sharing the registry applies within the TTL.
     aliases: std::sync::RwLock<AliasCache>,
+    /// What this host serves for each component's stable: the version
+    /// installed (for a tool, the one agents reach) or a load that failed.
+    reconciled: std::sync::Mutex<std::collections::HashMap<(String, String), Reconciled>>,
     memory: Option<Arc<dyn crate::brokers::memory::MemoryStore>>,
     events: Option<Arc<dyn crate::brokers::events::EventBus>>,
-    /// Audit queries read the trail from disk: one at a time.
+    /// Audit queries read the trail from disk: [`AUDIT_QUERIES`] at a time…
     audit_queries: Arc<tokio::sync::Semaphore>,
+    /// …and one per tenant.
+    audit_tenants: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// When the registry last answered, and whether it did.
     reachable: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     draining: AtomicBool,
@@ -109,8 +139,10 @@ impl Server {
             http: ops::HttpMetrics::new(),
 
             aliases: std::sync::RwLock::new(std::collections::HashMap::new()),
+            reconciled: std::sync::Mutex::new(std::collections::HashMap::new()),
             reachable: tokio::sync::Mutex::new(None),
-            audit_queries: Arc::new(tokio::sync::Semaphore::new(1)),
+            audit_queries: Arc::new(tokio::sync::Semaphore::new(AUDIT_QUERIES)),
+            audit_tenants: Arc::default(),
             memory: parts.memory,
             events: parts.events,
             draining: AtomicBool::new(false),
@@ -167,37 +199,39 @@ impl Server {
         {
             return Ok(aliases);
         }
-        let aliases = Arc::new(self.registry().aliases(tenant, name).await?);
-        self.follow(tenant, name, aliases.clone()).await;
-        Ok(aliases)
+        let read = Arc::new(self.registry().aliases(tenant, name).await?);
+        Ok(self.remember_aliases(tenant, name, read))
     }
 
-    /// Remembers aliases read from the store. When their stable moved since
-    /// this server last saw them (another host changed them, or this one
-    /// has not seen the component yet), the tool agents reach through
-    /// `tools.invoke` moves with it.
-    async fn follow(&self, tenant: &str, name: &str, aliases: Arc<crate::registry::Aliases>) {
-        if aliases.stable.is_none() && aliases.canary.is_none() {
-            return;
-        }
-        let before = self.remember_aliases(tenant, name, aliases.clone());
-        if let Some(stable) = &aliases.stable
-            && before.as_ref().map(|b| &b.stable) != Some(&aliases.stable)
-            && let Err(e) = self.install_stable(tenant, name, stable).await
-        {
-            tracing::warn!(target: "agenthost::server", tenant, component = name, version = %stable, error = %e.detail, "the new stable version does not load");
-        }
-    }
-
-    /// Remembers a component's aliases; returns what was remembered before.
+    /// Remembers a component's aliases unless newer ones (a higher
+    /// revision) are remembered already: a slow read never undoes a change
+    /// that landed meanwhile. Returns the aliases that hold.
     fn remember_aliases(
         &self,
         tenant: &str,
         name: &str,
         aliases: Arc<crate::registry::Aliases>,
-    ) -> Option<Arc<crate::registry::Aliases>> {
-        let mut map = self.aliases.write().ok()?;
-        map.insert((tenant.to_owned(), name.to_owned()), (std::time::Instant::now(), aliases)).map(|(_, a)| a)
+    ) -> Arc<crate::registry::Aliases> {
+        if aliases.stable.is_none() && aliases.canary.is_none() {
+            return aliases;
+        }
+        let Ok(mut map) = self.aliases.write() else { return aliases };
+        let key = (tenant.to_owned(), name.to_owned());
+        let now = std::time::Instant::now();
+        match map.get_mut(&key) {
+            Some((at, held)) if held.revision > aliases.revision => {
+                *at = now;
+                held.clone()
+            }
+            Some(entry) => {
+                *entry = (now, aliases.clone());
+                aliases
+            }
+            None => {
+                map.insert(key, (now, aliases.clone()));
+                aliases
+            }
+        }
     }
 
     fn remembered_stable(&self, tenant: &str, name: &str) -> Option<String> {
@@ -206,34 +240,85 @@ impl Server {
     }
 
     /// Loads a stable version and, for a tool, makes it the one agents
-    /// reach, unless the aliases moved on while it loaded (an older read
-    /// never wins over a newer one).
+    /// reach, unless the aliases moved on while it loaded: the check and
+    /// the switch happen under one lock, so an older version never replaces
+    /// a newer one. Records what this host now serves for the component.
     async fn install_stable(&self, tenant: &str, name: &str, version: &str) -> Result<(), Problem> {
-        let (component, _) = self.warm.get(tenant, name, version).await.map_err(data::load_problem)?;
-        if component.tool_spec().is_some() && self.remembered_stable(tenant, name).as_deref() == Some(version)
-        {
-            self.host.set_tool(component)?;
+        let key = (tenant.to_owned(), name.to_owned());
+        let loaded = self.warm.get(tenant, name, version).await.map_err(data::load_problem);
+        let Ok(mut reconciled) = self.reconciled.lock() else {
+            return Err(Problem::internal("the reconciliation lock is poisoned"));
+        };
+        let (component, _) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                reconciled.insert(key, Reconciled::failed(version));
+                return Err(e);
+            }
+        };
+        let tool = component.tool_spec().is_some();
+        if self.remembered_stable(tenant, name).as_deref() == Some(version) {
+            if tool {
+                self.host.set_tool(component)?;
+            }
+            reconciled.insert(key, Reconciled { version: version.to_owned(), tool, failed_at: None });
         }
         Ok(())
     }
 
-    /// Re-reads the aliases this server remembers once they are older than
-    /// [`ALIAS_TTL`], so a change made through another host reaches agents'
-    /// tool calls here even when nobody calls the tool directly.
-    async fn follow_remembered(&self) {
-        let stale: Vec<(String, String)> = match self.aliases.read() {
-            Ok(map) => map
+    /// Keeps the tools agents reach in step with the registry, whoever
+    /// changed it: re-reads a tool's aliases once they are older than
+    /// [`ALIAS_TTL`], and installs every remembered stable this host does
+    /// not serve yet (a failed load is retried after [`RETRY_FAILED`]).
+    /// Agents need none of this: each call and event routes afresh.
+    /// Several components at a time, at most [`FOLLOW_AT_ONCE`].
+    async fn follow(self: &Arc<Self>) {
+        // One lock at a time (install_stable takes them in the other order).
+        let Ok(reconciled) = self.reconciled.lock().map(|r| r.clone()) else { return };
+        let due: Vec<(String, String)> = match self.aliases.read() {
+            Ok(remembered) => remembered
                 .iter()
-                .filter(|(_, (at, _))| at.elapsed() >= ALIAS_TTL)
+                .filter(|(key, (at, aliases))| {
+                    let Some(stable) = &aliases.stable else { return false };
+                    match reconciled.get(*key) {
+                        // Not installed yet, or moved on.
+                        None => true,
+                        Some(r) if &r.version != stable => true,
+                        // A failed load, once its wait is over.
+                        Some(Reconciled { failed_at: Some(at), .. }) => at.elapsed() >= RETRY_FAILED,
+                        // A tool: its aliases re-read once stale.
+                        Some(r) => r.tool && at.elapsed() >= ALIAS_TTL,
+                    }
+                })
                 .map(|(key, _)| key.clone())
                 .collect(),
             Err(_) => return,
         };
-        for (tenant, name) in stale {
-            if let Err(e) = self.aliases_of(&tenant, &name).await {
-                tracing::warn!(target: "agenthost::server", tenant, component = name, error = %e.detail, "cannot re-read aliases");
+        let mut tasks = tokio::task::JoinSet::new();
+        for (tenant, name) in due {
+            while tasks.len() >= FOLLOW_AT_ONCE {
+                let _ = tasks.join_next().await;
             }
+            let server = self.clone();
+            tasks.spawn(async move {
+                let aliases = match server.aliases_of(&tenant, &name).await {
+                    Ok(aliases) => aliases,
+                    Err(e) => {
+                        tracing::warn!(target: "agenthost::server", tenant, component = name, error = %e.detail, "cannot re-read aliases");
+                        return;
+                    }
+                };
+                let Some(stable) = aliases.stable.clone() else { return };
+                let current = server.reconciled.lock().ok().and_then(|r| r.get(&(tenant.clone(), name.clone())).cloned());
+                if current.is_some_and(|r| r.version == stable && r.failed_at.is_none()) {
+                    return;
+                }
+                if let Err(e) = server.install_stable(&tenant, &name, &stable).await {
+                    tracing::warn!(target: "agenthost::server", tenant, component = name, version = %stable, error = %e.detail, "the stable version does not load; retrying later");
+                }
+            });
         }
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Whether the registry answers a listing and the memory and events
@@ -287,8 +372,8 @@ impl Server {
     /// Loads a component's stable (and canary) version; a tool's stable
     /// becomes the one agents reach through `tools.invoke`.
     async fn refresh(&self, tenant: &str, name: &str) -> Result<(), Problem> {
-        let aliases = self.registry().aliases(tenant, name).await?;
-        self.remember_aliases(tenant, name, Arc::new(aliases.clone()));
+        let read = Arc::new(self.registry().aliases(tenant, name).await?);
+        let aliases = self.remember_aliases(tenant, name, read);
         if let Some(canary) = &aliases.canary {
             self.warm.get(tenant, name, &canary.version).await.map_err(data::load_problem)?;
         }
@@ -387,8 +472,9 @@ impl Server {
                     for version in aliases.versions() {
                         keep.insert((tenant.to_owned(), name.clone(), version.to_owned()));
                     }
-                    // Components deployed through another host show up here.
-                    self.follow(tenant, &name, Arc::new(aliases)).await;
+                    // Components deployed through another host show up
+                    // here; `follow` installs them.
+                    self.remember_aliases(tenant, &name, Arc::new(aliases));
                 }
             }
         }
@@ -447,7 +533,7 @@ pub async fn serve(
             let mut last_sweep = std::time::Instant::now();
             loop {
                 tokio::time::sleep(ALIAS_TTL.min(every)).await;
-                server.follow_remembered().await;
+                server.follow().await;
                 if last_sweep.elapsed() >= every {
                     last_sweep = std::time::Instant::now();
                     for gone in server.sweep().await {

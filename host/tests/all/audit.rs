@@ -484,3 +484,46 @@ async fn sealed_segments_go_to_s3_under_object_lock_and_verify_from_there() {
     let report = verify::verify(&after, None);
     assert_eq!(report.first_problem().map(|p| p.kind), Some(ProblemKind::Truncated), "{report:#?}");
 }
+
+#[test]
+fn a_query_over_a_directory_keeps_the_newest_matches_in_order_and_stops_when_asked() {
+    use std::sync::atomic::AtomicBool;
+    let root = tempfile::tempdir().unwrap();
+    // Small segments, so the answer spans several files.
+    let small = AuditOptions { segment_bytes: 2048, ..options(1000) };
+    let log = AuditLog::open(root.path(), small, KeyPair::from_seed([7; 32]), Vec::new()).unwrap();
+    for i in 1..=60 {
+        log.append(&event(i, if i % 2 == 0 { "acme" } else { "globex" })).unwrap();
+    }
+    log.close().unwrap();
+    assert!(std::fs::read_dir(log.dir()).unwrap().count() > 4, "the records span several segments");
+    let acme = Filter { tenant: Some("acme".into()), ..Filter::default() };
+    let go = AtomicBool::new(false);
+
+    // All of a tenant's matches, as the in-memory query finds them.
+    let streams = verify::load_dir(root.path()).unwrap();
+    let all = query::query(&streams, &acme);
+    let (found, truncated) = query::query_dir(root.path(), &acme, 1000, &go).unwrap();
+    assert_eq!(all.len(), 30);
+    assert!(!truncated);
+    assert_eq!(
+        found.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        all.iter().map(|f| f.seq).collect::<Vec<_>>()
+    );
+
+    // Capped: the newest ten, oldest first, and it says so.
+    let (found, truncated) = query::query_dir(root.path(), &acme, 10, &go).unwrap();
+    assert!(truncated);
+    let numbers: Vec<u64> = found.iter().map(|f| f.record["what"]["n"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (42..=60).step_by(2).collect::<Vec<u64>>());
+
+    // A window that starts after every segment was written reads none.
+    let later =
+        Filter { since: Some(std::time::SystemTime::now() + Duration::from_secs(60)), ..acme.clone() };
+    assert!(query::query_dir(root.path(), &later, 1000, &go).unwrap().0.is_empty());
+
+    // Asked to stop (the client left): nothing more is read.
+    let stop = AtomicBool::new(true);
+    let (found, truncated) = query::query_dir(root.path(), &acme, 1000, &stop).unwrap();
+    assert!(found.is_empty() && truncated);
+}

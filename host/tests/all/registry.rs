@@ -157,6 +157,7 @@ async fn a_node_takes_a_precompiled_artifact_from_the_registry_only_if_its_seal_
                 governance: Some(governance.clone()),
                 cache_dir: Some(dir.path().join(cache)),
                 cache_key: Some(key),
+                share_artifacts: true,
                 ..HostConfig::default()
             })
             .unwrap(),
@@ -195,16 +196,19 @@ async fn a_node_takes_a_precompiled_artifact_from_the_registry_only_if_its_seal_
     // …and refuses this key's artifact even where it looks, and compiles.
     store.put_artifact("acme", &digest, &elsewhere, &shared).await.unwrap();
     assert_eq!(load(other).await, LoadSource::Compiled);
-    // A node with no configured key (one made for its process) shares nothing.
-    let alone = Arc::new(
-        Host::new(HostConfig {
+    // A node with no configured key (one made for its process), or not
+    // told to share, shares nothing.
+    for (key, share) in [(None, true), (Some(key), false)] {
+        let alone = Host::new(HostConfig {
             governance: Some(governance.clone()),
             cache_dir: Some(dir.path().join("cache-e")),
+            cache_key: key,
+            share_artifacts: share,
             ..HostConfig::default()
         })
-        .unwrap(),
-    );
-    assert_eq!(alone.artifact_fingerprint(), None);
+        .unwrap();
+        assert_eq!(alone.artifact_fingerprint(), None);
+    }
     // An artifact altered in the registry is refused, and the node compiles.
     let mut tampered = shared.clone();
     let middle = tampered.len() / 2;
