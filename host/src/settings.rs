@@ -464,7 +464,7 @@ pub struct RegistrySettings {
     pub table: Option<String>,
     /// Put precompiled artifacts in the registry for other hosts, and take
     /// theirs: turn on only when every host gets the same cache key from
-    /// Secrets Manager ([keys] source = "secrets-manager") [default: false].
+    /// Secrets Manager ([keys] source = "secretsmanager") [default: false].
     #[serde(default)]
     pub share_artifacts: bool,
 }
