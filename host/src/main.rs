@@ -114,6 +114,9 @@ enum Command {
     Promote(registry_cli::NameArgs),
     /// Return to the previous stable version and drop the canary
     Rollback(registry_cli::NameArgs),
+    /// Ask a server's /healthz: exit 0 when it answers 2xx (a container's
+    /// HEALTHCHECK; the image has no shell or curl)
+    Healthcheck(server_cli::HealthcheckArgs),
     /// Make an ed25519 key pair: <STEM>.key (PKCS#8 PEM, private) and <STEM>.pub
     Keygen {
         #[arg(value_name = "STEM")]
@@ -263,6 +266,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         | Command::Keygen { .. }
         | Command::Manifest(_)
         | Command::Token(_)
+        | Command::Healthcheck(_)
         | Command::Sign(_) => false,
         Command::Approvals(a) => a.remote().is_none(),
         Command::Deploy(a) => a.target.is_local(),
@@ -315,6 +319,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             done(server_cli::serve(args, cache_dir, governance, &data, &host_keys).await)
         }
         Command::Token(command) => done(server_cli::token(command)),
+        Command::Healthcheck(args) => Ok(server_cli::healthcheck(args).await),
         Command::Sign(args) => done(registry_cli::sign(args)),
         command => {
             // The registry commands: on a server, or on this data directory.

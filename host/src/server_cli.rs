@@ -121,6 +121,41 @@ async fn shutdown_signal() {
     }
 }
 
+#[derive(Args)]
+pub struct HealthcheckArgs {
+    /// What to ask
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080/healthz")]
+    url: String,
+    /// Give up after this long
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    timeout_ms: u64,
+}
+
+/// `agenthost healthcheck`: one GET, no redirects, bounded in time. Exits
+/// 0 when healthy and 1 otherwise (Docker reserves 2).
+pub async fn healthcheck(args: HealthcheckArgs) -> std::process::ExitCode {
+    let asked = async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(args.timeout_ms.max(1)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let response = client.get(&args.url).send().await.map_err(|e| format!("{}: {e}", args.url))?;
+        let status = response.status();
+        if status.is_success() { Ok(status) } else { Err(format!("{} answered {status}", args.url)) }
+    };
+    match asked.await {
+        Ok(status) => {
+            let _ = crate::write_stdout(&format!("{} answered {status}\n", args.url));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            crate::write_stderr(&format!("unhealthy: {e}"));
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum TokenCommand {
     /// Mint a bearer token (EdDSA JWT) for development and tests: the

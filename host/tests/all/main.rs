@@ -8,6 +8,7 @@ mod audit;
 mod cache;
 mod cli;
 mod common;
+mod container;
 mod engine;
 mod events;
 mod governance;

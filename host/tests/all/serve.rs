@@ -1126,6 +1126,27 @@ fn the_readmes_serving_example_parses() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_containers_healthcheck_command_asks_the_running_server() {
+    let served = Served::start("");
+    let check = |path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_agenthost"))
+            .args(["healthcheck", "--url", &served.url(path)])
+            .output()
+            .unwrap()
+    };
+    let healthy = tokio::task::block_in_place(|| check("/healthz"));
+    assert!(healthy.status.success(), "{}", String::from_utf8_lossy(&healthy.stderr));
+    // Anything but 2xx is unhealthy, with exit 1.
+    let missing = tokio::task::block_in_place(|| check("/nothing-here"));
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn readyz_answers_503_while_a_backend_does_not_answer() {
     // The memory backend is DynamoDB at an address where nothing listens.
     let served = Served::start_with(
