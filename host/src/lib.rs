@@ -31,6 +31,7 @@ pub mod error;
 pub mod governance;
 pub mod keys;
 pub mod keystore;
+pub mod lambda;
 pub mod limits;
 pub mod registry;
 pub mod runtime;

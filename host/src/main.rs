@@ -18,6 +18,7 @@ mod audit_cli;
 mod aws_cli;
 mod demo;
 mod governance_cli;
+mod lambda_cli;
 mod registry_cli;
 mod server_cli;
 
@@ -99,6 +100,10 @@ enum Command {
     Aws(aws_cli::AwsCommand),
     /// Serve the HTTP API: invoke, run, deploy, aliases, health and metrics
     Serve(server_cli::ServeArgs),
+    /// Run as an AWS Lambda function: API Gateway, Function URL, SQS and
+    /// direct-invoke events through the same server (chosen by itself when
+    /// started with no arguments and AWS_LAMBDA_RUNTIME_API is set)
+    Lambda,
     /// Mint bearer tokens for the HTTP API (development and tests)
     #[command(subcommand)]
     Token(server_cli::TokenCommand),
@@ -201,7 +206,12 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A Lambda `bootstrap` starts with no arguments.
+    let cli = if std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        Cli::parse_from(["agenthost", "lambda"])
+    } else {
+        Cli::parse()
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -318,6 +328,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let host_keys = keys.load(governance.settings()).await?;
             done(server_cli::serve(args, cache_dir, governance, &data, &host_keys).await)
         }
+        Command::Lambda => {
+            let governance = governance()?;
+            let host_keys = keys.load(governance.settings()).await?;
+            done(lambda_cli::lambda(cache_dir, governance, &data, &host_keys).await)
+        }
         Command::Token(command) => done(server_cli::token(command)),
         Command::Healthcheck(args) => Ok(server_cli::healthcheck(args).await),
         Command::Sign(args) => done(registry_cli::sign(args)),
@@ -384,6 +399,10 @@ impl Keys {
 fn data_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(dir) = explicit {
         return dir.to_path_buf();
+    }
+    // In Lambda only /tmp is writable.
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return PathBuf::from("/tmp/agenthost");
     }
     if let Some(cache) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(cache).join("agenthost");

@@ -34,13 +34,21 @@ pub async fn registry(data: &Path, governance: &Arc<Governance>) -> anyhow::Resu
     Ok(Registry::new(store, governance.clone(), limit))
 }
 
-pub async fn serve(
-    args: ServeArgs,
+/// A server built from the configuration, with the backends it holds open
+/// (closed, with the audit trail, when the caller is done). `serve` and
+/// `lambda` are two transports over this one server.
+pub struct Built {
+    pub server: Arc<Server>,
+    pub backends: Backends,
+    pub settings: agenthost::settings::ServerSettings,
+}
+
+pub async fn build(
     cache_dir: Option<PathBuf>,
     governance: Arc<Governance>,
     data: &Path,
     keys: &agenthost::keystore::HostKeys,
-) -> Result<(), Failure> {
+) -> Result<Built, Failure> {
     let settings = governance.settings().server.clone();
     let config_dir = governance.config_dir().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     let verifier = Verifier::load(&settings.issuers, &config_dir).map_err(|e| anyhow!(e))?;
@@ -72,6 +80,17 @@ pub async fn serve(
     });
     server.warm_up().await;
     server.subscribe_all().map_err(|e| anyhow!(e))?;
+    Ok(Built { server, backends, settings })
+}
+
+pub async fn serve(
+    args: ServeArgs,
+    cache_dir: Option<PathBuf>,
+    governance: Arc<Governance>,
+    data: &Path,
+    keys: &agenthost::keystore::HostKeys,
+) -> Result<(), Failure> {
+    let Built { server, backends, settings } = build(cache_dir, governance, data, keys).await?;
     // Events from SQS (or an EventBridge rule into it) reach the subscribers.
     let poller = backends
         .sqs

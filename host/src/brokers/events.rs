@@ -301,7 +301,104 @@ impl Completed {
 pub struct Subscription {
     pub tenant: String,
     pub topic: crate::governance::names::Patterns,
+    /// Names the subscriber (its agent) in the delivery ledger: the same in
+    /// every process with the same configuration.
+    pub subscriber: String,
     pub handler: Handler,
+}
+
+/// What a [`Ledger`] says of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This process runs it; the number is the claim's version.
+    Claimed(u64),
+    /// It ran to its end before: skip it.
+    Done,
+    /// Another process is running it now: try again later.
+    Busy,
+}
+
+/// Where deliveries are claimed and marked done across processes (every
+/// Lambda execution environment, every server): a message the queue
+/// delivers again runs no subscriber twice.
+pub trait Ledger: Send + Sync {
+    fn claim<'a>(&'a self, tenant: &'a str, key: &'a str) -> BoxFuture<'a, Result<Claim, String>>;
+    /// Marks a claimed delivery done, or gives the claim back after a failure.
+    fn finish<'a>(
+        &'a self,
+        tenant: &'a str,
+        key: &'a str,
+        version: u64,
+        done: bool,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// A [`Ledger`] in the memory backend (DynamoDB across processes), under a
+/// namespace no component can name (guests' namespaces are `[A-Za-z0-9._-]`).
+pub struct MemoryLedger {
+    pub store: Arc<dyn crate::brokers::memory::MemoryStore>,
+}
+
+/// The ledger's namespace in each tenant's memory.
+pub const LEDGER_NAMESPACE: &str = "agenthost:deliveries";
+/// A claim outlives the longest run (a Lambda invocation's 15 minutes).
+pub const CLAIM_SECS: u64 = 15 * 60;
+/// A done mark outlives the queue's longest retention (14 days).
+pub const DONE_SECS: u64 = 14 * 24 * 60 * 60;
+
+impl MemoryLedger {
+    fn put(value: &[u8], expected: u64, ttl: u64) -> crate::brokers::memory::Put {
+        crate::brokers::memory::Put {
+            value: value.to_vec(),
+            expected_version: Some(expected),
+            ttl_seconds: Some(ttl),
+            meta: crate::brokers::memory::RecordMeta {
+                classification: crate::brokers::memory::Classification::Internal,
+                retention_days: None,
+                writer: "agenthost".into(),
+                run_id: String::new(),
+                written_at: crate::brokers::memory::now_secs(),
+            },
+        }
+    }
+}
+
+impl Ledger for MemoryLedger {
+    fn claim<'a>(&'a self, tenant: &'a str, key: &'a str) -> BoxFuture<'a, Result<Claim, String>> {
+        Box::pin(async move {
+            use crate::brokers::memory::{MemoryError, Scope};
+            let scope = Scope { tenant, namespace: LEDGER_NAMESPACE };
+            match self.store.put(scope, key, Self::put(b"running", 0, CLAIM_SECS)).await {
+                Ok(version) => Ok(Claim::Claimed(version)),
+                Err(MemoryError::Conflict { .. }) => match self.store.get(scope, key).await {
+                    Ok(Some(record)) if record.value == b"done" => Ok(Claim::Done),
+                    Ok(Some(_)) => Ok(Claim::Busy),
+                    // Expired or given back meanwhile: claim it next time.
+                    Ok(None) => Ok(Claim::Busy),
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        tenant: &'a str,
+        key: &'a str,
+        version: u64,
+        done: bool,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let scope = crate::brokers::memory::Scope { tenant, namespace: LEDGER_NAMESPACE };
+            if done {
+                self.store.put(scope, key, Self::put(b"done", version, DONE_SECS)).await.map(|_| ())
+            } else {
+                self.store.delete(scope, key, Some(version)).await.map(|_| ())
+            }
+            .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// Runs the subscribers of each event, at most once each per idempotency key.
@@ -309,12 +406,21 @@ pub struct Subscription {
 pub struct Dispatcher {
     subscriptions: Arc<Mutex<Vec<Subscription>>>,
     completed: Arc<Mutex<Completed>>,
+    ledger: Arc<Mutex<Option<Arc<dyn Ledger>>>>,
 }
 
 impl Dispatcher {
     pub fn subscribe(&self, subscription: Subscription) {
         if let Ok(mut subs) = self.subscriptions.lock() {
             subs.push(subscription);
+        }
+    }
+
+    /// Deliveries are claimed and marked in `ledger` from now on, besides
+    /// this process's own memory of them.
+    pub fn set_ledger(&self, ledger: Arc<dyn Ledger>) {
+        if let Ok(mut slot) = self.ledger.lock() {
+            *slot = Some(ledger);
         }
     }
 
@@ -335,7 +441,39 @@ impl Dispatcher {
                 tracing::debug!(target: "agenthost::events", id = %event.id, "duplicate delivery skipped");
                 continue;
             }
-            match (sub.handler)(event.clone()).await {
+            let ledger = self.ledger.lock().ok().and_then(|l| l.clone());
+            let key = format!("{}/{}", sub.subscriber, event.id);
+            let claim = match &ledger {
+                None => None,
+                Some(ledger) => match ledger.claim(&event.tenant, &key).await {
+                    Ok(Claim::Claimed(version)) => Some(version),
+                    Ok(Claim::Done) => {
+                        tracing::debug!(target: "agenthost::events", id = %event.id, "delivered before (ledger); skipped");
+                        if let Ok(mut completed) = self.completed.lock() {
+                            completed.insert(index, &event.id);
+                        }
+                        continue;
+                    }
+                    Ok(Claim::Busy) => {
+                        failure.get_or_insert(format!(
+                            "event {} is being delivered to {} elsewhere",
+                            event.id, sub.subscriber
+                        ));
+                        continue;
+                    }
+                    Err(e) => {
+                        failure.get_or_insert(format!("the delivery ledger failed: {e}"));
+                        continue;
+                    }
+                },
+            };
+            let outcome = (sub.handler)(event.clone()).await;
+            if let (Some(ledger), Some(version)) = (&ledger, claim)
+                && let Err(e) = ledger.finish(&event.tenant, &key, version, outcome.is_ok()).await
+            {
+                tracing::warn!(target: "agenthost::events", id = %event.id, error = %e, "the delivery ledger was not updated");
+            }
+            match outcome {
                 Ok(()) => {
                     ran += 1;
                     if let Ok(mut completed) = self.completed.lock() {
@@ -491,4 +629,77 @@ pub async fn bootstrap(
         .await
         .map_err(|e| format!("cannot point the rule {rule} at the queue: {}", describe(&e)))?;
     Ok(url)
+}
+
+#[cfg(test)]
+mod ledger_tests {
+    use super::*;
+
+    fn event(id: &str) -> Envelope {
+        Envelope {
+            id: id.into(),
+            tenant: "acme".into(),
+            topic: "orders.created".into(),
+            payload: String::new(),
+            attributes: vec![],
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            run_id: "run-1".into(),
+            source: "notify@0.1.0".into(),
+            published_at: "2026-12-01T10:00:00Z".into(),
+        }
+    }
+
+    /// Two dispatchers (two processes) on one ledger, a subscriber that
+    /// counts its runs and fails when told to.
+    fn process(
+        ledger: Arc<dyn Ledger>,
+        runs: Arc<std::sync::atomic::AtomicUsize>,
+        fail: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Dispatcher {
+        let dispatcher = Dispatcher::default();
+        dispatcher.set_ledger(ledger);
+        let handler: Handler = Arc::new(move |_event: Envelope| {
+            let (runs, fail) = (runs.clone(), fail.clone());
+            Box::pin(async move {
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if fail.load(std::sync::atomic::Ordering::SeqCst) { Err("down".to_owned()) } else { Ok(()) }
+            })
+        });
+        dispatcher.subscribe(Subscription {
+            tenant: "acme".into(),
+            topic: crate::governance::names::Patterns(vec!["orders.*".into()]),
+            subscriber: "orders.*>recorder".into(),
+            handler,
+        });
+        dispatcher
+    }
+
+    #[tokio::test]
+    async fn a_delivery_runs_once_across_processes_and_again_after_a_failure() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let store: Arc<dyn crate::brokers::memory::MemoryStore> =
+            Arc::new(crate::brokers::memory::InProcessMemory::default());
+        let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger { store: store.clone() });
+        let (runs, fail) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(true)));
+        let one = process(ledger.clone(), runs.clone(), fail.clone());
+        let two = process(ledger.clone(), runs.clone(), fail.clone());
+
+        // A failed run gives its claim back: the redelivery runs it again.
+        assert!(one.deliver(event("e1")).await.is_err());
+        fail.store(false, Ordering::SeqCst);
+        assert_eq!(two.deliver(event("e1")).await, Ok(1));
+        // Done: neither process runs it again.
+        assert_eq!(one.deliver(event("e1")).await, Ok(0));
+        assert_eq!(two.deliver(event("e1")).await, Ok(0));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+
+        // Claimed and running elsewhere: this delivery fails, to come back later.
+        let claim = ledger.claim("acme", "orders.*>recorder/e2").await.unwrap();
+        assert!(matches!(claim, Claim::Claimed(_)));
+        assert!(one.deliver(event("e2")).await.unwrap_err().contains("elsewhere"));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        // The ledger lives where no component can name it (a guest's
+        // namespace is `[A-Za-z0-9._-]`, checked before any grant).
+        assert!(!LEDGER_NAMESPACE.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+    }
 }

@@ -35,9 +35,11 @@ impl Host {
             ));
         }
         let tenant = agent.tenant().to_owned();
+        let name = agent.id().name.clone();
         self.subscribe_resolved(
             &tenant,
             topic,
+            &name,
             Arc::new(move || {
                 let agent = agent.clone();
                 Box::pin(async move { Ok(agent) })
@@ -50,7 +52,7 @@ impl Host {
     /// arrives (a server resolves the agent's `stable` version then, so a
     /// promotion or rollback applies to the next event). The agent must be
     /// of `tenant`, or the event is left for redelivery.
-    pub fn subscribe_resolved(&self, tenant: &str, topic: &str, resolve: AgentResolver) {
+    pub fn subscribe_resolved(&self, tenant: &str, topic: &str, subscriber: &str, resolve: AgentResolver) {
         let host = Arc::downgrade(&self.inner);
         let owner = tenant.to_owned();
         let handler: crate::brokers::events::Handler = Arc::new(move |event: Envelope| {
@@ -84,10 +86,29 @@ impl Host {
         self.inner.dispatcher.subscribe(Subscription {
             tenant: tenant.to_owned(),
             topic: crate::governance::names::Patterns(vec![topic.to_owned()]),
+            subscriber: format!("{topic}>{subscriber}"),
             handler,
         });
         // In-process events are served from the first subscription on.
         let _ = self.inner.dispatcher.serve_in_process(&self.inner.in_process);
+    }
+
+    /// Deliveries are claimed and marked done in the memory backend too, so
+    /// another process (a Lambda execution environment) given the same
+    /// message runs no subscriber again.
+    pub fn use_delivery_ledger(&self) {
+        let ledger = crate::brokers::events::MemoryLedger { store: self.inner.services.memory.clone() };
+        self.inner.dispatcher.set_ledger(Arc::new(ledger));
+    }
+
+    /// Delivers one event (an SQS message's, or an EventBridge event's
+    /// `detail`) to this host's subscribers.
+    ///
+    /// # Errors
+    /// The first subscriber that failed, or one running it elsewhere: the
+    /// event must come again.
+    pub async fn deliver_event(&self, event: Envelope) -> Result<usize, String> {
+        self.inner.dispatcher.deliver(event).await
     }
 
     /// Delivers the events of an SQS queue (fed by the SQS bus or by an

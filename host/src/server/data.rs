@@ -235,10 +235,16 @@ fn options(caller: &Caller, headers: &HeaderMap, body: CallBody) -> CallOptions 
     }
 }
 
-fn answer(mut body: Value, record: &VersionRecord, via: &str) -> Response {
+/// The answer's body: the call's, with the version that served it and the
+/// alias that routed there. The same for every transport.
+fn answer_body(mut body: Value, record: &VersionRecord, via: &str) -> Value {
     body["component"] = json!({ "name": record.name, "version": record.version, "digest": record.digest });
     body["alias"] = json!(via);
-    let mut response = Json(body).into_response();
+    body
+}
+
+fn answer(body: Value, record: &VersionRecord, via: &str) -> Response {
+    let mut response = Json(answer_body(body, record, via)).into_response();
     if let Ok(value) = HeaderValue::from_str(&record.label()) {
         response.headers_mut().insert("agenthost-component", value);
     }
@@ -351,11 +357,8 @@ async fn call(
             }
             let mut guard = Unfinished(&server, &id, false);
             match perform(&server, &component, world, &input, &options, transcript, &tenant).await {
-                Ok(mut body) => {
-                    body["component"] =
-                        json!({ "name": record.name, "version": record.version, "digest": record.digest });
-                    body["alias"] = json!(via);
-                    server.runs.finish(&id, 200, body);
+                Ok(body) => {
+                    server.runs.finish(&id, 200, answer_body(body, &record, via));
                 }
                 Err(problem) => {
                     let status = problem.status.as_u16();
@@ -435,4 +438,90 @@ pub(super) async fn get_run(
             crate::text::clip(&id)
         ))
     })
+}
+
+/// A call from a transport that vouches for its caller itself (a Lambda
+/// direct invoke or SQS message, a Step Functions task), where IAM decided
+/// who may invoke: the HTTP data plane's checks, admission, routing and
+/// answer, without a bearer token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectCall {
+    pub tenant: String,
+    /// The tool to invoke, or…
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// …the agent to run.
+    #[serde(default)]
+    pub agent: Option<String>,
+    pub input: Value,
+    /// Who the call is for, as policy, approvals and the audit trail see
+    /// it [default: `lambda`].
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// Re-submits the call of an approved request…
+    #[serde(default)]
+    pub approval_request: Option<String>,
+    /// …with its approval tokens.
+    #[serde(default)]
+    pub approvals: Vec<ApprovalToken>,
+    /// Keeps the caller on one version while a canary runs.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// An agent's transcript in the answer.
+    #[serde(default)]
+    pub transcript: bool,
+}
+
+/// The principal of a direct call that names none.
+pub const DIRECT_PRINCIPAL: &str = "lambda";
+
+impl Server {
+    /// Runs a [`DirectCall`]; the answer is the body an HTTP 200 would carry.
+    ///
+    /// # Errors
+    ///
+    /// The problem an HTTP caller would get, status included.
+    pub async fn call_direct(self: &Arc<Self>, call: DirectCall) -> Result<Value, Problem> {
+        let (world, name) = match (&call.tool, &call.agent) {
+            (Some(tool), None) => (World::Tool, tool.clone()),
+            (None, Some(agent)) => (World::Agent, agent.clone()),
+            _ => return Err(Problem::bad_request("a direct call names one of `tool` or `agent`")),
+        };
+        let principal = call.principal.clone().unwrap_or_else(|| DIRECT_PRINCIPAL.to_owned());
+        if principal.is_empty()
+            || principal.len() > 128
+            || principal.chars().any(char::is_control)
+            || crate::vocab::is_reserved_principal(&principal)
+        {
+            return Err(Problem::bad_request(format!(
+                "`principal` must be a printable name of at most 128 characters, not one the host keeps for itself: `{}`",
+                crate::text::clip(&principal)
+            )));
+        }
+        let caller = Caller {
+            subject: principal,
+            issuer: "lambda".into(),
+            tenants: [call.tenant.clone()].into(),
+            roles: [Role::TenantUser].into(),
+        };
+        known_tenant(self, &call.tenant)?;
+        let _admitted = admit(self, &call.tenant)?;
+        let mut headers = HeaderMap::new();
+        if let Some(session) = call.session.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+            headers.insert(SESSION_HEADER, session);
+        }
+        let body = CallBody {
+            input: call.input,
+            approval_request: call.approval_request,
+            approvals: call.approvals,
+        };
+        let (component, record, via) =
+            resolve(self, &caller, &call.tenant, &name, world, &headers, &body).await?;
+        let input = body.input.clone();
+        let options = options(&caller, &headers, body);
+        let answer =
+            perform(self, &component, world, &input, &options, call.transcript, &call.tenant).await?;
+        Ok(answer_body(answer, &record, via))
+    }
 }

@@ -42,6 +42,7 @@ use crate::settings::ServerSettings;
 
 use admission::Admission;
 pub use auth::{Caller, Role, Verifier};
+pub use data::{DIRECT_PRINCIPAL, DirectCall};
 use problem::Problem;
 
 /// How long a server trusts the aliases it read: changes made by another
@@ -432,6 +433,7 @@ impl Server {
             self.host.subscribe_resolved(
                 &sub.tenant,
                 &sub.topic,
+                &sub.agent,
                 Arc::new(move || {
                     let (server, tenant, name) = (server.clone(), tenant.clone(), name.clone());
                     Box::pin(async move {

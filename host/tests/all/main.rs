@@ -13,6 +13,7 @@ mod engine;
 mod events;
 mod governance;
 mod hardening;
+mod lambda;
 mod layers;
 mod limits;
 mod loading;

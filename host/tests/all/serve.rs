@@ -20,25 +20,25 @@ use sha2::{Digest as _, Sha256};
 const ISSUER: &str = "agenthost-test";
 
 /// A server process with its own config and data directories.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     stdout: BufReader<ChildStdout>,
-    url: String,
+    pub(crate) url: String,
     dir: tempfile::TempDir,
     issuer: KeyPair,
     publisher: KeyPair,
     /// Approvers of tenant acme, by name.
     approvers: Vec<(String, KeyPair)>,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Served {
-    fn start(server_settings: &str) -> Served {
+    pub(crate) fn start(server_settings: &str) -> Served {
         Served::start_with("", server_settings)
     }
 
     /// With `host_settings` (sections of host.toml) before `[server]`.
-    fn start_with(host_settings: &str, server_settings: &str) -> Served {
+    pub(crate) fn start_with(host_settings: &str, server_settings: &str) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir_all(config.join("tenants")).unwrap();
@@ -74,11 +74,11 @@ impl Served {
         Served { child, stdout, url, dir, issuer, publisher, approvers, http: reqwest::Client::new() }
     }
 
-    fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.path().join("config")
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
@@ -90,7 +90,7 @@ impl Served {
         (self.child, self.stdout, self.url) = (child, stdout, url);
     }
 
-    fn token(&self, sub: &str, tenants: &[&str], roles: &[&str]) -> String {
+    pub(crate) fn token(&self, sub: &str, tenants: &[&str], roles: &[&str]) -> String {
         self.token_with(&self.issuer, ISSUER, sub, tenants, roles, 3600)
     }
 
@@ -114,11 +114,11 @@ impl Served {
             .unwrap()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -166,7 +166,14 @@ impl Served {
 
     /// Deploys any component with the manifest `head` (name, version and
     /// digest are added), signed by the tenant's publisher, and makes it stable.
-    async fn publish_stable(&self, token: &str, wasm_path: &str, name: &str, version: &str, head: &str) {
+    pub(crate) async fn publish_stable(
+        &self,
+        token: &str,
+        wasm_path: &str,
+        name: &str,
+        version: &str,
+        head: &str,
+    ) {
         let wasm = std::fs::read(wasm_path).unwrap();
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&wasm)));
         let manifest = format!("name = \"{name}\"\nversion = \"{version}\"\ndigest = \"{digest}\"\n{head}");
@@ -184,12 +191,12 @@ impl Served {
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
 
-    async fn deploy(&self, token: &str, wasm_path: &str, version: &str) -> (StatusCode, Value) {
+    pub(crate) async fn deploy(&self, token: &str, wasm_path: &str, version: &str) -> (StatusCode, Value) {
         let body = self.deploy_body(&std::fs::read(wasm_path).unwrap(), version, "acme", &self.publisher);
         self.send(reqwest::Method::POST, "/v1/tenants/acme/components", Some(token), Some(body)).await
     }
 
-    async fn alias(
+    pub(crate) async fn alias(
         &self,
         token: &str,
         alias: &str,
@@ -206,7 +213,12 @@ impl Served {
         .await
     }
 
-    async fn invoke(&self, token: &str, session: Option<&str>, input: Value) -> (StatusCode, Value) {
+    pub(crate) async fn invoke(
+        &self,
+        token: &str,
+        session: Option<&str>,
+        input: Value,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
             .post(self.url("/v1/tenants/acme/tools/versioned:invoke"))
@@ -250,7 +262,7 @@ impl Drop for Served {
     }
 }
 
-fn spawn(config: &Path, data: &Path) -> (Child, BufReader<ChildStdout>, String) {
+pub(crate) fn spawn(config: &Path, data: &Path) -> (Child, BufReader<ChildStdout>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agenthost"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("AGENTHOST_CONFIG", config)

@@ -1,0 +1,292 @@
+//! `agenthost lambda`, driven the way Lambda drives it: an in-test Runtime
+//! API on 127.0.0.1 (`/2018-06-01/runtime/invocation/next`, `/response`,
+//! `/error`) hands the process its events one at a time and keeps what it
+//! answers. The components come from a registry deployed through
+//! `agenthost serve`, which the function's data directory shares.
+
+use std::collections::VecDeque;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agenthost_artifacts as artifacts;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use reqwest::StatusCode as HttpStatus;
+use serde_json::{Value, json};
+
+use super::serve::Served;
+
+/// What the function answered to one event.
+#[derive(Debug, Clone)]
+enum Answer {
+    Response(Value),
+    Error(Value),
+}
+
+#[derive(Default)]
+struct Api {
+    events: Mutex<VecDeque<(String, Value)>>,
+    answers: Mutex<Vec<(String, Answer)>>,
+    arrived: tokio::sync::Notify,
+    answered: tokio::sync::Notify,
+}
+
+async fn next(State(api): State<Arc<Api>>) -> (StatusCode, HeaderMap, String) {
+    loop {
+        let notified = api.arrived.notified();
+        let event = api.events.lock().unwrap().pop_front();
+        if let Some((id, event)) = event {
+            let mut headers = HeaderMap::new();
+            headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
+            let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap()
+                + Duration::from_secs(30);
+            headers.insert("lambda-runtime-deadline-ms", deadline.as_millis().to_string().parse().unwrap());
+            headers.insert(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:000000000000:function:agenthost".parse().unwrap(),
+            );
+            headers.insert(
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000".parse().unwrap(),
+            );
+            return (StatusCode::OK, headers, event.to_string());
+        }
+        notified.await;
+    }
+}
+
+async fn respond(State(api): State<Arc<Api>>, Path(id): Path<String>, body: String) -> StatusCode {
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    api.answers.lock().unwrap().push((id, Answer::Response(value)));
+    api.answered.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+async fn fail(State(api): State<Arc<Api>>, Path(id): Path<String>, body: String) -> StatusCode {
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    api.answers.lock().unwrap().push((id, Answer::Error(value)));
+    api.answered.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+/// The Runtime API and the `agenthost lambda` process that polls it.
+struct Lambda {
+    api: Arc<Api>,
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
+impl Lambda {
+    async fn start(served: &Served) -> Lambda {
+        let api = Arc::new(Api::default());
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
+            .with_state(api.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        // Its own data directory (Lambda's /tmp), the registry shared.
+        let data = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(served.data().join("registry"), data.path().join("registry")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "agenthost")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/01/[$LATEST]0123456789abcdef")
+            .env("AGENTHOST_CONFIG", served.config())
+            .env("AGENTHOST_DATA_DIR", data.path())
+            .env_remove("AGENTHOST_KEY_DIR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Lambda { api, child, _data: data }
+    }
+
+    /// Hands the function one event and waits for what it answers.
+    async fn invoke(&self, event: Value) -> Answer {
+        let id = format!("req-{:016x}", rand::random::<u64>());
+        let answered = self.api.answered.notified();
+        tokio::pin!(answered);
+        answered.as_mut().enable();
+        self.api.events.lock().unwrap().push_back((id.clone(), event));
+        self.api.arrived.notify_waiters();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((_, answer)) = self.api.answers.lock().unwrap().iter().find(|(i, _)| *i == id) {
+                return answer.clone();
+            }
+            tokio::select! {
+                () = &mut answered => {}
+                () = tokio::time::sleep_until(deadline) => panic!("the function did not answer event {id}"),
+            }
+            answered.set(self.api.answered.notified());
+            answered.as_mut().enable();
+        }
+    }
+}
+
+impl Drop for Lambda {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn response(answer: Answer) -> Value {
+    match answer {
+        Answer::Response(v) => v,
+        Answer::Error(e) => panic!("the function failed: {e}"),
+    }
+}
+
+/// An HTTP API (v2) or Function URL event.
+fn http_v2(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    let mut headers =
+        json!({ "content-type": "application/json", "host": "abc.lambda-url.us-east-1.on.aws" });
+    if let Some(token) = token {
+        headers["authorization"] = json!(format!("Bearer {token}"));
+    }
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "abc", "domainName": "abc.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abc", "requestId": "r1", "routeKey": "$default", "stage": "$default",
+            "time": "01/Dec/2026:10:00:00 +0000", "timeEpoch": 1796119200000u64,
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "test" }
+        },
+        "body": body.map(|b| b.to_string()), "isBase64Encoded": false
+    })
+}
+
+/// An API Gateway REST API (v1) proxy event.
+fn http_v1(method: &str, path: &str, token: &str, body: Value) -> Value {
+    json!({
+        "resource": "/{proxy+}", "path": path, "httpMethod": method,
+        "headers": { "Authorization": format!("Bearer {token}"), "Content-Type": "application/json" },
+        "multiValueHeaders": { "Authorization": [format!("Bearer {token}")], "Content-Type": ["application/json"] },
+        "queryStringParameters": null, "multiValueQueryStringParameters": null, "pathParameters": { "proxy": path },
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": "000000000000", "resourceId": "r", "stage": "prod", "requestId": "r2",
+            "identity": { "sourceIp": "203.0.113.9" }, "resourcePath": "/{proxy+}", "httpMethod": method,
+            "apiId": "abc", "path": format!("/prod{path}")
+        },
+        "body": body.to_string(), "isBase64Encoded": false
+    })
+}
+
+fn sqs(messages: &[(&str, String)]) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
+                "attributes": {}, "messageAttributes": {}, "md5OfBody": "",
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:agenthost-events",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_function_answers_direct_calls_http_events_and_sqs_batches_as_the_server_does() {
+    let served = Served::start(
+        "[[server.subscriptions]]\ntenant = \"acme\"\ntopic = \"orders.*\"\nagent = \"event-recorder\"",
+    );
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    let user = served.token("ursula", &["acme"], &["tenant-user"]);
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, HttpStatus::CREATED);
+    assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, HttpStatus::OK);
+    served
+        .publish_stable(
+            &deployer,
+            artifacts::EVENT_RECORDER,
+            "event-recorder",
+            "0.1.0",
+            "world = \"agent\"\n[requests]\ninterfaces = [\"log\", \"memory\"]\nmemory_namespaces = [\"events\"]\n",
+        )
+        .await;
+    let (_, over_http) = served.invoke(&user, None, json!({})).await;
+    let lambda = Lambda::start(&served).await;
+
+    // A direct invoke answers what an HTTP 200 carries, byte for byte.
+    let direct = response(lambda.invoke(json!({ "tenant": "acme", "tool": "versioned", "input": {} })).await);
+    assert_eq!(direct, over_http, "direct invoke and `serve` answer alike");
+    assert_eq!(direct["output"]["version"], "1.0.0");
+
+    // A direct call's problem is the function's error: its kind, and the problem+json.
+    match lambda.invoke(json!({ "tenant": "acme", "tool": "nothing-here", "input": {} })).await {
+        Answer::Error(e) => {
+            assert_eq!(e["errorType"], "not-found", "{e}");
+            let problem: Value = serde_json::from_str(e["errorMessage"].as_str().unwrap()).unwrap();
+            assert_eq!(problem["status"], 404, "{problem}");
+        }
+        Answer::Response(r) => panic!("a call of nothing answered {r}"),
+    }
+    match lambda
+        .invoke(json!({ "tenant": "acme", "tool": "versioned", "input": {}, "principal": "event:forged" }))
+        .await
+    {
+        Answer::Error(e) => assert_eq!(e["errorType"], "invalid-input", "{e}"),
+        Answer::Response(r) => panic!("a reserved principal was accepted: {r}"),
+    }
+
+    // A Function URL / HTTP API request goes through the server's router.
+    let path = "/v1/tenants/acme/tools/versioned:invoke";
+    let answer =
+        response(lambda.invoke(http_v2("POST", path, Some(&user), Some(json!({ "input": {} })))).await);
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, over_http, "HTTP through Lambda answers as `serve` does");
+    // …with its authentication and problems.
+    let answer = response(lambda.invoke(http_v2("POST", path, None, Some(json!({ "input": {} })))).await);
+    assert_eq!(answer["statusCode"], 401, "{answer}");
+    let content_type = answer["headers"]["content-type"].as_str().unwrap_or_default();
+    assert!(content_type.starts_with("application/problem+json"), "{answer}");
+    // A REST API (v1) proxy event.
+    let answer = response(lambda.invoke(http_v1("POST", path, &user, json!({ "input": {} }))).await);
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["output"]["version"], "1.0.0");
+
+    // An SQS batch: an event for the subscriber, a message that is no
+    // event, the same event delivered again, and a direct call.
+    let event = json!({
+        "id": "evt-lambda-0001", "tenant": "acme", "topic": "orders.created",
+        "payload": agenthost::brokers::events::Envelope::encode_payload(b"{\"order\":\"A-7\"}"),
+        "attributes": [], "trace_id": "0af7651916cd43dd8448eb211c80319c", "run_id": "run-x",
+        "source": "notify@0.1.0", "published_at": "2026-12-01T10:00:00Z"
+    })
+    .to_string();
+    let call = json!({ "tenant": "acme", "tool": "versioned", "input": {} }).to_string();
+    let batch = sqs(&[("m1", event.clone()), ("m2", "not json".into()), ("m3", event), ("m4", call)]);
+    let answer = response(lambda.invoke(batch).await);
+    assert_eq!(answer, json!({ "batchItemFailures": [{ "itemIdentifier": "m2" }] }), "{answer}");
+
+    // Not an event at all.
+    match lambda.invoke(json!({ "hello": "world" })).await {
+        Answer::Error(e) => assert_eq!(e["errorType"], "invalid-input", "{e}"),
+        Answer::Response(r) => panic!("{r}"),
+    }
+
+    // The subscriber ran once for the event delivered twice: its trail says so.
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args(["audit", "query", "--kind", "tool_call"])
+        .env("AGENTHOST_CONFIG", served.config())
+        .env("AGENTHOST_DATA_DIR", lambda._data.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let runs = text.lines().filter(|l| l.contains("\"agent\":\"event-recorder@")).count();
+    assert_eq!(runs, 1, "the event-recorder ran {runs} times: {text}");
+}
