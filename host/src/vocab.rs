@@ -12,6 +12,11 @@ use crate::bindings;
 /// event's source.
 pub const EVENT_PRINCIPAL_PREFIX: &str = "event:";
 
+/// A call a trusted transport made (a Lambda direct invoke, an SQS
+/// message) acts for this prefix and the principal it names, so it can
+/// never pass for a token's subject (and resubmit that subject's approvals).
+pub const DIRECT_PRINCIPAL_PREFIX: &str = "lambda:";
+
 /// The principal of the host's own calls (`describe` at load).
 pub const HOST_PRINCIPAL: &str = "agenthost";
 
@@ -22,7 +27,10 @@ pub const ANONYMOUS_PRINCIPAL: &str = "anonymous";
 /// that carried one could pass for an event's runs (own their transcripts,
 /// resubmit their approvals) or for the host itself.
 pub fn is_reserved_principal(name: &str) -> bool {
-    name.starts_with(EVENT_PRINCIPAL_PREFIX) || name == HOST_PRINCIPAL || name == ANONYMOUS_PRINCIPAL
+    name.starts_with(EVENT_PRINCIPAL_PREFIX)
+        || name.starts_with(DIRECT_PRINCIPAL_PREFIX)
+        || name == HOST_PRINCIPAL
+        || name == ANONYMOUS_PRINCIPAL
 }
 
 /// A host interface of the `agenthost:platform` package that can be granted.

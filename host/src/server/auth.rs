@@ -339,9 +339,10 @@ fn caller(issuer: &IssuerSettings, claims: &Value) -> Result<Caller, AuthError> 
     let subject = format!("{}{sub}", issuer.subject_prefix.as_deref().unwrap_or_default());
     if crate::vocab::is_reserved_principal(&subject) {
         return Err(AuthError(format!(
-            "the bearer token's subject `{}` is a name the host keeps for itself (`{}…`, `{}`, `{}`)",
+            "the bearer token's subject `{}` is a name the host keeps for itself (`{}…`, `{}…`, `{}`, `{}`)",
             crate::text::clip(&subject),
             crate::vocab::EVENT_PRINCIPAL_PREFIX,
+            crate::vocab::DIRECT_PRINCIPAL_PREFIX,
             crate::vocab::HOST_PRINCIPAL,
             crate::vocab::ANONYMOUS_PRINCIPAL
         )));
@@ -554,7 +555,7 @@ mod scoping {
         let mut bare = a.clone();
         bare.subject_prefix = None;
         bare.roles = None;
-        for sub in ["event:billing", "agenthost", "anonymous"] {
+        for sub in ["event:billing", "lambda:ursula", "agenthost", "anonymous"] {
             let claims = json!({ "sub": sub, "tenants": ["acme"], "roles": ["tenant-user"] });
             let refused = caller(&bare, &claims).expect_err(sub);
             assert!(refused.0.contains("keeps for itself"), "{sub}: {}", refused.0);

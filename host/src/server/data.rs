@@ -455,8 +455,8 @@ pub struct DirectCall {
     #[serde(default)]
     pub agent: Option<String>,
     pub input: Value,
-    /// Who the call is for, as policy, approvals and the audit trail see
-    /// it [default: `lambda`].
+    /// Who the call is for: policy, approvals and the audit trail see
+    /// `lambda:<principal>` [default: `lambda:invoke`].
     #[serde(default)]
     pub principal: Option<String>,
     /// Re-submits the call of an approved request…
@@ -473,8 +473,8 @@ pub struct DirectCall {
     pub transcript: bool,
 }
 
-/// The principal of a direct call that names none.
-pub const DIRECT_PRINCIPAL: &str = "lambda";
+/// The principal of a direct call that names none (after the prefix).
+pub const DIRECT_PRINCIPAL: &str = "invoke";
 
 impl Server {
     /// Runs a [`DirectCall`]; the answer is the body an HTTP 200 would carry.
@@ -500,7 +500,7 @@ impl Server {
             )));
         }
         let caller = Caller {
-            subject: principal,
+            subject: format!("{}{principal}", crate::vocab::DIRECT_PRINCIPAL_PREFIX),
             issuer: "lambda".into(),
             tenants: [call.tenant.clone()].into(),
             roles: [Role::TenantUser].into(),

@@ -289,4 +289,7 @@ async fn one_function_answers_direct_calls_http_events_and_sqs_batches_as_the_se
     let text = String::from_utf8_lossy(&out.stdout);
     let runs = text.lines().filter(|l| l.contains("\"agent\":\"event-recorder@")).count();
     assert_eq!(runs, 1, "the event-recorder ran {runs} times: {text}");
+    // Direct calls act for `lambda:<principal>`, never for a token's subject.
+    assert!(text.contains("\"principal\":\"lambda:invoke\""), "{text}");
+    assert!(text.contains("\"principal\":\"ursula\""), "HTTP events act for the token's subject: {text}");
 }
