@@ -189,6 +189,30 @@ impl Backends {
         }
     }
 
+    /// Seals the audit segment written so far and waits for its upload
+    /// (when there is an S3 sink); a segment whose upload failed earlier is
+    /// tried again. For a process whose disk may vanish between requests
+    /// (a Lambda execution environment): afterwards, its evidence is in S3.
+    ///
+    /// # Errors
+    /// When the trail cannot be sealed or an upload failed (the segment is
+    /// kept locally, and tried again on the next call).
+    pub async fn seal_and_ship(&self) -> Result<(), String> {
+        let Some(audit) = &self.audit else { return Ok(()) };
+        audit.seal().await.map_err(|e| format!("cannot seal the audit segment: {e}"))?;
+        let Some(sink) = &self.audit_s3 else { return Ok(()) };
+        match sink.flush().await {
+            Ok(()) => Ok(()),
+            Err(first) => {
+                // Uploads that failed are found again: the bucket lacks them.
+                sink.backfill(audit.stream(), audit.dir(), None, audit.public_key())
+                    .await
+                    .map_err(|e| format!("{first}; and cannot catch up: {e}"))?;
+                sink.flush().await.map_err(|e| format!("{first}; and again: {e}"))
+            }
+        }
+    }
+
     /// Signs a final checkpoint, seals the segment and waits for its upload.
     ///
     /// # Errors

@@ -13,7 +13,7 @@ use agenthost::governance::Governance;
 use agenthost::lambda::Function;
 
 use crate::Failure;
-use crate::server_cli::{Built, build};
+use crate::server_cli::{BuildOptions, Built, build};
 
 /// What the Runtime API client needs from the environment Lambda sets.
 pub const LAMBDA_ENV: [&str; 4] = [
@@ -37,14 +37,41 @@ pub async fn lambda(
         )
         .into());
     }
-    let Built { server, backends, .. } = build(cache_dir, governance, data, keys).await?;
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    let memory_mb = var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").parse::<u64>().map_err(|_| {
+        anyhow!(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE is not a number of MiB: `{}`",
+            var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        )
+    })?;
+    let options = BuildOptions {
+        engine: Some(agenthost::lambda::engine_for(memory_mb)),
+        audit_stream: Some(agenthost::lambda::stream_for(
+            &var("AWS_LAMBDA_FUNCTION_NAME"),
+            &var("AWS_LAMBDA_LOG_STREAM_NAME"),
+        )),
+    };
+    let Built { server, backends, .. } = build(options, cache_dir, governance, data, keys).await?;
     // Execution environments share nothing but the backends: deliveries
     // are claimed in the memory backend (DynamoDB).
     server.host().use_delivery_ledger();
+    let backends = Arc::new(backends);
     let function = Arc::new(Function::new(server));
+    let evidence = backends.clone();
     let handler = service_fn(move |event: LambdaEvent<Value>| {
-        let function = function.clone();
-        async move { function.handle(event.payload, event.context).await }
+        let (function, evidence) = (function.clone(), evidence.clone());
+        async move {
+            let answer = function.handle(event.payload, event.context).await;
+            // The environment may be frozen or reclaimed once this answer
+            // is sent: its /tmp is not evidence. The records of this
+            // invocation are sealed and shipped first. A failure is logged,
+            // not answered: the calls ran, and running them again on a
+            // retry would be worse; the segment stays and is shipped later.
+            if let Err(e) = evidence.seal_and_ship().await {
+                tracing::error!(target: "agenthost::lambda", error = %e, "the audit segment of this invocation is not in S3 yet");
+            }
+            answer
+        }
     });
     let ran = lambda_runtime::run(handler).await;
     backends.close().await.map_err(|e| anyhow!("the audit trail was not closed cleanly: {e}"))?;

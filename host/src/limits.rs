@@ -46,6 +46,19 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// These limits with what `[limits]` in host.toml sets (the host
+    /// refuses, when it starts, a zero fuel or a limit above the engine's).
+    pub fn with_settings(self, settings: &crate::settings::LimitSettings) -> Limits {
+        Limits {
+            memory_bytes: settings.memory_bytes.unwrap_or(self.memory_bytes),
+            fuel: settings.fuel.unwrap_or(self.fuel),
+            timeout: settings.timeout_ms.map_or(self.timeout, |ms| Duration::from_millis(ms.max(1))),
+            output_bytes: settings.output_bytes.unwrap_or(self.output_bytes),
+            host_calls: settings.host_calls.unwrap_or(self.host_calls),
+            ..self
+        }
+    }
+
     pub fn timeout_ms(&self) -> u64 {
         u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
     }

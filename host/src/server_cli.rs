@@ -11,7 +11,7 @@ use agenthost::backends::Backends;
 use agenthost::governance::{Governance, TenantConfig};
 use agenthost::registry::Registry;
 use agenthost::server::{self, Drained, Server, ServerParts, Verifier};
-use agenthost::{Host, HostConfig};
+use agenthost::{EngineConfig, Host, HostConfig};
 
 use crate::Failure;
 
@@ -43,7 +43,18 @@ pub struct Built {
     pub settings: agenthost::settings::ServerSettings,
 }
 
+/// What a transport changes in the server it builds.
+#[derive(Default)]
+pub struct BuildOptions {
+    /// The engine, instead of the default (Lambda sizes it to the function).
+    pub engine: Option<EngineConfig>,
+    /// The audit stream's name, instead of `[audit] stream` (Lambda: one
+    /// per execution environment).
+    pub audit_stream: Option<String>,
+}
+
 pub async fn build(
+    options: BuildOptions,
     cache_dir: Option<PathBuf>,
     governance: Arc<Governance>,
     data: &Path,
@@ -58,15 +69,25 @@ pub async fn build(
         );
     }
     let tenants: Vec<&TenantConfig> = governance.tenants().map(|t| &t.config).collect();
+    let mut host_settings = governance.settings().clone();
+    if let Some(stream) = options.audit_stream {
+        host_settings.audit.stream = Some(stream);
+    }
     let backends =
-        Backends::open(governance.settings(), &tenants, data, &keys.audit).await.map_err(|e| anyhow!(e))?;
+        Backends::open(&host_settings, &tenants, data, &keys.audit).await.map_err(|e| anyhow!(e))?;
     let mut config = backends.host_config(HostConfig { cache_dir, ..HostConfig::default() });
+    config.limits = config.limits.with_settings(&governance.settings().limits);
+    if let Some(engine) = options.engine {
+        config.engine = engine;
+    }
+    // A pool slot holds the largest memory the limits let a guest grow to.
+    config.engine.max_memory_bytes = config.engine.max_memory_bytes.max(config.limits.memory_bytes);
     config.cache_key = Some(keys.cache);
     config.share_artifacts = governance.settings().registry.share_artifacts;
     config.request_key = Some(keys.audit.clone());
     config.egress_ca = governance.egress_ca().map_err(|e| anyhow!(e))?;
     config.governance = Some(governance.clone());
-    let host = Arc::new(Host::new(config)?);
+    let host = Arc::new(Host::new(config).map_err(|e| anyhow!("cannot start the host: {e}"))?);
     let registry = registry(data, &governance).await?;
     let server = Server::new(ServerParts {
         memory: Some(backends.memory.clone()),
@@ -90,7 +111,8 @@ pub async fn serve(
     data: &Path,
     keys: &agenthost::keystore::HostKeys,
 ) -> Result<(), Failure> {
-    let Built { server, backends, settings } = build(cache_dir, governance, data, keys).await?;
+    let Built { server, backends, settings } =
+        build(BuildOptions::default(), cache_dir, governance, data, keys).await?;
     // Events from SQS (or an EventBridge rule into it) reach the subscribers.
     let poller = backends
         .sqs

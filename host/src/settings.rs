@@ -51,6 +51,28 @@ pub struct HostSettings {
     /// Where component versions are kept.
     #[serde(default)]
     pub registry: RegistrySettings,
+    /// Every call's limits on a server or a Lambda function (`serve`,
+    /// `lambda`); a component's manifest and its tenant's quotas may only
+    /// lower them.
+    #[serde(default)]
+    pub limits: LimitSettings,
+}
+
+/// `[limits]` in host.toml: the host's default per-call limits. Each is
+/// optional; an absent one keeps the built-in default.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Wall-clock time of one call, in milliseconds [default: 10 000].
+    pub timeout_ms: Option<u64>,
+    /// Fuel (about one unit per wasm instruction) of one call [default: 2e9].
+    pub fuel: Option<u64>,
+    /// Linear memory of one instance, in bytes [default: 64 MiB].
+    pub memory_bytes: Option<u64>,
+    /// Largest output of one call, in bytes [default: 1 MiB].
+    pub output_bytes: Option<u64>,
+    /// Host calls one call may make [default: 10 000].
+    pub host_calls: Option<u64>,
 }
 
 /// `[egress]` in host.toml.

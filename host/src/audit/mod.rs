@@ -293,9 +293,15 @@ impl AuditLog {
         let writer = Writer::open(&dir, key, settings)?;
         let (durable_watch, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue { items: Vec::new(), enqueued: 0, closing: false, sleeping: false }),
+            queue: Mutex::new(Queue {
+                items: Vec::new(),
+                enqueued: 0,
+                closing: false,
+                seals_wanted: 0,
+                sleeping: false,
+            }),
             wake: Condvar::new(),
-            durable: Mutex::new(Durable { upto: 0, failed: None }),
+            durable: Mutex::new(Durable { upto: 0, sealed: 0, failed: None }),
             durable_changed: Condvar::new(),
             durable_watch,
         });
@@ -419,6 +425,42 @@ impl AuditLog {
                 return Err(e);
             }
             if *watch.borrow_and_update() >= ticket {
+                return Ok(());
+            }
+            if watch.changed().await.is_err() {
+                return Err(self
+                    .failure()
+                    .unwrap_or_else(|| AuditError::Failed("the writer stopped".into())));
+            }
+        }
+    }
+
+    /// Ends the current segment now: what was queued is written, a signed
+    /// seal checkpoint closes the segment, and the sinks get it (an S3 sink
+    /// starts its upload). A segment with nothing in it is left as it is.
+    /// For a process that may be frozen or reclaimed between requests (a
+    /// Lambda execution environment), whose local disk is not evidence.
+    ///
+    /// # Errors
+    /// When the writer failed or has stopped.
+    pub async fn seal(&self) -> Result<(), AuditError> {
+        let wanted = {
+            let mut queue =
+                self.shared.queue.lock().map_err(|_| AuditError::Failed("writer lock poisoned".into()))?;
+            if queue.closing {
+                return Err(AuditError::Failed("the audit trail is closed".into()));
+            }
+            queue.seals_wanted += 1;
+            queue.seals_wanted
+        };
+        self.shared.wake.notify_all();
+        let mut watch = self.shared.durable_watch.subscribe();
+        loop {
+            if let Some(e) = self.failure() {
+                return Err(e);
+            }
+            let sealed = self.shared.durable.lock().map(|d| d.sealed).unwrap_or(0);
+            if sealed >= wanted {
                 return Ok(());
             }
             if watch.changed().await.is_err() {

@@ -47,6 +47,9 @@ pub(crate) struct Queue {
     pub items: Vec<Pending>,
     pub enqueued: u64,
     pub closing: bool,
+    /// Seals asked for ([`super::AuditLog::seal`]); the writer seals when
+    /// this is ahead of what it has done.
+    pub seals_wanted: u64,
     /// The writer waits on the condition variable: only then is a wake-up
     /// (a system call) worth making.
     pub sleeping: bool,
@@ -54,6 +57,8 @@ pub(crate) struct Queue {
 
 pub(crate) struct Durable {
     pub upto: u64,
+    /// Seals asked for that are done (the segment sealed and handed to the sinks).
+    pub sealed: u64,
     pub failed: Option<String>,
 }
 
@@ -607,10 +612,11 @@ impl Writer {
     /// the new durable mark; checkpoint when due; finish on close.
     pub(crate) fn run(mut self, shared: Arc<Shared>) {
         let mut written: u64 = 0;
+        let mut seals_done: u64 = 0;
         loop {
-            let (items, closing) = {
+            let (items, closing, seals_wanted) = {
                 let Ok(mut queue) = shared.queue.lock() else { return };
-                while queue.items.is_empty() && !queue.closing {
+                while queue.items.is_empty() && !queue.closing && queue.seals_wanted == seals_done {
                     let wait = self.settings.checkpoint_interval;
                     queue.sleeping = true;
                     let Ok((guard, timeout)) = shared.wake.wait_timeout(queue, wait) else { return };
@@ -620,7 +626,7 @@ impl Writer {
                         break;
                     }
                 }
-                (std::mem::take(&mut queue.items), queue.closing)
+                (std::mem::take(&mut queue.items), queue.closing, queue.seals_wanted)
             };
             let count = items.len() as u64;
             let mut result = self.write_group(&items);
@@ -628,13 +634,25 @@ impl Writer {
             // stream that ends otherwise was cut or its writer crashed.
             if result.is_ok() && closing {
                 result = self.checkpoint(Reason::Close);
+                // The closed segment goes to the sinks below: that seals it too.
+                seals_done = seals_wanted;
+            } else if result.is_ok() && seals_wanted > seals_done {
+                // Asked to seal: the segment ends here (if it holds
+                // anything since the last seal) and goes to the sinks.
+                if self.segment.bytes > 0 {
+                    result = self.seal();
+                }
+                seals_done = seals_wanted;
             } else if result.is_ok() && self.due() {
                 result = self.checkpoint(Reason::Periodic);
             }
             written += count;
             let Ok(mut durable) = shared.durable.lock() else { return };
             match result {
-                Ok(()) => durable.upto = written,
+                Ok(()) => {
+                    durable.upto = written;
+                    durable.sealed = seals_done;
+                }
                 Err(e) => {
                     tracing::error!(target: "agenthost::audit", error = %e, "the audit trail cannot be written");
                     durable.failed = Some(e.to_string());

@@ -22,7 +22,38 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::brokers::events::envelope_of;
+use crate::engine::EngineConfig;
 use crate::server::{DirectCall, Server};
+
+/// The engine for a function with `memory_mb` MiB: a pool of one instance
+/// per 64 MiB (at least 4, for an agent and the tools it calls; at most
+/// 64), no instance larger than the function. Where the pool's address
+/// space cannot be reserved the engine falls back to on-demand allocation
+/// by itself.
+pub fn engine_for(memory_mb: u64) -> EngineConfig {
+    let memory_mb = memory_mb.clamp(128, 10_240);
+    let instances = u32::try_from((memory_mb / 64).clamp(4, 64)).unwrap_or(4);
+    EngineConfig {
+        pool_instances: instances,
+        max_memory_bytes: (memory_mb << 20).min(EngineConfig::default().max_memory_bytes),
+        ..EngineConfig::default()
+    }
+}
+
+/// The audit stream of one execution environment, from the function's
+/// name and its log stream (`2026/12/01/[$LATEST]0123abcd…`): environments
+/// never share a stream, so their chains stay apart in the bucket. Only
+/// `[A-Za-z0-9._-]`, at most 96 characters.
+pub fn stream_for(function: &str, log_stream: &str) -> String {
+    let environment = log_stream.rsplit(']').next().unwrap_or(log_stream);
+    let keep = |text: &str, at_most: usize| -> String {
+        text.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+            .take(at_most)
+            .collect()
+    };
+    format!("lambda-{}-{}", keep(function, 40), keep(environment, 48))
+}
 
 /// The function: a server and its router.
 pub struct Function {
@@ -182,5 +213,34 @@ impl Function {
         }
         let event = envelope_of(body)?;
         self.server.host().deliver_event(event).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_follows_the_functions_memory() {
+        let small = engine_for(128);
+        assert_eq!((small.pool_instances, small.max_memory_bytes), (4, 128 << 20));
+        let mid = engine_for(1024);
+        assert_eq!((mid.pool_instances, mid.max_memory_bytes), (16, 1 << 30));
+        let large = engine_for(10_240);
+        assert_eq!((large.pool_instances, large.max_memory_bytes), (64, 1 << 30));
+        // A nonsense size is taken as the nearest one Lambda allows.
+        assert_eq!(engine_for(0).pool_instances, 4);
+    }
+
+    #[test]
+    fn each_environment_has_a_stream_of_its_own_with_a_safe_name() {
+        let a = stream_for("agenthost", "2026/12/01/[$LATEST]0123456789abcdef");
+        let b = stream_for("agenthost", "2026/12/01/[$LATEST]fedcba9876543210");
+        assert_eq!(a, "lambda-agenthost-0123456789abcdef");
+        assert_ne!(a, b);
+        let odd = stream_for("fn/../x", "../../etc/passwd");
+        assert!(odd.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "{odd}");
+        assert!(!odd.contains('/'));
+        assert!(stream_for(&"f".repeat(500), &"e".repeat(500)).len() <= 96);
     }
 }

@@ -527,3 +527,46 @@ fn a_query_over_a_directory_keeps_the_newest_matches_in_order_and_stops_when_ask
     let (found, truncated) = query::query_dir(root.path(), &acme, 1000, &stop).unwrap();
     assert!(found.is_empty() && truncated);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seal_ends_the_segment_now_and_each_sealed_segment_verifies_on_its_own() {
+    let root = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(root.path(), options(1000), KeyPair::from_seed([7; 32]), Vec::new()).unwrap();
+    let count = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+            .count()
+    };
+    // Two batches, each sealed: two segments, each ending in a signed seal.
+    for batch in 0..2 {
+        for i in 1..=3 {
+            log.append(&event(batch * 10 + i, "acme")).unwrap();
+        }
+        log.seal().await.unwrap();
+    }
+    // A seal with nothing new since the last one leaves no empty segment.
+    log.seal().await.unwrap();
+    let dir = log.dir().to_path_buf();
+    let stream = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let mut sealed: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log") && std::fs::metadata(p).unwrap().len() > 0)
+        .collect();
+    sealed.sort();
+    assert_eq!(sealed.len(), 2, "one segment per sealed batch: {sealed:?}");
+    for path in &sealed {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(path).unwrap();
+        verify::check_standalone(&stream, &name, &bytes, &KeyPair::from_seed([7; 32]).public())
+            .unwrap_or_else(|why| panic!("{name} does not verify on its own: {why}"));
+        let last = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).last().unwrap();
+        assert!(String::from_utf8_lossy(last).contains("\"reason\":\"seal\""), "{name} ends in a seal");
+    }
+    log.close().unwrap();
+    assert!(count(&dir) >= 2);
+    assert!(check(root.path()).ok(), "the whole stream verifies");
+    // After close, a seal is an error, not a wait.
+    assert!(log.seal().await.is_err());
+}

@@ -292,4 +292,19 @@ async fn one_function_answers_direct_calls_http_events_and_sqs_batches_as_the_se
     // Direct calls act for `lambda:<principal>`, never for a token's subject.
     assert!(text.contains("\"principal\":\"lambda:invoke\""), "{text}");
     assert!(text.contains("\"principal\":\"ursula\""), "HTTP events act for the token's subject: {text}");
+
+    // The execution environment writes a stream of its own, named after
+    // its log stream, and seals a segment at the end of every invocation
+    // that wrote records: more segments than the one still open.
+    let stream = lambda._data.path().join("audit").join("lambda-agenthost-0123456789abcdef");
+    let segments = std::fs::read_dir(&stream)
+        .unwrap_or_else(|e| panic!("no audit stream at {}: {e}", stream.display()))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+        .count();
+    assert!(
+        segments >= 5,
+        "{segments} segments in {}: invocations were not sealed one by one",
+        stream.display()
+    );
 }
