@@ -114,11 +114,12 @@ pub async fn serve(
     let Built { server, backends, settings } =
         build(BuildOptions::default(), cache_dir, governance, data, keys).await?;
     // Events from SQS (or an EventBridge rule into it) reach the subscribers.
-    let poller = backends
-        .sqs
-        .clone()
-        .filter(|_| !settings.subscriptions.is_empty())
-        .map(|(client, url)| server.host().serve_sqs(client, url));
+    let poller = backends.sqs.clone().filter(|_| !settings.subscriptions.is_empty()).map(|(client, url)| {
+        // Replicas share the queue: deliveries are claimed in the
+        // memory backend, as Lambda's execution environments claim them.
+        server.host().use_delivery_ledger();
+        server.serve_sqs(client, url)
+    });
     let listen = args.listen.unwrap_or(settings.listen);
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;

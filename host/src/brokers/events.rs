@@ -509,64 +509,106 @@ impl Dispatcher {
         }))
     }
 
-    /// Polls an SQS queue (fed directly or by an EventBridge rule) until aborted.
+    /// Polls an SQS queue (fed directly or by an EventBridge rule) for its
+    /// events, until aborted. A message that is no event fails.
     pub fn serve_sqs(&self, client: aws_sdk_sqs::Client, queue_url: String) -> tokio::task::JoinHandle<()> {
         let dispatcher = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let received = client
-                    .receive_message()
-                    .queue_url(&queue_url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(1)
-                    .visibility_timeout(30)
-                    .message_attribute_names("All")
-                    .send()
-                    .await;
-                let messages = match received {
-                    Ok(out) => out.messages.unwrap_or_default(),
-                    Err(e) => {
-                        tracing::warn!(target: "agenthost::events", error = %describe(&e), "cannot receive from SQS; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                for message in messages {
-                    let Some(receipt) = message.receipt_handle() else { continue };
-                    let outcome = match envelope_of(message.body().unwrap_or_default()) {
-                        Ok(event) => dispatcher.deliver(event).await.map(|_| ()),
-                        Err(e) => {
-                            tracing::error!(target: "agenthost::events", error = %e, "dropping a message that is not an event");
-                            Ok(())
-                        }
-                    };
-                    let done = match outcome {
-                        Ok(()) => client
-                            .delete_message()
-                            .queue_url(&queue_url)
-                            .receipt_handle(receipt)
-                            .send()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| describe(&e)),
-                        // Back soon, not after the full visibility timeout.
-                        Err(_) => client
+        poll_sqs(
+            client,
+            queue_url,
+            Arc::new(move |body: String| {
+                let dispatcher = dispatcher.clone();
+                Box::pin(async move { dispatcher.deliver(envelope_of(&body)?).await.map(|_| ()) })
+            }),
+        )
+    }
+}
+
+/// What a queue poller does with one message's body: `Ok` deletes it, an
+/// error gives it back to the queue.
+pub type MessageHandler = Arc<dyn Fn(String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// How long a message that failed its `receives`-th time stays invisible:
+/// 1 s, doubling, at most 15 minutes. A message that keeps failing comes
+/// back ever more slowly until the queue's redrive policy moves it to the
+/// dead-letter queue; it is never deleted unhandled.
+pub fn retry_after(receives: u32) -> i32 {
+    let doubling = receives.saturating_sub(1).min(10);
+    (1_i32 << doubling).min(900)
+}
+
+/// Polls an SQS queue until the task is aborted, handing each message's
+/// body to `handle` in turn, as Lambda's event source mapping hands a batch
+/// to the function: a handled message is deleted, a failed one comes back
+/// after [`retry_after`].
+pub fn poll_sqs(
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    handle: MessageHandler,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let received = client
+                .receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .visibility_timeout(30)
+                .message_system_attribute_names(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+                )
+                .send()
+                .await;
+            let messages = match received {
+                Ok(out) => out.messages.unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(target: "agenthost::events", error = %describe(&e), "cannot receive from SQS; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            for message in messages {
+                let Some(receipt) = message.receipt_handle() else { continue };
+                let id = message.message_id().unwrap_or_default();
+                let outcome = handle(message.body().unwrap_or_default().to_owned()).await;
+                let done = match outcome {
+                    Ok(()) => client
+                        .delete_message()
+                        .queue_url(&queue_url)
+                        .receipt_handle(receipt)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| describe(&e)),
+                    Err(why) => {
+                        let receives = message
+                            .attributes()
+                            .and_then(|a| {
+                                a.get(
+                                    &aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+                                )
+                            })
+                            .and_then(|n| n.parse::<u32>().ok())
+                            .unwrap_or(1);
+                        let wait = retry_after(receives);
+                        tracing::warn!(target: "agenthost::events", message_id = %id, receives, retry_in_s = wait, error = %why, "an SQS message failed; it comes back to the queue");
+                        client
                             .change_message_visibility()
                             .queue_url(&queue_url)
                             .receipt_handle(receipt)
-                            .visibility_timeout(1)
+                            .visibility_timeout(wait)
                             .send()
                             .await
                             .map(|_| ())
-                            .map_err(|e| describe(&e)),
-                    };
-                    if let Err(e) = done {
-                        tracing::warn!(target: "agenthost::events", error = %e, "cannot settle an SQS message");
+                            .map_err(|e| describe(&e))
                     }
+                };
+                if let Err(e) = done {
+                    tracing::warn!(target: "agenthost::events", message_id = %id, error = %e, "cannot settle an SQS message");
                 }
             }
-        })
-    }
+        }
+    })
 }
 
 /// Creates the SQS queue, and with `bus`, the EventBridge bus and the rule
@@ -701,5 +743,20 @@ mod ledger_tests {
         // The ledger lives where no component can name it (a guest's
         // namespace is `[A-Za-z0-9._-]`, checked before any grant).
         assert!(!LEDGER_NAMESPACE.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::retry_after;
+
+    #[test]
+    fn a_failing_message_comes_back_ever_more_slowly_up_to_a_quarter_hour() {
+        let waits: Vec<i32> = (1..=12).map(retry_after).collect();
+        assert_eq!(&waits[..5], &[1, 2, 4, 8, 16]);
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+        assert_eq!(retry_after(11), 900);
+        assert_eq!(retry_after(u32::MAX), 900);
+        assert_eq!(retry_after(0), 1, "a count SQS did not send is a first receive");
     }
 }

@@ -21,7 +21,6 @@ use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::brokers::events::envelope_of;
 use crate::engine::EngineConfig;
 use crate::server::{DirectCall, Server};
 
@@ -192,27 +191,12 @@ impl Function {
             .map_err(|e| failure("invalid-input", format!("not an SQS batch: {e}")))?;
         let mut failed = Vec::new();
         for message in batch.records {
-            if let Err(why) = self.message(&message.body).await {
+            if let Err(why) = self.server.take_message(&message.body).await {
                 tracing::warn!(target: "agenthost::lambda", message_id = %message.message_id, error = %why, "an SQS message failed; it comes back to the queue");
                 failed.push(json!({ "itemIdentifier": message.message_id }));
             }
         }
         Ok(json!({ "batchItemFailures": failed }))
-    }
-
-    async fn message(&self, body: &str) -> Result<(), String> {
-        let value: Value = serde_json::from_str(body).map_err(|e| format!("the message is not JSON: {e}"))?;
-        // An event has a topic (or, from EventBridge, a detail-type); a call names a tool or agent.
-        let is_call = value.get("topic").is_none()
-            && value.get("detail-type").is_none()
-            && (value.get("tool").is_some() || value.get("agent").is_some());
-        if is_call {
-            let call: DirectCall =
-                serde_json::from_value(value).map_err(|e| format!("not a direct call: {e}"))?;
-            return self.server.call_direct(call).await.map(|_| ()).map_err(|p| p.to_json().to_string());
-        }
-        let event = envelope_of(body)?;
-        self.server.host().deliver_event(event).await.map(|_| ())
     }
 }
 

@@ -107,7 +107,7 @@ fn timeout_error(id: &ComponentRef, limits: &Limits) -> InvokeError {
     let ms = limits.timeout_ms();
     InvokeError::new(
         ErrorKind::Timeout,
-        format!("the call ran past its wall-clock deadline of {ms} ms (raise it with --timeout)"),
+        format!("the call ran past its wall-clock deadline of {ms} ms (the host's `[limits] timeout_ms` or `--timeout`; a manifest may only lower it)"),
     )
     .with_limit("timeout_ms", ms)
     .with_component(id)
@@ -310,7 +310,7 @@ impl HostInner {
             InvokeError::new(
                 ErrorKind::MemoryLimit,
                 format!(
-                    "the guest asked for {asked} bytes of linear memory; its limit is {} bytes (raise it with --memory)",
+                    "the guest asked for {asked} bytes of linear memory; its limit is {} bytes (the host's `[limits] memory_bytes` or `--memory`)",
                     limits.memory_bytes
                 ),
             )
@@ -329,7 +329,7 @@ impl HostInner {
                 Some(Trap::OutOfFuel) => InvokeError::new(
                     ErrorKind::OutOfFuel,
                     format!(
-                        "the guest used its whole fuel budget of {} units (raise it with --fuel)",
+                        "the guest used its whole fuel budget of {} units (the host's `[limits] fuel` or `--fuel`)",
                         limits.fuel
                     ),
                 )

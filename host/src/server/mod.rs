@@ -17,6 +17,7 @@ mod control;
 mod data;
 mod ops;
 pub mod problem;
+mod queue;
 mod routes;
 mod runs;
 

@@ -21,7 +21,7 @@ use super::serve::Served;
 
 /// What the function answered to one event.
 #[derive(Debug, Clone)]
-enum Answer {
+pub(crate) enum Answer {
     Response(Value),
     Error(Value),
 }
@@ -73,14 +73,14 @@ async fn fail(State(api): State<Arc<Api>>, Path(id): Path<String>, body: String)
 }
 
 /// The Runtime API and the `agenthost lambda` process that polls it.
-struct Lambda {
+pub(crate) struct Lambda {
     api: Arc<Api>,
     child: Child,
-    _data: tempfile::TempDir,
+    pub(crate) data: tempfile::TempDir,
 }
 
 impl Lambda {
-    async fn start(served: &Served) -> Lambda {
+    pub(crate) async fn start(served: &Served) -> Lambda {
         let api = Arc::new(Api::default());
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -106,11 +106,11 @@ impl Lambda {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        Lambda { api, child, _data: data }
+        Lambda { api, child, data: data }
     }
 
     /// Hands the function one event and waits for what it answers.
-    async fn invoke(&self, event: Value) -> Answer {
+    pub(crate) async fn invoke(&self, event: Value) -> Answer {
         let id = format!("req-{:016x}", rand::random::<u64>());
         let answered = self.api.answered.notified();
         tokio::pin!(answered);
@@ -139,7 +139,7 @@ impl Drop for Lambda {
     }
 }
 
-fn response(answer: Answer) -> Value {
+pub(crate) fn response(answer: Answer) -> Value {
     match answer {
         Answer::Response(v) => v,
         Answer::Error(e) => panic!("the function failed: {e}"),
@@ -147,7 +147,7 @@ fn response(answer: Answer) -> Value {
 }
 
 /// An HTTP API (v2) or Function URL event.
-fn http_v2(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+pub(crate) fn http_v2(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
     let mut headers =
         json!({ "content-type": "application/json", "host": "abc.lambda-url.us-east-1.on.aws" });
     if let Some(token) = token {
@@ -183,7 +183,7 @@ fn http_v1(method: &str, path: &str, token: &str, body: Value) -> Value {
     })
 }
 
-fn sqs(messages: &[(&str, String)]) -> Value {
+pub(crate) fn sqs(messages: &[(&str, String)]) -> Value {
     let records: Vec<Value> = messages
         .iter()
         .map(|(id, body)| {
@@ -283,7 +283,7 @@ async fn one_function_answers_direct_calls_http_events_and_sqs_batches_as_the_se
     let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
         .args(["audit", "query", "--kind", "tool_call"])
         .env("AGENTHOST_CONFIG", served.config())
-        .env("AGENTHOST_DATA_DIR", lambda._data.path())
+        .env("AGENTHOST_DATA_DIR", lambda.data.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -296,7 +296,7 @@ async fn one_function_answers_direct_calls_http_events_and_sqs_batches_as_the_se
     // The execution environment writes a stream of its own, named after
     // its log stream, and seals a segment at the end of every invocation
     // that wrote records: more segments than the one still open.
-    let stream = lambda._data.path().join("audit").join("lambda-agenthost-0123456789abcdef");
+    let stream = lambda.data.path().join("audit").join("lambda-agenthost-0123456789abcdef");
     let segments = std::fs::read_dir(&stream)
         .unwrap_or_else(|e| panic!("no audit stream at {}: {e}", stream.display()))
         .filter_map(Result::ok)

@@ -8,6 +8,7 @@ mod audit;
 mod cache;
 mod cli;
 mod common;
+mod conformance;
 mod container;
 mod engine;
 mod events;

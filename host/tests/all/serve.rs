@@ -28,7 +28,7 @@ pub(crate) struct Served {
     issuer: KeyPair,
     publisher: KeyPair,
     /// Approvers of tenant acme, by name.
-    approvers: Vec<(String, KeyPair)>,
+    pub(crate) approvers: Vec<(String, KeyPair)>,
     pub(crate) http: reqwest::Client,
 }
 
@@ -39,6 +39,15 @@ impl Served {
 
     /// With `host_settings` (sections of host.toml) before `[server]`.
     pub(crate) fn start_with(host_settings: &str, server_settings: &str) -> Served {
+        Served::start_granting(
+            host_settings,
+            server_settings,
+            "memory_namespaces = [\"refunds\", \"events\"]\ntopics = [\"orders.*\"]\ntools = [\"versioned\"]\n",
+        )
+    }
+
+    /// With these `[grants]` (the lines of the table) for tenant acme.
+    pub(crate) fn start_granting(host_settings: &str, server_settings: &str, acme_grants: &str) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir_all(config.join("tenants")).unwrap();
@@ -60,7 +69,7 @@ impl Served {
         .unwrap();
         std::fs::write(
             config.join("tenants/acme.toml"),
-            "id = \"acme\"\n[grants]\nmemory_namespaces = [\"refunds\", \"events\"]\ntopics = [\"orders.*\"]\ntools = [\"versioned\"]\n[publishers]\nci = \"publisher.pub\"\n[approvers]\nalice = \"alice.pub\"\nbob = \"bob.pub\"\n",
+            format!("id = \"acme\"\n[grants]\n{acme_grants}[publishers]\nci = \"publisher.pub\"\n[approvers]\nalice = \"alice.pub\"\nbob = \"bob.pub\"\n"),
         )
         .unwrap();
         std::fs::write(
