@@ -16,6 +16,7 @@ use agenthost::{CallOptions, Host, HostConfig, InvokeError, LoadOptions, LoadedC
 
 mod audit_cli;
 mod aws_cli;
+mod bundle_cli;
 mod demo;
 mod governance_cli;
 mod lambda_cli;
@@ -104,6 +105,9 @@ enum Command {
     /// direct-invoke events through the same server (chosen by itself when
     /// started with no arguments and AWS_LAMBDA_RUNTIME_API is set)
     Lambda,
+    /// Write the registry a package carries: every aliased version, checked,
+    /// with a precompiled artifact for the Lambda engine
+    Bundle(bundle_cli::BundleArgs),
     /// Mint bearer tokens for the HTTP API (development and tests)
     #[command(subcommand)]
     Token(server_cli::TokenCommand),
@@ -332,6 +336,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let governance = governance()?;
             let host_keys = keys.load(governance.settings()).await?;
             done(lambda_cli::lambda(cache_dir, governance, &data, &host_keys).await)
+        }
+        Command::Bundle(args) => {
+            let governance = governance()?;
+            let host_keys = keys.load(governance.settings()).await?;
+            done(bundle_cli::bundle(args, governance, &data, &host_keys).await)
         }
         Command::Token(command) => done(server_cli::token(command)),
         Command::Healthcheck(args) => Ok(server_cli::healthcheck(args).await),

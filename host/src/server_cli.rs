@@ -27,9 +27,10 @@ pub struct ServeArgs {
 /// (default), or S3 and DynamoDB.
 pub async fn registry(data: &Path, governance: &Arc<Governance>) -> anyhow::Result<Registry> {
     let settings = governance.settings();
-    let store = agenthost::registry::open_store(&settings.registry, &settings.aws, data)
-        .await
-        .map_err(|e| anyhow!(e))?;
+    let store =
+        agenthost::registry::open_store(&settings.registry, &settings.aws, governance.config_dir(), data)
+            .await
+            .map_err(|e| anyhow!(e))?;
     let limit = settings.server.deploy_limit_bytes as u64;
     Ok(Registry::new(store, governance.clone(), limit))
 }

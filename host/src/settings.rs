@@ -475,6 +475,12 @@ fn default_leeway() -> u64 {
 pub struct RegistrySettings {
     #[serde(default)]
     pub backend: RegistryBackend,
+    /// `local`: the registry's directory, relative to the config directory
+    /// [default: `<data-dir>/registry`]. A bundle that `agenthost bundle`
+    /// wrote (a Lambda package's `registry/`) is such a directory; it may be
+    /// read-only.
+    #[serde(default)]
+    pub dir: Option<std::path::PathBuf>,
     /// `s3`: the bucket for component bytes.
     #[serde(default)]
     pub bucket: Option<String>,

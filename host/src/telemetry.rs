@@ -83,6 +83,11 @@ struct DenialLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoadLabels {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
     tenant: String,
     model: String,
@@ -98,6 +103,7 @@ pub struct Metrics {
     denials: Family<DenialLabels, Counter>,
     tokens: Family<ModelLabels, Counter>,
     approvals_pending: Gauge<i64, AtomicI64>,
+    loads: Family<LoadLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -126,6 +132,7 @@ impl Metrics {
         let denials = Family::<DenialLabels, Counter>::default();
         let tokens = Family::<ModelLabels, Counter>::default();
         let approvals_pending = Gauge::<i64, AtomicI64>::default();
+        let loads = Family::<LoadLabels, Counter>::default();
         let mut registry = Registry::with_prefix("agenthost");
         registry.register(
             "invocation_duration_seconds",
@@ -157,6 +164,11 @@ impl Metrics {
             "Approval requests waiting for an approver",
             approvals_pending.clone(),
         );
+        registry.register(
+            "component_loads",
+            "Component code made ready to run, by where it came from: compiled, disk-cache (a precompiled artifact, the node's or the registry's) or memory",
+            loads.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             invocations,
@@ -165,7 +177,13 @@ impl Metrics {
             denials,
             tokens,
             approvals_pending,
+            loads,
         }
+    }
+
+    /// One component's code made ready: `compiled`, `disk-cache` or `memory`.
+    pub fn component_load(&self, source: &str) {
+        self.loads.get_or_create(&LoadLabels { source: source.to_owned() }).inc();
     }
 
     pub fn invocation(&self, tenant: &str, component: &str, outcome: &str, seconds: f64) {

@@ -566,11 +566,19 @@ struct ManifestHead {
 pub async fn open_store(
     settings: &crate::settings::RegistrySettings,
     aws: &crate::aws::AwsSettings,
+    config_dir: Option<&std::path::Path>,
     data: &std::path::Path,
 ) -> Result<Arc<dyn Store>, RegistryError> {
     use crate::settings::RegistryBackend;
     Ok(match settings.backend {
-        RegistryBackend::Local => Arc::new(LocalStore::open(&data.join("registry"))?),
+        RegistryBackend::Local => {
+            let dir = match (&settings.dir, config_dir) {
+                (Some(dir), Some(config)) => config.join(dir),
+                (Some(dir), None) => dir.clone(),
+                (None, _) => data.join("registry"),
+            };
+            Arc::new(LocalStore::open(&dir)?)
+        }
         RegistryBackend::S3 => {
             let bucket = settings
                 .bucket

@@ -371,6 +371,7 @@ impl Host {
         let inner = &self.inner;
         if let Some(component) = inner.compiled.lock().ok().and_then(|m| m.get(digest_hex).cloned()) {
             inner.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
+            inner.metrics.component_load("memory");
             return Ok((component, LoadSource::Memory));
         }
         let mut rejected = None;
@@ -378,6 +379,7 @@ impl Host {
             match cache.load(self.engine(), digest_hex) {
                 Lookup::Hit(component) => {
                     inner.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    inner.metrics.component_load("disk-cache");
                     self.remember(digest_hex, &component);
                     return Ok((component, LoadSource::DiskCache));
                 }
@@ -410,6 +412,7 @@ impl Host {
         .await
         .map_err(|e| format!("the compile task failed: {e}"))??;
         inner.counters.compiled.fetch_add(1, Ordering::Relaxed);
+        inner.metrics.component_load("compiled");
         if let (Some(cache), Some(artifact)) = (&inner.cache, artifact)
             && let Err(e) = cache.store(digest_hex, &artifact)
         {

@@ -81,6 +81,26 @@ pub(crate) struct Lambda {
 
 impl Lambda {
     pub(crate) async fn start(served: &Served) -> Lambda {
+        Lambda::launch(&served.config(), Some(&served.data().join("registry")), None).await
+    }
+
+    pub(crate) async fn launch(
+        config: &std::path::Path,
+        registry: Option<&std::path::Path>,
+        keys: Option<&std::path::Path>,
+    ) -> Lambda {
+        Lambda::launch_binary(std::path::Path::new(env!("CARGO_BIN_EXE_agenthost")), config, registry, keys)
+            .await
+    }
+
+    /// With a config directory, the registry linked into its data directory
+    /// (or none: `[registry] dir`), and a key directory (or its own keys).
+    pub(crate) async fn launch_binary(
+        binary: &std::path::Path,
+        config: &std::path::Path,
+        registry: Option<&std::path::Path>,
+        keys: Option<&std::path::Path>,
+    ) -> Lambda {
         let api = Arc::new(Api::default());
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -92,21 +112,27 @@ impl Lambda {
         tokio::spawn(async move { axum::serve(listener, app).await });
         // Its own data directory (Lambda's /tmp), the registry shared.
         let data = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(served.data().join("registry"), data.path().join("registry")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        if let Some(registry) = registry {
+            std::os::unix::fs::symlink(registry, data.path().join("registry")).unwrap();
+        }
+        let mut command = Command::new(binary);
+        match keys {
+            Some(keys) => command.env("AGENTHOST_KEY_DIR", keys),
+            None => command.env_remove("AGENTHOST_KEY_DIR"),
+        };
+        let child = command
             .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", "agenthost")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/01/[$LATEST]0123456789abcdef")
-            .env("AGENTHOST_CONFIG", served.config())
+            .env("AGENTHOST_CONFIG", config)
             .env("AGENTHOST_DATA_DIR", data.path())
-            .env_remove("AGENTHOST_KEY_DIR")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        Lambda { api, child, data: data }
+        Lambda { api, child, data }
     }
 
     /// Hands the function one event and waits for what it answers.
@@ -307,4 +333,159 @@ async fn one_function_answers_direct_calls_http_events_and_sqs_batches_as_the_se
         "{segments} segments in {}: invocations were not sealed one by one",
         stream.display()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bundled_function_runs_from_its_read_only_bundle_without_compiling() {
+    let served = Served::start("");
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, HttpStatus::CREATED);
+    assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, HttpStatus::OK);
+
+    // The package's registry, written at build time with the host's keys.
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("bundle");
+    let agenthost = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_agenthost"))
+            .args(args)
+            .env("AGENTHOST_CONFIG", served.config())
+            .env("AGENTHOST_DATA_DIR", served.data())
+            .env_remove("AGENTHOST_KEY_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = agenthost(&["bundle".as_ref(), "--out".as_ref(), bundle.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["components"][0]["name"], "versioned", "{report}");
+    assert_eq!(report["components"][0]["versions"][0]["version"], "1.0.0", "{report}");
+    // A bundle is written only to a new directory.
+    let again = agenthost(&["bundle".as_ref(), "--out".as_ref(), bundle.as_os_str()]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // The function's config: the bundle as its registry, read-only as
+    // /var/task is, with the artifacts taken from it.
+    let config = work.path().join("config");
+    std::fs::create_dir_all(config.join("tenants")).unwrap();
+    for entry in std::fs::read_dir(served.config()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), config.join(entry.file_name())).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(served.config().join("tenants")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), config.join("tenants").join(entry.file_name())).unwrap();
+    }
+    let mut toml = std::fs::read_to_string(config.join("host.toml")).unwrap();
+    toml.push_str("\n[registry]\ndir = \"../bundle\"\nshare_artifacts = true\n");
+    std::fs::write(config.join("host.toml"), toml).unwrap();
+    let chmod = Command::new("chmod").args(["-R", "a-w"]).arg(&bundle).status().unwrap();
+    assert!(chmod.success());
+
+    let lambda = Lambda::launch(&config, None, Some(&served.data().join("keys"))).await;
+    let answer = response(lambda.invoke(json!({ "tenant": "acme", "tool": "versioned", "input": {} })).await);
+    assert_eq!(answer["output"]["version"], "1.0.0", "{answer}");
+    // Nothing was compiled: the code came from the bundle's artifact.
+    let operator = served.token("olga", &["*"], &["operator"]);
+    let metrics = response(lambda.invoke(http_v2("GET", "/metrics", Some(&operator), None)).await);
+    let body = metrics["body"].as_str().unwrap_or_default();
+    let text = if metrics["isBase64Encoded"] == true {
+        use base64::Engine as _;
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body).unwrap()).unwrap()
+    } else {
+        body.to_owned()
+    };
+    assert!(text.contains("agenthost_component_loads_total{source=\"disk-cache\"} 1"), "{text}");
+    assert!(!text.contains("source=\"compiled\""), "a bundled function compiled: {text}");
+    let _ = Command::new("chmod").args(["-R", "u+w"]).arg(&bundle).status();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_package_script_builds_a_zip_whose_bootstrap_serves_from_its_bundle() {
+    let served = Served::start("");
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, HttpStatus::CREATED);
+    assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, HttpStatus::OK);
+    let work = tempfile::tempdir().unwrap();
+    let function_config = work.path().join("function-config");
+    std::fs::create_dir_all(function_config.join("tenants")).unwrap();
+    for name in ["host.toml", "issuer.pub", "publisher.pub", "alice.pub", "bob.pub"] {
+        std::fs::copy(served.config().join(name), function_config.join(name)).unwrap();
+    }
+    std::fs::copy(served.config().join("tenants/acme.toml"), function_config.join("tenants/acme.toml"))
+        .unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let script = root.join("scripts/package-lambda.sh");
+    let package = |config: &std::path::Path| {
+        Command::new("bash")
+            .arg(&script)
+            .arg("--config")
+            .arg(config)
+            .arg("--from")
+            .arg(served.config())
+            .arg("--data-dir")
+            .arg(served.data())
+            .arg("--binary")
+            .arg(env!("CARGO_BIN_EXE_agenthost"))
+            .arg("--out")
+            .arg(work.path().join("dist"))
+            .env_remove("AGENTHOST_KEY_DIR")
+            .output()
+            .unwrap()
+    };
+    // A function config that does not read the bundle is refused.
+    let refused = package(&function_config);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("must read the bundle"));
+    let mut toml = std::fs::read_to_string(function_config.join("host.toml")).unwrap();
+    toml.push_str("\n[registry]\ndir = \"../registry\"\nshare_artifacts = true\n");
+    std::fs::write(function_config.join("host.toml"), toml).unwrap();
+    let built = package(&function_config);
+    assert!(
+        built.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&built.stdout),
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    // The layout Lambda expects, the bootstrap executable.
+    let zip = work.path().join("dist/agenthost.zip");
+    let listing = Command::new("python3")
+        .args(["-c", "import sys, zipfile\nfor i in zipfile.ZipFile(sys.argv[1]).infolist(): print(i.filename, oct(i.external_attr >> 16))"])
+        .arg(&zip)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    assert!(listing.lines().any(|l| l.starts_with("bootstrap 0o100755")), "{listing}");
+    assert!(
+        listing.contains("config/host.toml") && listing.contains("config/tenants/acme.toml"),
+        "{listing}"
+    );
+    assert!(listing.lines().any(|l| l.starts_with("registry/acme/") && l.contains(".cwasm")), "{listing}");
+
+    // Unpacked as Lambda unpacks it (/var/task), the bootstrap answers
+    // from the bundle without compiling.
+    let task = work.path().join("task");
+    let unzip = Command::new("python3")
+        .args(["-c", "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nfor i in z.infolist():\n    p = z.extract(i, sys.argv[2])\n    import os; os.chmod(p, (i.external_attr >> 16) & 0o777)"])
+        .arg(&zip)
+        .arg(&task)
+        .status()
+        .unwrap();
+    assert!(unzip.success());
+    let lambda = Lambda::launch_binary(
+        &task.join("bootstrap"),
+        &task.join("config"),
+        None,
+        Some(&served.data().join("keys")),
+    )
+    .await;
+    let answer = response(lambda.invoke(json!({ "tenant": "acme", "tool": "versioned", "input": {} })).await);
+    assert_eq!(answer["output"]["version"], "1.0.0", "{answer}");
 }
