@@ -58,8 +58,8 @@ async fn next(State(api): State<Arc<Api>>) -> (StatusCode, HeaderMap, String) {
         if let Some((id, body)) = api.pending.lock().unwrap().take() {
             let mut headers = HeaderMap::new();
             headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-            let deadline =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap() + Duration::from_secs(30);
+            let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap()
+                + Duration::from_secs(30);
             headers.insert("lambda-runtime-deadline-ms", deadline.as_millis().to_string().parse().unwrap());
             headers.insert(
                 "lambda-runtime-invoked-function-arn",
@@ -88,7 +88,8 @@ struct RuntimeApi {
 
 impl RuntimeApi {
     fn start() -> RuntimeApi {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let api = Arc::new(Api::default());
         let (tx, answers) = std::sync::mpsc::channel();
         *api.answers.lock().unwrap() = Some(tx);
@@ -174,8 +175,10 @@ fn plain_function(artifact: &Path) {
     let handler = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
         let (engine, pre) = (engine.clone(), pre.clone());
         async move {
-            let mut store =
-                Store::new(&engine, Plain { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() });
+            let mut store = Store::new(
+                &engine,
+                Plain { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() },
+            );
             store.set_fuel(1_000_000_000)?;
             store.set_epoch_deadline(1);
             store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
@@ -209,8 +212,11 @@ fn setup() -> Setup {
     let publisher = KeyPair::generate();
     std::fs::write(source_config.join("publisher.pub"), publisher.public().pem().unwrap()).unwrap();
     std::fs::write(source_config.join("host.toml"), "default_tenant = \"acme\"\n").unwrap();
-    std::fs::write(source_config.join("tenants/acme.toml"), "id = \"acme\"\n[publishers]\nci = \"publisher.pub\"\n")
-        .unwrap();
+    std::fs::write(
+        source_config.join("tenants/acme.toml"),
+        "id = \"acme\"\n[publishers]\nci = \"publisher.pub\"\n",
+    )
+    .unwrap();
 
     // The calculator, deployed and stable in the source registry.
     let wasm = std::fs::read(agenthost_artifacts::CALCULATOR).unwrap();
@@ -227,8 +233,11 @@ fn setup() -> Setup {
     }
     .sign(&publisher);
     let governance = Arc::new(agenthost::Governance::load(&source_config, None, Some(&source_data)).unwrap());
-    let registry =
-        Registry::new(Arc::new(LocalStore::open(&source_data.join("registry")).unwrap()), governance, 64 << 20);
+    let registry = Registry::new(
+        Arc::new(LocalStore::open(&source_data.join("registry")).unwrap()),
+        governance,
+        64 << 20,
+    );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let deploy =
@@ -242,7 +251,8 @@ fn setup() -> Setup {
     let function_config = package.join("config");
     std::fs::create_dir_all(function_config.join("tenants")).unwrap();
     std::fs::copy(source_config.join("publisher.pub"), function_config.join("publisher.pub")).unwrap();
-    std::fs::copy(source_config.join("tenants/acme.toml"), function_config.join("tenants/acme.toml")).unwrap();
+    std::fs::copy(source_config.join("tenants/acme.toml"), function_config.join("tenants/acme.toml"))
+        .unwrap();
     std::fs::write(
         function_config.join("host.toml"),
         "default_tenant = \"acme\"\n[registry]\ndir = \"../registry\"\nshare_artifacts = true\n",

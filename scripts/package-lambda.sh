@@ -27,26 +27,43 @@
 #               artifacts are made by the binary of the machine that runs
 #               this script, so build arm64 packages on an arm64 machine
 set -euo pipefail
+here="$(pwd)"
 cd "$(dirname "$0")/.."
+# Paths given relative to where the script was started.
+absolute() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$here" "$1" ;; esac; }
 
-config="" from="" data="" memory=1024 out="dist/lambda" binary="" arm64=0
+config="" from="" data="" memory=1024 out="$here/dist/lambda" binary="" arm64=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        --config) config="$2"; shift 2 ;;
-        --from) from="$2"; shift 2 ;;
-        --data-dir) data="$2"; shift 2 ;;
+        --config) config="$(absolute "$2")"; shift 2 ;;
+        --from) from="$(absolute "$2")"; shift 2 ;;
+        --data-dir) data="$(absolute "$2")"; shift 2 ;;
         --memory) memory="$2"; shift 2 ;;
-        --out) out="$2"; shift 2 ;;
-        --binary) binary="$2"; shift 2 ;;
+        --out) out="$(absolute "$2")"; shift 2 ;;
+        --binary) binary="$(absolute "$2")"; shift 2 ;;
         --arm64) arm64=1; shift ;;
         *) echo "error: unknown argument $1 (see the comment at the top of $0)" >&2; exit 2 ;;
     esac
 done
 [ -n "$config" ] && [ -f "$config/host.toml" ] || { echo "error: --config must be a directory with host.toml" >&2; exit 2; }
 [ -n "$from" ] && [ -d "$from" ] || { echo "error: --from must be the config directory of the source registry" >&2; exit 2; }
-if ! grep -Eq '^[[:space:]]*dir[[:space:]]*=[[:space:]]*"\.\./registry"' "$config/host.toml" \
-    || ! grep -Eq '^[[:space:]]*share_artifacts[[:space:]]*=[[:space:]]*true' "$config/host.toml"; then
+case "$memory" in ''|*[!0-9]*) echo "error: --memory must be a number of MiB" >&2; exit 2 ;; esac
+if ! python3 - "$config/host.toml" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    registry = tomllib.load(f).get("registry", {})
+ok = registry.get("dir") == "../registry" and registry.get("share_artifacts") is True \
+    and registry.get("backend", "local") == "local"
+sys.exit(0 if ok else 1)
+PY
+then
     echo "error: $config/host.toml must read the bundle: [registry] dir = \"../registry\" and share_artifacts = true" >&2
+    exit 2
+fi
+# The package is readable by whoever may read the function: no private keys
+# ride along (the function takes its keys from Secrets Manager).
+if grep -rlE -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' "$config" >/dev/null 2>&1; then
+    echo "error: $config holds a private key ($(grep -rlE -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' "$config" | head -1)): keep keys out of the package ([keys] source = \"secretsmanager\")" >&2
     exit 2
 fi
 
@@ -71,21 +88,27 @@ trap 'chmod -R u+w "$stage" 2>/dev/null; rm -rf "$stage"' EXIT
 mkdir -p "$stage/config"
 cp "$binary" "$stage/bootstrap"
 chmod 0755 "$stage/bootstrap"
-cp -R "$config/." "$stage/config/"
+# The configuration only: no keys directory, no VCS or environment files,
+# no symlinks followed out of it.
+(cd "$config" && find . -type f ! -path './keys/*' ! -path './.git/*' ! -name '.env*' ! -name '*.key' -print0) \
+    | while IFS= read -r -d '' file; do
+        mkdir -p "$stage/config/$(dirname "$file")"
+        cp -P "$config/$file" "$stage/config/$file"
+    done
 
 step "Bundling the registry of $from for a $memory MiB function (agenthost bundle)"
-data_args=()
-[ -n "$data" ] && data_args=(--data-dir "$data")
+data_args=(--config "$from")
+[ -n "$data" ] && data_args+=(--data-dir "$data")
 # The machine's own binary compiles: its artifacts are for this architecture.
 bundler="$binary"
 [ "$arm64" = 1 ] && [ "$(uname -m)" != aarch64 ] && bundler=""
 if [ -n "$bundler" ]; then
-    "$bundler" --config "$from" "${data_args[@]}" bundle --out "$stage/registry" --lambda-memory "$memory" >"$stage/bundle.json"
+    "$bundler" "${data_args[@]}" bundle --out "$stage/registry" --lambda-memory "$memory" >"$stage/bundle.json"
     cat "$stage/bundle.json"
     rm "$stage/bundle.json"
 else
     echo "warning: this machine cannot run the arm64 binary: the bundle ships without artifacts, and the function compiles each component at its first use" >&2
-    cargo run --quiet --release -p agenthost -- --config "$from" "${data_args[@]}" bundle --out "$stage/registry" --lambda-memory "$memory" >/dev/null
+    cargo run --quiet --release -p agenthost -- "${data_args[@]}" bundle --out "$stage/registry" --lambda-memory "$memory" >/dev/null
     find "$stage/registry" -path '*/artifacts/*' -delete
 fi
 
@@ -101,6 +124,8 @@ with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
         dirs.sort()
         for name in sorted(files):
             path = os.path.join(root, name)
+            if os.path.islink(path):
+                sys.exit(f"error: {path} is a symlink; the package holds files only")
             z.write(path, os.path.relpath(path, "."))
 PY
 )

@@ -36,6 +36,9 @@ pub struct Backends {
     /// The SQS queue events arrive on (SQS and EventBridge backends), for a
     /// server with subscribers to poll.
     pub sqs: Option<(aws_sdk_sqs::Client, String)>,
+    /// A segment may be missing from the bucket (an upload failed and has
+    /// not been caught up yet).
+    unshipped: std::sync::atomic::AtomicBool,
 }
 
 /// The events bus `settings` ask for; `None` for the host's in-process bus.
@@ -173,7 +176,16 @@ impl Backends {
             Some((bus, queue)) => (Some(bus), Some(queue)),
             None => (None, None),
         };
-        Ok(Backends { audit, audit_s3, memory, model, tenant_models, events, sqs })
+        Ok(Backends {
+            audit,
+            audit_s3,
+            memory,
+            model,
+            tenant_models,
+            events,
+            sqs,
+            unshipped: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// `config` with every backend in it: the audit trail, memory, the
@@ -198,17 +210,30 @@ impl Backends {
     /// When the trail cannot be sealed or an upload failed (the segment is
     /// kept locally, and tried again on the next call).
     pub async fn seal_and_ship(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
         let Some(audit) = &self.audit else { return Ok(()) };
         audit.seal().await.map_err(|e| format!("cannot seal the audit segment: {e}"))?;
         let Some(sink) = &self.audit_s3 else { return Ok(()) };
-        match sink.flush().await {
-            Ok(()) => Ok(()),
-            Err(first) => {
-                // Uploads that failed are found again: the bucket lacks them.
-                sink.backfill(audit.stream(), audit.dir(), None, audit.public_key())
-                    .await
-                    .map_err(|e| format!("{first}; and cannot catch up: {e}"))?;
-                sink.flush().await.map_err(|e| format!("{first}; and again: {e}"))
+        let flushed = sink.flush().await;
+        if flushed.is_ok() && !self.unshipped.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        // Something failed, now or before: whatever the bucket lacks goes
+        // again, until it has everything.
+        let caught_up = async {
+            sink.backfill(audit.stream(), audit.dir(), None, audit.public_key()).await?;
+            sink.flush().await
+        }
+        .await;
+        match (caught_up, flushed) {
+            (Ok(()), _) => {
+                self.unshipped.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            (Err(again), flushed) => {
+                self.unshipped.store(true, Ordering::Relaxed);
+                let first = flushed.err().map(|e| format!("{e}; ")).unwrap_or_default();
+                Err(format!("{first}the segments the bucket lacks could not be shipped: {again}"))
             }
         }
     }

@@ -72,17 +72,42 @@ pub async fn build(
     let tenants: Vec<&TenantConfig> = governance.tenants().map(|t| &t.config).collect();
     let mut host_settings = governance.settings().clone();
     if let Some(stream) = options.audit_stream {
+        // A trail root of its own in the bucket too: each root has one
+        // signed stream index, which environments must not overwrite.
+        if let Some(s3) = host_settings.audit.s3.as_mut() {
+            let prefix = s3.prefix.trim_matches('/');
+            s3.prefix = if prefix.is_empty() {
+                format!("lambda/{stream}")
+            } else {
+                format!("{prefix}/lambda/{stream}")
+            };
+        }
         host_settings.audit.stream = Some(stream);
     }
     let backends =
         Backends::open(&host_settings, &tenants, data, &keys.audit).await.map_err(|e| anyhow!(e))?;
     let mut config = backends.host_config(HostConfig { cache_dir, ..HostConfig::default() });
     config.limits = config.limits.with_settings(&governance.settings().limits);
-    if let Some(engine) = options.engine {
-        config.engine = engine;
+    match options.engine {
+        // The transport sized the engine to what it has (a Lambda function's
+        // memory): a guest may grow only as far as a slot.
+        Some(engine) => {
+            if config.limits.memory_bytes > engine.max_memory_bytes {
+                tracing::warn!(
+                    target: "agenthost::lambda",
+                    limit = config.limits.memory_bytes,
+                    slot = engine.max_memory_bytes,
+                    "[limits] memory_bytes is more than this function can give one guest; lowered"
+                );
+                config.limits.memory_bytes = engine.max_memory_bytes;
+            }
+            config.engine = engine;
+        }
+        // A pool slot holds the largest memory the limits let a guest grow to.
+        None => {
+            config.engine.max_memory_bytes = config.engine.max_memory_bytes.max(config.limits.memory_bytes)
+        }
     }
-    // A pool slot holds the largest memory the limits let a guest grow to.
-    config.engine.max_memory_bytes = config.engine.max_memory_bytes.max(config.limits.memory_bytes);
     config.cache_key = Some(keys.cache);
     config.share_artifacts = governance.settings().registry.share_artifacts;
     config.request_key = Some(keys.audit.clone());
@@ -112,10 +137,13 @@ pub async fn serve(
     data: &Path,
     keys: &agenthost::keystore::HostKeys,
 ) -> Result<(), Failure> {
+    let direct_calls = governance.settings().events.direct_calls;
     let Built { server, backends, settings } =
         build(BuildOptions::default(), cache_dir, governance, data, keys).await?;
-    // Events from SQS (or an EventBridge rule into it) reach the subscribers.
-    let poller = backends.sqs.clone().filter(|_| !settings.subscriptions.is_empty()).map(|(client, url)| {
+    // Events from SQS (or an EventBridge rule into it) reach the subscribers;
+    // with [events] direct_calls, calls sent to the queue run.
+    let wanted = !settings.subscriptions.is_empty() || direct_calls;
+    let poller = backends.sqs.clone().filter(|_| wanted).map(|(client, url)| {
         // Replicas share the queue: deliveries are claimed in the
         // memory backend, as Lambda's execution environments claim them.
         server.host().use_delivery_ledger();
@@ -129,7 +157,9 @@ pub async fn serve(
     crate::write_stdout(&format!("{}\n", json!({ "listening": format!("http://{address}") })))?;
     let drained = server::serve(server.clone(), listener, shutdown_signal()).await;
     if let Some(poller) = poller {
-        poller.abort();
+        // The message in hand finishes (its claim would otherwise hold it
+        // from every replica for the claim's life); no new one is taken.
+        poller.stop(std::time::Duration::from_secs(30)).await;
     }
     drop(server);
     backends.close().await.map_err(|e| anyhow!("the audit trail was not closed cleanly: {e}"))?;

@@ -75,6 +75,28 @@ pub struct LimitSettings {
     pub host_calls: Option<u64>,
 }
 
+impl LimitSettings {
+    /// A zero budget would fail every call: refused when the host starts.
+    ///
+    /// # Errors
+    /// Names the key that is zero.
+    pub fn check(&self) -> Result<(), String> {
+        let keys = [
+            ("timeout_ms", self.timeout_ms),
+            ("fuel", self.fuel),
+            ("memory_bytes", self.memory_bytes),
+            ("output_bytes", self.output_bytes),
+            ("host_calls", self.host_calls),
+        ];
+        match keys.iter().find(|(_, value)| *value == Some(0)) {
+            Some((key, _)) => {
+                Err(format!("[limits] {key} = 0 would fail every call; leave it out for the default"))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 /// `[egress]` in host.toml.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,6 +242,12 @@ pub struct EventSettings {
     /// EventBridge: the bus name (`default` for the account's default bus).
     #[serde(default)]
     pub bus: Option<String>,
+    /// Queue messages may also be direct calls (`{"tenant", "tool"|"agent",
+    /// "input"}`), run for `lambda:<principal>`: whoever may send to the
+    /// queue may then call any tenant's tools, so grant `sqs:SendMessage`
+    /// as narrowly as `lambda:InvokeFunction` [default: false].
+    #[serde(default)]
+    pub direct_calls: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -505,4 +533,24 @@ pub enum RegistryBackend {
     Local,
     /// S3 for the bytes, DynamoDB for the index: shared by several hosts.
     S3,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_limit_is_refused_by_name_and_an_absent_one_is_the_default() {
+        let none = LimitSettings::default();
+        assert!(none.check().is_ok());
+        let zero = LimitSettings { host_calls: Some(0), ..LimitSettings::default() };
+        let err = zero.check().unwrap_err();
+        assert!(err.contains("host_calls"), "{err}");
+        let parsed: HostSettings = toml::from_str("[limits]\ntimeout_ms = 250\nfuel = 7\n").unwrap();
+        assert_eq!((parsed.limits.timeout_ms, parsed.limits.fuel), (Some(250), Some(7)));
+        assert!(
+            toml::from_str::<HostSettings>("[limits]\ntimeout = 1\n").is_err(),
+            "unknown keys are errors"
+        );
+    }
 }

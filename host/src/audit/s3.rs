@@ -54,7 +54,6 @@ pub struct S3Sink {
     key: PublicKey,
     runtime: tokio::runtime::Handle,
     pending: Mutex<Vec<tokio::task::JoinHandle<Result<(), String>>>>,
-    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for S3Sink {
@@ -71,20 +70,12 @@ impl S3Sink {
     pub fn new(client: Client, settings: S3Settings, key: PublicKey) -> Result<Arc<S3Sink>, AuditError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| AuditError::Sink("the S3 sink needs a tokio runtime".to_owned()))?;
-        Ok(Arc::new(S3Sink {
-            client,
-            settings,
-            key,
-            runtime,
-            pending: Mutex::new(Vec::new()),
-            errors: Arc::new(Mutex::new(Vec::new())),
-        }))
+        Ok(Arc::new(S3Sink { client, settings, key, runtime, pending: Mutex::new(Vec::new()) }))
     }
 
     fn upload(&self, key: String, bytes: Vec<u8>, lock: bool) {
         let client = self.client.clone();
         let settings = self.settings.clone();
-        let errors = self.errors.clone();
         let task = self.runtime.spawn(async move {
             let mut put = client
                 .put_object()
@@ -106,9 +97,6 @@ impl S3Sink {
                 .map_err(|e| format!("cannot upload s3://{}/{key}: {}", settings.bucket, describe(&e)));
             if let Err(e) = &result {
                 tracing::error!(target: "agenthost::audit", error = %e, "audit segment upload failed");
-                if let Ok(mut errors) = errors.lock() {
-                    errors.push(e.clone());
-                }
             }
             result
         });
@@ -123,14 +111,17 @@ impl S3Sink {
     /// The first upload that failed.
     pub async fn flush(&self) -> Result<(), AuditError> {
         let tasks: Vec<_> = self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        // Every upload is waited for, not only those before a failure.
+        let mut failure = None;
         for task in tasks {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(AuditError::Sink(e)),
-                Err(e) => return Err(AuditError::Sink(format!("an upload task failed: {e}"))),
-            }
+            let failed = match task.await {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e,
+                Err(e) => format!("an upload task failed: {e}"),
+            };
+            failure.get_or_insert(failed);
         }
-        Ok(())
+        failure.map_or(Ok(()), |e| Err(AuditError::Sink(e)))
     }
 
     /// Uploads the sealed segments of a local stream that the bucket lacks
@@ -162,9 +153,6 @@ impl S3Sink {
             }
             if let Err(why) = super::verify::check_standalone(stream, &name, &bytes, key) {
                 tracing::error!(target: "agenthost::audit", segment = %name, %why, "a local audit segment does not verify; it is not uploaded");
-                if let Ok(mut errors) = self.errors.lock() {
-                    errors.push(format!("{stream}/{name} not uploaded: {why}"));
-                }
                 continue;
             }
             self.upload(key_of(&self.settings.prefix, stream, &name), bytes, true);
@@ -190,9 +178,6 @@ impl Sink for S3Sink {
             Ok(bytes) => self.upload(key_of(&self.settings.prefix, stream, name), bytes, true),
             Err(why) => {
                 tracing::error!(target: "agenthost::audit", segment = %name, %why, "a sealed audit segment does not verify; it is not uploaded");
-                if let Ok(mut errors) = self.errors.lock() {
-                    errors.push(format!("{stream}/{name} not uploaded: {why}"));
-                }
             }
         }
     }

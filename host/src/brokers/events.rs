@@ -511,12 +511,13 @@ impl Dispatcher {
 
     /// Polls an SQS queue (fed directly or by an EventBridge rule) for its
     /// events, until aborted. A message that is no event fails.
-    pub fn serve_sqs(&self, client: aws_sdk_sqs::Client, queue_url: String) -> tokio::task::JoinHandle<()> {
+    pub fn serve_sqs(&self, client: aws_sdk_sqs::Client, queue_url: String) -> QueuePoller {
         let dispatcher = self.clone();
         poll_sqs(
             client,
             queue_url,
-            Arc::new(move |body: String| {
+            DEFAULT_VISIBILITY_SECS,
+            Arc::new(move |_id: String, body: String| {
                 let dispatcher = dispatcher.clone();
                 Box::pin(async move { dispatcher.deliver(envelope_of(&body)?).await.map(|_| ()) })
             }),
@@ -524,9 +525,9 @@ impl Dispatcher {
     }
 }
 
-/// What a queue poller does with one message's body: `Ok` deletes it, an
-/// error gives it back to the queue.
-pub type MessageHandler = Arc<dyn Fn(String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+/// What a queue poller does with one message (its id and body): `Ok`
+/// deletes it, an error gives it back to the queue.
+pub type MessageHandler = Arc<dyn Fn(String, String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// How long a message that failed its `receives`-th time stays invisible:
 /// 1 s, doubling, at most 15 minutes. A message that keeps failing comes
@@ -537,23 +538,71 @@ pub fn retry_after(receives: u32) -> i32 {
     (1_i32 << doubling).min(900)
 }
 
-/// Polls an SQS queue until the task is aborted, handing each message's
-/// body to `handle` in turn, as Lambda's event source mapping hands a batch
-/// to the function: a handled message is deleted, a failed one comes back
-/// after [`retry_after`].
+/// How long a received message stays invisible while it is handled, unless
+/// the poller is told more.
+pub const DEFAULT_VISIBILITY_SECS: i32 = 30;
+
+/// A running queue poller.
+pub struct QueuePoller {
+    handle: tokio::task::JoinHandle<()>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl QueuePoller {
+    /// Stops it now, even in the middle of a message (which then comes
+    /// back to the queue when its visibility ends).
+    pub fn abort(&self) {
+        self.handle.abort();
+    }
+
+    /// Stops taking messages, lets the one in hand finish (for at most
+    /// `within`), then stops.
+    pub async fn stop(self, within: Duration) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let abort = self.handle.abort_handle();
+        if tokio::time::timeout(within, self.handle).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
+/// Polls an SQS queue until stopped, handing each message to `handle` in
+/// turn, as Lambda's event source mapping hands a batch to the function: a
+/// handled message is deleted, a failed one comes back after
+/// [`retry_after`]. Each message is kept invisible for `visibility_secs`
+/// from the moment its handling starts (a call's longest run, and some).
 pub fn poll_sqs(
     client: aws_sdk_sqs::Client,
     queue_url: String,
+    visibility_secs: i32,
     handle: MessageHandler,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
+) -> QueuePoller {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let visibility = visibility_secs.clamp(DEFAULT_VISIBILITY_SECS, 43_200);
+    let task = tokio::spawn(async move {
+        let set_visibility = |receipt: String, secs: i32| {
+            let (client, queue_url) = (client.clone(), queue_url.clone());
+            async move {
+                client
+                    .change_message_visibility()
+                    .queue_url(queue_url)
+                    .receipt_handle(receipt)
+                    .visibility_timeout(secs)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| describe(&e))
+            }
+        };
+        while !stopped.load(Ordering::Relaxed) {
             let received = client
                 .receive_message()
                 .queue_url(&queue_url)
                 .max_number_of_messages(10)
                 .wait_time_seconds(1)
-                .visibility_timeout(30)
+                .visibility_timeout(visibility)
                 .message_system_attribute_names(
                     aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
                 )
@@ -567,10 +616,19 @@ pub fn poll_sqs(
                     continue;
                 }
             };
-            for message in messages {
+            for (index, message) in messages.iter().enumerate() {
                 let Some(receipt) = message.receipt_handle() else { continue };
                 let id = message.message_id().unwrap_or_default();
-                let outcome = handle(message.body().unwrap_or_default().to_owned()).await;
+                if stopped.load(Ordering::Relaxed) {
+                    // Not started: back to the queue now, for another replica.
+                    let _ = set_visibility(receipt.to_owned(), 0).await;
+                    continue;
+                }
+                if index > 0 {
+                    // The ones before took time: this one's handling starts now.
+                    let _ = set_visibility(receipt.to_owned(), visibility).await;
+                }
+                let outcome = handle(id.to_owned(), message.body().unwrap_or_default().to_owned()).await;
                 let done = match outcome {
                     Ok(()) => client
                         .delete_message()
@@ -592,15 +650,7 @@ pub fn poll_sqs(
                             .unwrap_or(1);
                         let wait = retry_after(receives);
                         tracing::warn!(target: "agenthost::events", message_id = %id, receives, retry_in_s = wait, error = %why, "an SQS message failed; it comes back to the queue");
-                        client
-                            .change_message_visibility()
-                            .queue_url(&queue_url)
-                            .receipt_handle(receipt)
-                            .visibility_timeout(wait)
-                            .send()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| describe(&e))
+                        set_visibility(receipt.to_owned(), wait).await
                     }
                 };
                 if let Err(e) = done {
@@ -608,7 +658,8 @@ pub fn poll_sqs(
                 }
             }
         }
-    })
+    });
+    QueuePoller { handle: task, stop }
 }
 
 /// Creates the SQS queue, and with `bus`, the EventBridge bus and the rule

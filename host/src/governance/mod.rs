@@ -263,6 +263,15 @@ impl Governance {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HostSettings::default(),
             Err(e) => return Err(format!("cannot read {}: {e}", config_dir.join("host.toml").display())),
         };
+        settings.limits.check().map_err(|e| format!("{}: {e}", config_dir.join("host.toml").display()))?;
+        if settings.registry.dir.is_some()
+            && settings.registry.backend != crate::settings::RegistryBackend::Local
+        {
+            return Err(format!(
+                "{}: [registry] dir is for the local backend; an s3 registry has bucket, prefix and table",
+                config_dir.join("host.toml").display()
+            ));
+        }
         let trusted_keys = settings
             .trusted_keys
             .iter()

@@ -26,15 +26,16 @@ use crate::server::{DirectCall, Server};
 
 /// The engine for a function with `memory_mb` MiB: a pool of one instance
 /// per 64 MiB (at least 4, for an agent and the tools it calls; at most
-/// 64), no instance larger than the function. Where the pool's address
-/// space cannot be reserved the engine falls back to on-demand allocation
-/// by itself.
+/// 64), no guest memory larger than half the function (an agent and a tool
+/// at their largest still leave the host room) nor than 1 GiB. Where the
+/// pool's address space cannot be reserved the engine falls back to
+/// on-demand allocation by itself.
 pub fn engine_for(memory_mb: u64) -> EngineConfig {
     let memory_mb = memory_mb.clamp(128, 10_240);
     let instances = u32::try_from((memory_mb / 64).clamp(4, 64)).unwrap_or(4);
     EngineConfig {
         pool_instances: instances,
-        max_memory_bytes: (memory_mb << 20).min(EngineConfig::default().max_memory_bytes),
+        max_memory_bytes: ((memory_mb / 2) << 20).min(EngineConfig::default().max_memory_bytes),
         ..EngineConfig::default()
     }
 }
@@ -45,6 +46,15 @@ pub fn engine_for(memory_mb: u64) -> EngineConfig {
 /// `[A-Za-z0-9._-]`, at most 96 characters.
 pub fn stream_for(function: &str, log_stream: &str) -> String {
     let environment = log_stream.rsplit(']').next().unwrap_or(log_stream);
+    // Without a log stream (an emulator), an id of its own: environments
+    // must never share a stream.
+    let random;
+    let environment = if environment.trim().is_empty() {
+        random = format!("{:016x}", rand::random::<u64>());
+        random.as_str()
+    } else {
+        environment
+    };
     let keep = |text: &str, at_most: usize| -> String {
         text.chars()
             .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
@@ -191,7 +201,7 @@ impl Function {
             .map_err(|e| failure("invalid-input", format!("not an SQS batch: {e}")))?;
         let mut failed = Vec::new();
         for message in batch.records {
-            if let Err(why) = self.server.take_message(&message.body).await {
+            if let Err(why) = self.server.take_message(&message.message_id, &message.body).await {
                 tracing::warn!(target: "agenthost::lambda", message_id = %message.message_id, error = %why, "an SQS message failed; it comes back to the queue");
                 failed.push(json!({ "itemIdentifier": message.message_id }));
             }
@@ -207,9 +217,9 @@ mod tests {
     #[test]
     fn the_pool_follows_the_functions_memory() {
         let small = engine_for(128);
-        assert_eq!((small.pool_instances, small.max_memory_bytes), (4, 128 << 20));
+        assert_eq!((small.pool_instances, small.max_memory_bytes), (4, 64 << 20));
         let mid = engine_for(1024);
-        assert_eq!((mid.pool_instances, mid.max_memory_bytes), (16, 1 << 30));
+        assert_eq!((mid.pool_instances, mid.max_memory_bytes), (16, 512 << 20));
         let large = engine_for(10_240);
         assert_eq!((large.pool_instances, large.max_memory_bytes), (64, 1 << 30));
         // A nonsense size is taken as the nearest one Lambda allows.
@@ -226,5 +236,9 @@ mod tests {
         assert!(odd.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "{odd}");
         assert!(!odd.contains('/'));
         assert!(stream_for(&"f".repeat(500), &"e".repeat(500)).len() <= 96);
+        // No log stream: still one stream per environment.
+        let (x, y) = (stream_for("agenthost", ""), stream_for("agenthost", ""));
+        assert_ne!(x, y);
+        assert!(x.len() > "lambda-agenthost-".len(), "{x}");
     }
 }

@@ -67,6 +67,14 @@ impl LocalStore {
 }
 
 fn io(action: &str, path: &Path, e: &std::io::Error) -> RegistryError {
+    if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem || e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        // A bundle in a package: retrying will not help, a new package will.
+        return RegistryError::Conflict(format!(
+            "registry: cannot {action} {}: the registry is read-only here (a bundle ships in a new package): {e}",
+            path.display()
+        ));
+    }
     RegistryError::Storage(format!("registry: cannot {action} {}: {e}", path.display()))
 }
 

@@ -113,7 +113,11 @@ impl Host {
 
     /// Delivers the events of an SQS queue (fed by the SQS bus or by an
     /// EventBridge rule) to this host's subscribers, until the task is aborted.
-    pub fn serve_sqs(&self, client: aws_sdk_sqs::Client, queue_url: String) -> tokio::task::JoinHandle<()> {
+    pub fn serve_sqs(
+        &self,
+        client: aws_sdk_sqs::Client,
+        queue_url: String,
+    ) -> crate::brokers::events::QueuePoller {
         self.inner.dispatcher.serve_sqs(client, queue_url)
     }
 }

@@ -459,6 +459,11 @@ impl Host {
         &self.inner.governance
     }
 
+    /// Every call's limits on this host, before a manifest lowers them.
+    pub fn default_limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
     /// The host's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics

@@ -483,6 +483,20 @@ impl Server {
     ///
     /// The problem an HTTP caller would get, status included.
     pub async fn call_direct(self: &Arc<Self>, call: DirectCall) -> Result<Value, Problem> {
+        self.call_direct_via(call, "lambda").await
+    }
+
+    /// [`Server::call_direct`], naming the transport that vouched for the
+    /// caller (`lambda`, `sqs`) as the caller's issuer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::call_direct`].
+    pub async fn call_direct_via(
+        self: &Arc<Self>,
+        call: DirectCall,
+        transport: &str,
+    ) -> Result<Value, Problem> {
         let (world, name) = match (&call.tool, &call.agent) {
             (Some(tool), None) => (World::Tool, tool.clone()),
             (None, Some(agent)) => (World::Agent, agent.clone()),
@@ -501,7 +515,7 @@ impl Server {
         }
         let caller = Caller {
             subject: format!("{}{principal}", crate::vocab::DIRECT_PRINCIPAL_PREFIX),
-            issuer: "lambda".into(),
+            issuer: transport.to_owned(),
             tenants: [call.tenant.clone()].into(),
             roles: [Role::TenantUser].into(),
         };

@@ -570,3 +570,39 @@ async fn seal_ends_the_segment_now_and_each_sealed_segment_verifies_on_its_own()
     // After close, a seal is an error, not a wait.
     assert!(log.seal().await.is_err());
 }
+
+/// A Lambda environment's evidence: an invocation whose upload failed is
+/// shipped by a later one, even when that later one's own upload worked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_whose_upload_failed_is_shipped_by_a_later_invocation() {
+    use agenthost::audit::s3;
+    let Some(endpoint) = crate::common::aws::endpoint() else { return };
+    let config = crate::common::aws::moto().await.unwrap();
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
+    );
+    let bucket = format!("ship-{:08x}", rand::random::<u32>());
+    let settings: agenthost::settings::HostSettings = toml::from_str(&format!(
+        "[aws]\nendpoint_url = \"{endpoint}\"\nregion = \"us-east-1\"\nmax_attempts = 1\n\
+         [audit]\nstream = \"lambda-fn-env1\"\n\
+         [audit.s3]\nbucket = \"{bucket}\"\nprefix = \"p\"\nretention_mode = \"GOVERNANCE\"\nretention_days = 1\n"
+    ))
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let key = agenthost::governance::KeyPair::from_seed([9; 32]);
+    let backends = agenthost::backends::Backends::open(&settings, &[], data.path(), &key).await.unwrap();
+    let audit = backends.audit.clone().unwrap();
+
+    // The bucket is not there yet: the first invocation's upload fails.
+    audit.record(&event(1, "acme")).await.unwrap();
+    assert!(backends.seal_and_ship().await.is_err(), "an upload to a missing bucket failed silently");
+    assert!(s3::create_bucket(&client, &bucket).await.unwrap());
+    // The next invocation ships its own segment and the one that failed.
+    audit.record(&event(2, "acme")).await.unwrap();
+    backends.seal_and_ship().await.unwrap();
+    let (streams, _, _) = s3::fetch(&client, &bucket, "p").await.unwrap();
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    assert_eq!(streams[0].segments.len(), 2, "both invocations' segments are in the bucket");
+    let report = verify::verify(&streams, Some(&key.public()));
+    assert!(report.first_problem().is_none(), "{report:#?}");
+}

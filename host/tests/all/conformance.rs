@@ -552,9 +552,9 @@ async fn in_process_serve_and_lambda_answer_and_record_alike() {
 
 /// Messages `serve` has not deleted, waiting for the poller's
 /// retry to come around: received here, so the test sees their bodies.
-async fn kept(client: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+async fn kept(client: &aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<String> {
     let mut bodies = Vec::new();
-    for _ in 0..30 {
+    for _ in 0..40 {
         let out = client
             .receive_message()
             .queue_url(url)
@@ -565,7 +565,7 @@ async fn kept(client: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
             .await
             .unwrap();
         bodies.extend(out.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
-        if !bodies.is_empty() {
+        if bodies.len() >= expected {
             return bodies;
         }
     }
@@ -608,11 +608,14 @@ async fn an_sqs_batch_with_a_poison_message_fails_it_alone_on_every_runtime() {
         "source": "notify@0.1.0", "published_at": "2026-12-01T10:00:00Z"
     })
     .to_string();
-    let messages = [("m1", event.clone()), ("m2", "not json".to_owned())];
+    // A direct call, which a queue runs only with [events] direct_calls.
+    let call =
+        json!({ "tenant": "acme", "tool": "calculator", "input": { "expression": "1+1" } }).to_string();
+    let messages = [("m1", event.clone()), ("m2", "not json".to_owned()), ("m3", call.clone())];
 
     // In-process: the host's own event delivery.
     let failed_locally = local.messages(&messages).await;
-    assert_eq!(failed_locally, vec!["m2".to_owned()]);
+    assert_eq!(failed_locally, vec!["m2".to_owned(), "m3".to_owned()]);
     let local_seen = seen(&[], &evidence(local.data.path()));
     assert!(
         local_seen
@@ -627,7 +630,11 @@ async fn an_sqs_batch_with_a_poison_message_fails_it_alone_on_every_runtime() {
         Answer::Response(r) => r,
         Answer::Error(e) => panic!("{e}"),
     };
-    assert_eq!(answer, json!({ "batchItemFailures": [{ "itemIdentifier": "m2" }] }), "{answer}");
+    assert_eq!(
+        answer,
+        json!({ "batchItemFailures": [{ "itemIdentifier": "m2" }, { "itemIdentifier": "m3" }] }),
+        "{answer}"
+    );
     let lambda_seen = seen(&[], &evidence(lambda.data.path()));
     assert_same("an SQS batch", &local_seen, &lambda_seen, &lambda_seen);
 
@@ -645,9 +652,11 @@ async fn an_sqs_batch_with_a_poison_message_fails_it_alone_on_every_runtime() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_same("an SQS batch", &local_seen, &served_seen, &lambda_seen);
+    let mut kept = kept(&client, &url, 2).await;
+    kept.sort();
     assert_eq!(
-        kept(&client, &url).await,
-        vec!["not json".to_owned()],
-        "serve kept exactly the poison message"
+        kept,
+        vec!["not json".to_owned(), call],
+        "serve kept exactly the messages it could not handle"
     );
 }

@@ -226,7 +226,8 @@ pub(crate) fn sqs(messages: &[(&str, String)]) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_function_answers_direct_calls_http_events_and_sqs_batches_as_the_server_does() {
-    let served = Served::start(
+    let served = Served::start_with(
+        "[events]\ndirect_calls = true\n",
         "[[server.subscriptions]]\ntenant = \"acme\"\ntopic = \"orders.*\"\nagent = \"event-recorder\"",
     );
     let deployer = served.token("dana", &["acme"], &["deployer"]);
