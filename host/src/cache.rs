@@ -139,25 +139,40 @@ impl ArtifactCache {
         fs::read(path).ok()
     }
 
-    /// Takes an artifact sealed elsewhere (another node's cache, through
-    /// the registry): kept only if its tag verifies with this cache's key
-    /// for this digest and this engine's fingerprint, so a store that holds
-    /// it can neither forge nor swap it.
+    /// Takes an artifact sealed elsewhere and loads it at once: its tag is
+    /// checked once, here, and the component made from the checked bytes;
+    /// a copy is kept on disk for later loads (not synced: a torn copy
+    /// fails its tag when read and is compiled again).
     ///
     /// # Errors
     ///
-    /// Why it was refused, or the write that failed.
-    pub fn adopt(&self, digest_hex: &str, sealed: &[u8]) -> Result<(), String> {
-        self.verify(digest_hex, sealed)?;
+    /// Why it was refused.
+    pub fn adopt_and_load(
+        &self,
+        engine: &Engine,
+        digest_hex: &str,
+        sealed: &[u8],
+    ) -> Result<Component, String> {
+        let artifact = self.verify(digest_hex, sealed)?;
+        // SAFETY: as in `load`: made by `precompile_component` of an engine
+        // with this fingerprint, for this digest, and its tag (keyed by
+        // this host's secret) verified just above over these very bytes.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(engine, artifact) }
+            .map_err(|e| format!("wasmtime refused the artifact: {e}"))?;
+        if let Err(e) = self.write_sealed(digest_hex, sealed) {
+            tracing::warn!(error = %e, "could not keep the adopted artifact on disk; continuing without it");
+        }
+        Ok(component)
+    }
+
+    fn write_sealed(&self, digest_hex: &str, sealed: &[u8]) -> Result<(), String> {
         let path = self.path_for(digest_hex);
         let tmp = path.with_extension(format!("tmp{}-{:016x}", std::process::id(), rand::random::<u64>()));
-        fs::write(&tmp, sealed)
-            .and_then(|()| fs::File::open(&tmp).and_then(|f| f.sync_all()))
-            .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|e| {
-                let _ = fs::remove_file(&tmp);
-                format!("cannot write {}: {e}", path.display())
-            })
+        fs::write(&tmp, sealed).and_then(|()| fs::rename(&tmp, &path)).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", path.display())
+        })
     }
 
     /// Stores an artifact, atomically (write then rename).

@@ -166,7 +166,7 @@ impl Metrics {
         );
         registry.register(
             "component_loads",
-            "Component code made ready to run, by where it came from: compiled, disk-cache (a precompiled artifact, the node's or the registry's) or memory",
+            "Component code made ready to run, by where it came from: compiled, disk-cache (this node's precompiled artifact), artifact (one from the registry or a bundle) or memory",
             loads.clone(),
         );
         Metrics {
@@ -181,7 +181,7 @@ impl Metrics {
         }
     }
 
-    /// One component's code made ready: `compiled`, `disk-cache` or `memory`.
+    /// One component's code made ready: `compiled`, `disk-cache`, `artifact` or `memory`.
     pub fn component_load(&self, source: &str) {
         self.loads.get_or_create(&LoadLabels { source: source.to_owned() }).inc();
     }

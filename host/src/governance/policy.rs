@@ -402,9 +402,23 @@ impl PolicyEngine {
     pub fn permissive() -> Result<Arc<Self>, PolicyError> {
         // Kept as a real policy set so `len()` and listings stay truthful;
         // decisions take the short cut in `decide`.
-        let set = PolicySet::from_str("@id(\"default-permit\")\npermit(principal, action, resource);")
-            .map_err(|e| PolicyError::Invalid(e.to_string()))?;
-        let set = rename_by_annotation(&set, "agenthost").map_err(PolicyError::Invalid)?;
+        // Built from Cedar's JSON form: the text parser's start-up is a
+        // noticeable share of a cold start, and this set is always the same.
+        let est = serde_json::json!({
+            "effect": "permit",
+            "principal": { "op": "All" },
+            "action": { "op": "All" },
+            "resource": { "op": "All" },
+            "conditions": [],
+            "annotations": { "id": "default-permit" },
+        });
+        let policy = cedar_policy::Policy::from_json(
+            Some(cedar_policy::PolicyId::new("agenthost/default-permit")),
+            est,
+        )
+        .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        let mut set = PolicySet::new();
+        set.add(policy).map_err(|e| PolicyError::Invalid(e.to_string()))?;
         let mut engine = PolicyEngine::new(set, Mode::Enforce, "built-in default policy".to_owned());
         engine.permits_all = true;
         Ok(Arc::new(engine))
@@ -670,6 +684,17 @@ pub fn tier_rank(tier: super::Tier) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_built_in_permit_is_the_policy_its_text_says() {
+        let engine = PolicyEngine::permissive().unwrap();
+        let text =
+            PolicySet::from_str("@id(\"default-permit\")\npermit(principal, action, resource);").unwrap();
+        let text = rename_by_annotation(&text, "agenthost").unwrap();
+        let ids =
+            |set: &PolicySet| set.policies().map(|p| (p.id().to_string(), p.to_string())).collect::<Vec<_>>();
+        assert_eq!(ids(&engine.policies), ids(&text));
+    }
 
     fn invoke(tenant: &str, tool: &str, tier: &str) -> Query {
         Query {

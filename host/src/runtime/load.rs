@@ -374,6 +374,13 @@ impl Host {
             inner.metrics.component_load("memory");
             return Ok((component, LoadSource::Memory));
         }
+        // An artifact adopted from the registry a moment ago, checked and loaded.
+        if let Some(component) = inner.adopted.lock().ok().and_then(|mut a| a.remove(digest_hex)) {
+            inner.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+            inner.metrics.component_load("artifact");
+            self.remember(digest_hex, &component);
+            return Ok((component, LoadSource::DiskCache));
+        }
         let mut rejected = None;
         if let Some(cache) = &inner.cache {
             match cache.load(self.engine(), digest_hex) {

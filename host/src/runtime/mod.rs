@@ -349,6 +349,9 @@ struct HostInner {
     /// configured key: one made for this process seals for nobody else).
     shares_artifacts: bool,
     compiled: Mutex<HashMap<String, Component>>,
+    /// Artifacts adopted from the registry and already loaded, waiting for
+    /// the load they were fetched for.
+    adopted: Mutex<HashMap<String, Component>>,
     /// Registered tools by (tenant, name).
     tools: RwLock<BTreeMap<(String, String), Arc<LoadedComponent>>>,
     /// What host calls reach: memory, events, models, tools, TLS.
@@ -433,6 +436,7 @@ impl Host {
                 cache,
                 shares_artifacts: config.share_artifacts && config.cache_key.is_some(),
                 compiled: Mutex::new(HashMap::new()),
+                adopted: Mutex::new(HashMap::new()),
                 tools: RwLock::new(BTreeMap::new()),
                 services: Arc::new(Services {
                     memory,
@@ -509,6 +513,9 @@ impl Host {
         if let Ok(mut compiled) = self.inner.compiled.lock() {
             compiled.remove(hex);
         }
+        if let Ok(mut adopted) = self.inner.adopted.lock() {
+            adopted.remove(hex);
+        }
     }
 
     /// The engine fingerprint precompiled artifacts are made for, when the
@@ -544,7 +551,13 @@ impl Host {
     pub fn adopt_artifact(&self, digest: &str, sealed: &[u8]) -> Result<(), String> {
         let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
         let cache = self.inner.cache.as_ref().ok_or("this host keeps no artifact cache")?;
-        cache.adopt(hex, sealed)
+        // Loaded now, from the bytes just checked: the load that follows
+        // finds it in memory instead of reading and checking it again.
+        let component = cache.adopt_and_load(self.engine(), hex, sealed)?;
+        if let Ok(mut adopted) = self.inner.adopted.lock() {
+            adopted.insert(hex.to_owned(), component);
+        }
+        Ok(())
     }
 
     /// The precompiled-cache file for a component digest (`sha256:<hex>`), if

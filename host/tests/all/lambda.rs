@@ -402,7 +402,7 @@ async fn a_bundled_function_runs_from_its_read_only_bundle_without_compiling() {
     } else {
         body.to_owned()
     };
-    assert!(text.contains("agenthost_component_loads_total{source=\"disk-cache\"} 1"), "{text}");
+    assert!(text.contains("agenthost_component_loads_total{source=\"artifact\"} 1"), "{text}");
     assert!(!text.contains("source=\"compiled\""), "a bundled function compiled: {text}");
     let _ = Command::new("chmod").args(["-R", "u+w"]).arg(&bundle).status();
 }
