@@ -39,6 +39,9 @@ pub struct Backends {
     /// A segment may be missing from the bucket (an upload failed and has
     /// not been caught up yet).
     unshipped: std::sync::atomic::AtomicBool,
+    /// Local copies of shipped segments are deleted (a Lambda environment's
+    /// `/tmp` is small, and scratch).
+    prune_shipped: std::sync::atomic::AtomicBool,
 }
 
 /// The events bus `settings` ask for; `None` for the host's in-process bus.
@@ -185,6 +188,7 @@ impl Backends {
             events,
             sqs,
             unshipped: std::sync::atomic::AtomicBool::new(false),
+            prune_shipped: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -216,6 +220,7 @@ impl Backends {
         let Some(sink) = &self.audit_s3 else { return Ok(()) };
         let flushed = sink.flush().await;
         if flushed.is_ok() && !self.unshipped.load(Ordering::Relaxed) {
+            self.prune(audit);
             return Ok(());
         }
         // Something failed, now or before: whatever the bucket lacks goes
@@ -228,6 +233,7 @@ impl Backends {
         match (caught_up, flushed) {
             (Ok(()), _) => {
                 self.unshipped.store(false, Ordering::Relaxed);
+                self.prune(audit);
                 Ok(())
             }
             (Err(again), flushed) => {
@@ -235,6 +241,21 @@ impl Backends {
                 let first = flushed.err().map(|e| format!("{e}; ")).unwrap_or_default();
                 Err(format!("{first}the segments the bucket lacks could not be shipped: {again}"))
             }
+        }
+    }
+
+    /// After a successful [`Backends::seal_and_ship`], local copies of what
+    /// the bucket holds are deleted (only with an S3 sink).
+    pub fn prune_after_shipping(&self) {
+        self.prune_shipped.store(self.audit_s3.is_some(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn prune(&self, audit: &AuditLog) {
+        if !self.prune_shipped.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = audit.prune_shipped() {
+            tracing::warn!(target: "agenthost::audit", error = %e, "cannot delete shipped audit segments");
         }
     }
 

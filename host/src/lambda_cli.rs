@@ -55,6 +55,8 @@ pub async fn lambda(
     // Execution environments share nothing but the backends: deliveries
     // are claimed in the memory backend (DynamoDB).
     server.host().use_delivery_ledger();
+    // /tmp is small and scratch: what the bucket holds goes from here.
+    backends.prune_after_shipping();
     let backends = Arc::new(backends);
     let function = Arc::new(Function::new(server));
     let evidence = backends.clone();

@@ -351,6 +351,37 @@ impl AuditLog {
         &self.dir
     }
 
+    /// Deletes the local copies of sealed segments that another copy now
+    /// holds (the caller has seen them all uploaded), keeping the newest
+    /// segment with records (its signed seal is where a writer restarted
+    /// here resumes the chain) and the open one. Returns how many went.
+    ///
+    /// # Errors
+    /// When the directory cannot be read.
+    pub fn prune_shipped(&self) -> Result<usize, AuditError> {
+        let all = writer::segments(&self.dir)?;
+        let non_empty: Vec<usize> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, path))| std::fs::metadata(path).is_ok_and(|m| m.len() > 0))
+            .map(|(i, _)| i)
+            .collect();
+        // The newest segment with records may be the open one (records
+        // written since the last seal): then keep the one sealed before it.
+        let keep_from = match non_empty.as_slice() {
+            [] => return Ok(0),
+            [.., before, last] if *last + 1 == all.len() => *before,
+            [.., last] => *last,
+        };
+        let mut pruned = 0;
+        for (_, path) in &all[..keep_from] {
+            if std::fs::remove_file(path).is_ok() {
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
+    }
+
     pub fn stream(&self) -> &str {
         &self.stream
     }
