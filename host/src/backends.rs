@@ -244,6 +244,21 @@ impl Backends {
         }
     }
 
+    /// [`Backends::seal_and_ship`] within `within`; past it, what was not
+    /// shipped is left for a later call to catch up.
+    ///
+    /// # Errors
+    /// As [`Backends::seal_and_ship`], or that time ran out.
+    pub async fn seal_and_ship_within(&self, within: std::time::Duration) -> Result<(), String> {
+        match tokio::time::timeout(within, self.seal_and_ship()).await {
+            Ok(shipped) => shipped,
+            Err(_) => {
+                self.unshipped.store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(format!("shipping took longer than {} ms; a later call catches up", within.as_millis()))
+            }
+        }
+    }
+
     /// After a successful [`Backends::seal_and_ship`], local copies of what
     /// the bucket holds are deleted (only with an S3 sink).
     pub fn prune_after_shipping(&self) {
