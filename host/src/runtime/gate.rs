@@ -225,8 +225,8 @@ impl HostInner {
         let mut e = InvokeError::new(
             ErrorKind::ApprovalRequired,
             format!(
-                "{tool_ref} is {tier}: it runs once {needed} approver(s) approve request {} (agenthost approvals approve {}), then re-submit with --approval {}{hint}",
-                request.id, request.id, request.id
+                "{tool_ref} is {tier}: it runs once {needed} approver(s) approve request {} (`agenthost approvals approve {}`, or POST .../approvals/{}:approve), then re-submit the same call with it (`--approval {}`, or \"approval_request\": \"{}\" in the body){hint}",
+                request.id, request.id, request.id, request.id, request.id
             ),
         );
         e.approval_request = Some(request.id);
