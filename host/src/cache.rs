@@ -72,21 +72,23 @@ impl ArtifactCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Lookup::Miss,
             Err(e) => return Lookup::Rejected(format!("cannot read {}: {e}", path.display())),
         };
-        match self.verify(digest_hex, &bytes) {
-            Ok(artifact) => {
-                // SAFETY: `artifact` was produced by `Engine::precompile_component`
-                // of an engine with this fingerprint, for the component whose
-                // digest the host computed, and its HMAC tag (keyed by this
-                // host's secret) proves it has not been altered since.
-                #[allow(unsafe_code)]
-                let component = unsafe { Component::deserialize(engine, artifact) };
-                match component {
-                    Ok(component) => Lookup::Hit(component),
-                    Err(e) => self.reject(&path, format!("wasmtime refused the artifact: {e}")),
-                }
-            }
+        match self.open_sealed(engine, digest_hex, &bytes) {
+            Ok(component) => Lookup::Hit(component),
             Err(reason) => self.reject(&path, reason),
         }
+    }
+
+    /// The component of a sealed artifact, once its tag verifies.
+    fn open_sealed(&self, engine: &Engine, digest_hex: &str, sealed: &[u8]) -> Result<Component, String> {
+        let artifact = self.verify(digest_hex, sealed)?;
+        // SAFETY: `artifact` was produced by `Engine::precompile_component`
+        // of an engine with this fingerprint, for the component whose
+        // digest the host computed, and its HMAC tag (keyed by this host's
+        // secret, checked just above over these very bytes) proves it has
+        // not been altered since.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(engine, artifact) };
+        component.map_err(|e| format!("wasmtime refused the artifact: {e}"))
     }
 
     fn verify<'a>(&self, digest_hex: &str, bytes: &'a [u8]) -> Result<&'a [u8], String> {
@@ -153,13 +155,7 @@ impl ArtifactCache {
         digest_hex: &str,
         sealed: &[u8],
     ) -> Result<Component, String> {
-        let artifact = self.verify(digest_hex, sealed)?;
-        // SAFETY: as in `load`: made by `precompile_component` of an engine
-        // with this fingerprint, for this digest, and its tag (keyed by
-        // this host's secret) verified just above over these very bytes.
-        #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize(engine, artifact) }
-            .map_err(|e| format!("wasmtime refused the artifact: {e}"))?;
+        let component = self.open_sealed(engine, digest_hex, sealed)?;
         if let Err(e) = self.write_sealed(digest_hex, sealed) {
             tracing::warn!(error = %e, "could not keep the adopted artifact on disk; continuing without it");
         }

@@ -63,21 +63,18 @@ pub async fn lambda(
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let (function, evidence) = (function.clone(), evidence.clone());
         async move {
-            let deadline = event.context.deadline;
+            let deadline = event.context.deadline();
             let answer = function.handle(event.payload, event.context).await;
             // The environment may be frozen or reclaimed once this answer
-            // is sent: its /tmp is not evidence. The records of this
-            // invocation are sealed and shipped first. A failure is logged,
-            // not answered: the calls ran, and running them again on a
-            // retry would be worse; the segment stays and is shipped later.
-            // Within the invocation's deadline (a second kept for the
-            // answer): a slow upload must not time the invocation out and
-            // make Lambda deliver its events again. What did not make it is
-            // shipped by a later invocation.
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            let left = std::time::Duration::from_millis(deadline.saturating_sub(now_ms).saturating_sub(1000));
+            // is sent: its /tmp is not evidence, so this invocation's
+            // records are sealed and shipped first, within its deadline (a
+            // second kept for the answer: a timed-out invocation would be
+            // delivered again). A failure is logged, not answered: the calls
+            // ran, and a later invocation ships what is missing.
+            let left = deadline
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(std::time::Duration::from_secs(1));
             if let Err(e) = evidence.seal_and_ship_within(left).await {
                 tracing::error!(target: "agenthost::lambda", error = %e, "the audit segment of this invocation is not in S3 yet");
             }
