@@ -52,7 +52,7 @@ impl Limits {
         Limits {
             memory_bytes: settings.memory_bytes.unwrap_or(self.memory_bytes),
             fuel: settings.fuel.unwrap_or(self.fuel),
-            timeout: settings.timeout_ms.map_or(self.timeout, |ms| Duration::from_millis(ms.max(1))),
+            timeout: settings.timeout_ms.map_or(self.timeout, Duration::from_millis),
             output_bytes: settings.output_bytes.unwrap_or(self.output_bytes),
             host_calls: settings.host_calls.unwrap_or(self.host_calls),
             ..self

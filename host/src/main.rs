@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -422,21 +421,22 @@ fn data_dir(explicit: Option<&Path>) -> PathBuf {
     }
 }
 
-fn host_config(limits: &LimitArgs, cache_dir: Option<PathBuf>) -> HostConfig {
+/// The limits of host.toml's `[limits]`, then the command line's.
+fn host_config(
+    limits: &LimitArgs,
+    host: &agenthost::settings::LimitSettings,
+    cache_dir: Option<PathBuf>,
+) -> HostConfig {
     let mut config = HostConfig { cache_dir, ..HostConfig::default() };
-    if let Some(fuel) = limits.fuel {
-        config.limits.fuel = fuel;
-    }
-    if let Some(memory) = limits.memory {
-        config.limits.memory_bytes = memory;
-        config.engine.max_memory_bytes = config.engine.max_memory_bytes.max(memory);
-    }
-    if let Some(ms) = limits.timeout {
-        config.limits.timeout = Duration::from_millis(ms);
-    }
-    if let Some(bytes) = limits.max_output {
-        config.limits.output_bytes = bytes;
-    }
+    let flags = agenthost::settings::LimitSettings {
+        timeout_ms: limits.timeout,
+        fuel: limits.fuel,
+        memory_bytes: limits.memory,
+        output_bytes: limits.max_output,
+        host_calls: None,
+    };
+    config.limits = config.limits.with_settings(host).with_settings(&flags);
+    config.engine.max_memory_bytes = config.engine.max_memory_bytes.max(config.limits.memory_bytes);
     config
 }
 
@@ -489,7 +489,8 @@ async fn run(
     let backends = Backends::open(governance.settings(), &tenants, data, &keys.audit)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    let mut config = backends.host_config(host_config(&args.limits, cache_dir));
+    let mut config =
+        backends.host_config(host_config(&args.limits, &governance.settings().limits, cache_dir));
     config.cache_key = Some(keys.cache);
     config.request_key = Some(keys.audit.clone());
     config.egress_ca = governance.egress_ca().map_err(|e| anyhow::anyhow!(e))?;

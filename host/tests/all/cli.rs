@@ -67,6 +67,23 @@ fn run_reports_a_timeout_on_stderr() {
 }
 
 #[test]
+fn run_takes_the_hosts_limits_and_a_flag_overrides_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = (dir.path().join("config"), dir.path().join("data"));
+    std::fs::create_dir_all(config.join("tenants")).unwrap();
+    std::fs::write(config.join("host.toml"), "[limits]\ntimeout_ms = 150\nfuel = 100000000000000\n").unwrap();
+    std::fs::write(config.join("tenants/acme.toml"), "id = \"acme\"\n").unwrap();
+    let wasm = dir.path().join("spin_forever.wasm");
+    std::fs::copy(artifacts::SPIN_FOREVER, &wasm).unwrap();
+    let wasm = wasm.to_str().unwrap();
+    assert!(governed(&config, &data, &["manifest", "init", wasm]).status.success());
+    let output = governed(&config, &data, &["run", wasm]);
+    assert_eq!(stderr_error(&output)["limit"], serde_json::json!({ "name": "timeout_ms", "value": 150 }));
+    let output = governed(&config, &data, &["run", wasm, "--timeout", "250"]);
+    assert_eq!(stderr_error(&output)["limit"], serde_json::json!({ "name": "timeout_ms", "value": 250 }));
+}
+
+#[test]
 fn run_reports_schema_violations() {
     let output = agenthost(&["run", artifacts::CALCULATOR, "--input", r#"{"expression":[1]}"#]);
     let error = stderr_error(&output);
