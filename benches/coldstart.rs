@@ -26,17 +26,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agenthost::bindings::ToolPre;
 use agenthost::engine::HostEngine;
+use agenthost_benches::{Fixture, PlainTool};
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use criterion::{Criterion, criterion_group};
 use serde_json::{Value, json};
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// Set in the environment of the plain function's process.
 const PLAIN_ROLE: &str = "AGENTHOST_COLDSTART_PLAIN_ARTIFACT";
@@ -149,42 +146,18 @@ impl Drop for Killed {
 
 // ---- the plain function -----------------------------------------------------
 
-struct Plain {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Plain {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
 /// The bare function: plain wasmtime behind `lambda_runtime`.
 fn plain_function(artifact: &Path) {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let engine = HostEngine::new(agenthost::lambda::engine_for(MEMORY_MIB)).unwrap();
-    let engine = engine.engine().clone();
     // SAFETY: the artifact was written by this bench's own process a moment
     // ago with `precompile_component` on an engine of these same settings.
     #[allow(unsafe_code)]
-    let component = unsafe { Component::deserialize_file(&engine, artifact) }.unwrap();
-    let mut linker: Linker<Plain> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-    let pre = Arc::new(ToolPre::new(linker.instantiate_pre(&component).unwrap()).unwrap());
+    let tool = Arc::new(unsafe { PlainTool::precompiled(engine.engine(), artifact) });
     let handler = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
-        let (engine, pre) = (engine.clone(), pre.clone());
+        let tool = tool.clone();
         async move {
-            let mut store = Store::new(
-                &engine,
-                Plain { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() },
-            );
-            store.set_fuel(1_000_000_000)?;
-            store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
-            let instance = pre.instantiate_async(&mut store).await?;
-            let input = event.payload["input"].to_string();
-            let output = instance.call_invoke(&mut store, &input).await?.map_err(|e| format!("{e:?}"))?;
+            let output = tool.invoke(&event.payload["input"].to_string(), 1_000_000_000).await;
             Ok::<Value, lambda_runtime::Error>(json!({ "output": serde_json::from_str::<Value>(&output)? }))
         }
     });
@@ -194,7 +167,7 @@ fn plain_function(artifact: &Path) {
 // ---- set-up -----------------------------------------------------------------
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    _fixture: Fixture,
     function_config: PathBuf,
     keys: PathBuf,
     artifact: PathBuf,
@@ -202,40 +175,15 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    use agenthost::keys::KeyPair;
     use agenthost::registry::{Alias, Deploy, LocalStore, Registry};
-    let dir = tempfile::tempdir().unwrap();
-    let source_config = dir.path().join("source-config");
-    let source_data = dir.path().join("source-data");
-    std::fs::create_dir_all(source_config.join("tenants")).unwrap();
-    std::fs::create_dir_all(&source_data).unwrap();
-    let publisher = KeyPair::generate();
-    std::fs::write(source_config.join("publisher.pub"), publisher.public().pem().unwrap()).unwrap();
-    std::fs::write(source_config.join("host.toml"), "default_tenant = \"acme\"\n").unwrap();
-    std::fs::write(
-        source_config.join("tenants/acme.toml"),
-        "id = \"acme\"\n[publishers]\nci = \"publisher.pub\"\n",
-    )
-    .unwrap();
-
     // The calculator, deployed and stable in the source registry.
+    let fixture = Fixture::new("");
+    let (source_config, source_data) = (fixture.config(), fixture.data());
     let wasm = std::fs::read(agenthost_artifacts::CALCULATOR).unwrap();
-    let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm)));
-    let manifest = format!(
-        "name = \"calculator\"\nversion = \"0.1.0\"\ndigest = \"{digest}\"\nworld = \"tool\"\nrisk_tier = \"read\"\n"
-    );
-    let signature = agenthost::registry::Publication {
-        tenant: "acme",
-        name: "calculator",
-        version: "0.1.0",
-        digest: &digest,
-        manifest_digest: &agenthost::registry::manifest_digest(&manifest),
-    }
-    .sign(&publisher);
-    let governance = Arc::new(agenthost::Governance::load(&source_config, None, Some(&source_data)).unwrap());
+    let (manifest, signature) = fixture.deploy(&wasm, "calculator", "0.1.0");
     let registry = Registry::new(
         Arc::new(LocalStore::open(&source_data.join("registry")).unwrap()),
-        governance,
+        fixture.governance.clone(),
         64 << 20,
     );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -247,7 +195,7 @@ fn setup() -> Setup {
     });
 
     // The package: a function config that reads the bundle `agenthost bundle` writes.
-    let package = dir.path().join("task");
+    let package = fixture.dir.path().join("task");
     let function_config = package.join("config");
     std::fs::create_dir_all(function_config.join("tenants")).unwrap();
     std::fs::copy(source_config.join("publisher.pub"), function_config.join("publisher.pub")).unwrap();
@@ -272,11 +220,11 @@ fn setup() -> Setup {
 
     // The plain function's artifact: the same component, same engine settings.
     let engine = HostEngine::new(agenthost::lambda::engine_for(MEMORY_MIB)).unwrap();
-    let artifact = dir.path().join("calculator.cwasm");
+    let artifact = fixture.dir.path().join("calculator.cwasm");
     std::fs::write(&artifact, engine.engine().precompile_component(&wasm).unwrap()).unwrap();
-    let scratch = dir.path().join("tmp");
+    let scratch = fixture.dir.path().join("tmp");
     std::fs::create_dir_all(&scratch).unwrap();
-    Setup { function_config, keys: source_data.join("keys"), artifact, scratch, _dir: dir }
+    Setup { function_config, keys: source_data.join("keys"), artifact, scratch, _fixture: fixture }
 }
 
 fn median(samples: &mut [Duration]) -> Duration {

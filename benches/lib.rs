@@ -33,10 +33,27 @@ pub struct PlainTool {
 
 impl PlainTool {
     pub fn new(engine: &Engine, bytes: &[u8]) -> Self {
-        let component = Component::new(engine, bytes).expect("compile");
+        Self::from_component(engine, &Component::new(engine, bytes).expect("compile"))
+    }
+
+    /// From a precompiled artifact of `engine`'s settings (written by
+    /// `Engine::precompile_component`), as a bare Lambda function ships it.
+    ///
+    /// # Safety
+    ///
+    /// `path` must hold what `precompile_component` wrote, unaltered:
+    /// wasmtime runs the code in it as it finds it.
+    #[allow(unsafe_code)]
+    pub unsafe fn precompiled(engine: &Engine, path: &std::path::Path) -> Self {
+        // SAFETY: the caller vouches for the file (above).
+        let component = unsafe { Component::deserialize_file(engine, path) }.expect("deserialize");
+        Self::from_component(engine, &component)
+    }
+
+    fn from_component(engine: &Engine, component: &Component) -> Self {
         let mut linker: Linker<Plain> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
-        let pre = ToolPre::new(linker.instantiate_pre(&component).expect("link")).expect("tool exports");
+        let pre = ToolPre::new(linker.instantiate_pre(component).expect("link")).expect("tool exports");
         PlainTool { engine: engine.clone(), pre }
     }
 

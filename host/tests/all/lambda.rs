@@ -336,12 +336,37 @@ async fn one_function_answers_direct_calls_http_events_and_sqs_batches_as_the_se
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_bundled_function_runs_from_its_read_only_bundle_without_compiling() {
+/// A server whose registry holds `versioned` 1.0.0 as stable.
+async fn served_with_stable_versioned() -> Served {
     let served = Served::start("");
     let deployer = served.token("dana", &["acme"], &["deployer"]);
     assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, HttpStatus::CREATED);
     assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, HttpStatus::OK);
+    served
+}
+
+/// A function's config at `dir`: the server's files (host.toml, keys'
+/// public halves, tenants), with `registry` as host.toml's `[registry]`.
+fn function_config(served: &Served, dir: &std::path::Path, registry: Option<&str>) {
+    std::fs::create_dir_all(dir.join("tenants")).unwrap();
+    for sub in ["", "tenants"] {
+        for entry in std::fs::read_dir(served.config().join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    if let Some(registry) = registry {
+        let mut toml = std::fs::read_to_string(dir.join("host.toml")).unwrap();
+        toml.push_str(&format!("\n[registry]\n{registry}"));
+        std::fs::write(dir.join("host.toml"), toml).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bundled_function_runs_from_its_read_only_bundle_without_compiling() {
+    let served = served_with_stable_versioned().await;
 
     // The package's registry, written at build time with the host's keys.
     let work = tempfile::tempdir().unwrap();
@@ -372,20 +397,7 @@ async fn a_bundled_function_runs_from_its_read_only_bundle_without_compiling() {
     // The function's config: the bundle as its registry, read-only as
     // /var/task is, with the artifacts taken from it.
     let config = work.path().join("config");
-    std::fs::create_dir_all(config.join("tenants")).unwrap();
-    for entry in std::fs::read_dir(served.config()).unwrap() {
-        let entry = entry.unwrap();
-        if entry.path().is_file() {
-            std::fs::copy(entry.path(), config.join(entry.file_name())).unwrap();
-        }
-    }
-    for entry in std::fs::read_dir(served.config().join("tenants")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), config.join("tenants").join(entry.file_name())).unwrap();
-    }
-    let mut toml = std::fs::read_to_string(config.join("host.toml")).unwrap();
-    toml.push_str("\n[registry]\ndir = \"../bundle\"\nshare_artifacts = true\n");
-    std::fs::write(config.join("host.toml"), toml).unwrap();
+    function_config(&served, &config, Some("dir = \"../bundle\"\nshare_artifacts = true\n"));
     let chmod = Command::new("chmod").args(["-R", "a-w"]).arg(&bundle).status().unwrap();
     assert!(chmod.success());
 
@@ -409,18 +421,12 @@ async fn a_bundled_function_runs_from_its_read_only_bundle_without_compiling() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_package_script_builds_a_zip_whose_bootstrap_serves_from_its_bundle() {
-    let served = Served::start("");
-    let deployer = served.token("dana", &["acme"], &["deployer"]);
-    assert_eq!(served.deploy(&deployer, artifacts::VERSIONED_1_0_0, "1.0.0").await.0, HttpStatus::CREATED);
-    assert_eq!(served.alias(&deployer, "stable", "1.0.0", None).await.0, HttpStatus::OK);
+    let served = served_with_stable_versioned().await;
     let work = tempfile::tempdir().unwrap();
-    let function_config = work.path().join("function-config");
-    std::fs::create_dir_all(function_config.join("tenants")).unwrap();
-    for name in ["host.toml", "issuer.pub", "publisher.pub", "alice.pub", "bob.pub"] {
-        std::fs::copy(served.config().join(name), function_config.join(name)).unwrap();
-    }
-    std::fs::copy(served.config().join("tenants/acme.toml"), function_config.join("tenants/acme.toml"))
-        .unwrap();
+    let not_reading = work.path().join("plain-config");
+    function_config(&served, &not_reading, None);
+    let function_config_dir = work.path().join("function-config");
+    function_config(&served, &function_config_dir, Some("dir = \"../registry\"\nshare_artifacts = true\n"));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let script = root.join("scripts/package-lambda.sh");
     let package = |config: &std::path::Path| {
@@ -441,13 +447,10 @@ async fn the_package_script_builds_a_zip_whose_bootstrap_serves_from_its_bundle(
             .unwrap()
     };
     // A function config that does not read the bundle is refused.
-    let refused = package(&function_config);
+    let refused = package(&not_reading);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("must read the bundle"));
-    let mut toml = std::fs::read_to_string(function_config.join("host.toml")).unwrap();
-    toml.push_str("\n[registry]\ndir = \"../registry\"\nshare_artifacts = true\n");
-    std::fs::write(function_config.join("host.toml"), toml).unwrap();
-    let built = package(&function_config);
+    let built = package(&function_config_dir);
     assert!(
         built.status.success(),
         "{}{}",
