@@ -13,9 +13,9 @@ use crate::audit::s3::{self, S3Sink};
 use crate::audit::{AuditLog, Sink};
 use crate::aws;
 use crate::brokers::events::{self, EventBus};
-use crate::brokers::memory::{DynamoMemory, EmbeddedMemory, InProcessMemory, MemoryStore};
+use crate::brokers::memory::{DynamoMemory, EmbeddedMemory, InProcessMemory, MemoryApprovals, MemoryStore};
 use crate::brokers::model::{BedrockModel, BuiltinModel, ModelBackend, OpenAiModel};
-use crate::governance::TenantConfig;
+use crate::governance::{Governance, TenantConfig};
 use crate::keys::KeyPair;
 use crate::runtime::HostConfig;
 use crate::settings::{
@@ -117,6 +117,40 @@ pub async fn model_backend(
     })
 }
 
+/// The memory backend `settings` ask for, with local state under `data`.
+///
+/// # Errors
+/// When the embedded store cannot be opened.
+pub async fn memory_backend(settings: &HostSettings, data: &Path) -> Result<Arc<dyn MemoryStore>, String> {
+    Ok(match settings.memory.backend {
+        MemoryBackend::Embedded => Arc::new(
+            EmbeddedMemory::open(&data.join("memory"), settings.memory.durable.unwrap_or(true))
+                .map_err(|e| format!("memory backend `embedded`: {e}"))?,
+        ),
+        MemoryBackend::InProcess => Arc::new(InProcessMemory::default()),
+        MemoryBackend::Dynamodb => {
+            let config = settings.aws.load().await;
+            let table = settings.memory.table.clone().unwrap_or_else(|| DEFAULT_TABLE.to_owned());
+            Arc::new(DynamoMemory::new(aws_sdk_dynamodb::Client::new(&config), table))
+        }
+    })
+}
+
+/// Connects a shared approvals store (`[memory] backend = "dynamodb"`) to
+/// the memory backend, for a process that runs no host (`agenthost
+/// approvals`); a store of files needs nothing.
+///
+/// # Errors
+/// When the backend cannot be opened.
+pub async fn connect_approvals(governance: &Governance, data: &Path) -> Result<(), String> {
+    let Some(store) = governance.approvals() else { return Ok(()) };
+    if store.is_connected() {
+        return Ok(());
+    }
+    let memory = memory_backend(governance.settings(), data).await?;
+    store.connect(Arc::new(MemoryApprovals::new(memory))).map_err(|e| e.to_string())
+}
+
 impl Backends {
     /// Opens what `settings` ask for, with local state under `data`, the
     /// audit trail signed with `audit_key`, and the model backends of the
@@ -130,18 +164,7 @@ impl Backends {
         data: &Path,
         audit_key: &KeyPair,
     ) -> Result<Backends, String> {
-        let memory: Arc<dyn MemoryStore> = match settings.memory.backend {
-            MemoryBackend::Embedded => Arc::new(
-                EmbeddedMemory::open(&data.join("memory"), settings.memory.durable.unwrap_or(true))
-                    .map_err(|e| format!("memory backend `embedded`: {e}"))?,
-            ),
-            MemoryBackend::InProcess => Arc::new(InProcessMemory::default()),
-            MemoryBackend::Dynamodb => {
-                let config = settings.aws.load().await;
-                let table = settings.memory.table.clone().unwrap_or_else(|| DEFAULT_TABLE.to_owned());
-                Arc::new(DynamoMemory::new(aws_sdk_dynamodb::Client::new(&config), table))
-            }
-        };
+        let memory = memory_backend(settings, data).await?;
         let (audit, audit_s3) = if settings.audit.enabled {
             let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
             let mut audit_s3 = None;

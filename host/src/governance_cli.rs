@@ -299,6 +299,7 @@ pub async fn approvals(
     data: &Path,
     keys: &agenthost::keystore::HostKeys,
 ) -> Result<(), Failure> {
+    agenthost::backends::connect_approvals(governance, data).await.map_err(|e| anyhow!(e))?;
     let store = governance.approvals().ok_or_else(|| anyhow!("no approvals store (no data directory)"))?;
     // An approval or denial is evidence: it goes into the audit trail
     // before the command reports it done.
@@ -319,7 +320,7 @@ pub async fn approvals(
     };
     match command {
         ApprovalsCommand::List { tenant, all } => {
-            let requests = store.list(tenant.as_deref()).map_err(|e| anyhow!(e))?;
+            let requests = store.list(tenant.as_deref()).await.map_err(|e| anyhow!(e))?;
             let rows: Vec<Value> = requests
                 .iter()
                 .filter(|r| all || (r.status == Status::Pending && r.expires_at > approvals::now_secs()))
@@ -335,7 +336,7 @@ pub async fn approvals(
             print_json(&Value::Array(rows))
         }
         ApprovalsCommand::Show { id } => {
-            let request = store.get(&id).map_err(|e| anyhow!(e))?;
+            let request = store.get(&id).await.map_err(|e| anyhow!(e))?;
             let mut shown = serde_json::to_value(&request).context("cannot render the request")?;
             shown["host_signed"] = match request.verify_host_signature(&keys.audit.public()) {
                 Ok(()) => Value::Bool(true),
@@ -345,13 +346,14 @@ pub async fn approvals(
         }
         ApprovalsCommand::Approve { id, approver, key, ttl, reason, .. } => {
             let key = KeyPair::read(&key).map_err(|e| anyhow!(e))?;
-            let request = store.get(&id).map_err(|e| anyhow!(e))?;
+            let request = store.get(&id).await.map_err(|e| anyhow!(e))?;
             check_approver(governance, &request.tenant, &approver, &key)?;
             // What the approver is shown must be what the host recorded.
             request.verify_host_signature(&keys.audit.public()).map_err(|e| anyhow!("{e}; not approved"))?;
             let os_user = agenthost::keystore::os_user();
             let who = approvals::Approver { name: &approver, key: &key, os_user: Some(&os_user) };
-            let (request, token) = store.decide(&id, &who, true, &reason, ttl).map_err(|e| anyhow!(e))?;
+            let (request, token) =
+                store.decide(&id, &who, true, &reason, ttl).await.map_err(|e| anyhow!(e))?;
             record(&request, &approver, key.id(), "approved", &reason)?;
             print_json(&json!({
                 "id": request.id,
@@ -363,11 +365,11 @@ pub async fn approvals(
         }
         ApprovalsCommand::Deny { id, approver, key, reason, .. } => {
             let key = KeyPair::read(&key).map_err(|e| anyhow!(e))?;
-            let request = store.get(&id).map_err(|e| anyhow!(e))?;
+            let request = store.get(&id).await.map_err(|e| anyhow!(e))?;
             check_approver(governance, &request.tenant, &approver, &key)?;
             let os_user = agenthost::keystore::os_user();
             let who = approvals::Approver { name: &approver, key: &key, os_user: Some(&os_user) };
-            let (request, _) = store.decide(&id, &who, false, &reason, 0).map_err(|e| anyhow!(e))?;
+            let (request, _) = store.decide(&id, &who, false, &reason, 0).await.map_err(|e| anyhow!(e))?;
             record(&request, &approver, key.id(), "denied", &reason)?;
             print_json(&json!({ "id": request.id, "status": request.status }))
         }

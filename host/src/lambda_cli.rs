@@ -51,6 +51,12 @@ pub async fn lambda(
             &var("AWS_LAMBDA_LOG_STREAM_NAME"),
         )),
     };
+    if governance.settings().memory.backend != agenthost::settings::MemoryBackend::Dynamodb {
+        tracing::warn!(
+            target: "agenthost::lambda",
+            "[memory] backend is not dynamodb: memory, approval requests, async runs, quotas and delivery claims stay in this execution environment's /tmp, which other environments do not see and Lambda may reclaim at any time"
+        );
+    }
     let Built { server, backends, .. } = build(options, cache_dir, governance, data, keys).await?;
     // Execution environments share nothing but the backends: deliveries
     // are claimed in the memory backend (DynamoDB).

@@ -498,7 +498,7 @@ async fn run(
     let host = Host::new(config)?;
     let result = run_on(&host, &args, &input).await;
     if let Some(path) = &args.metrics {
-        std::fs::write(path, host.metrics_text())
+        std::fs::write(path, host.metrics_text().await)
             .with_context(|| format!("cannot write the metrics to {}", path.display()))?;
     }
     drop(host);

@@ -6,11 +6,12 @@
 //! to the tenant, the tool (name@version and the digest of its bytes: a
 //! replaced component is not what was approved), the digest of the exact
 //! input, the run and an expiry; re-submitting the call in that run with
-//! the token(s) runs it once: each token is consumed atomically (an
-//! exclusive create of a marker file), so a second use is refused even by
-//! another process sharing the data directory, and its use is recorded in
-//! the audit trail too, which is checked on use: deleting the marker file
-//! does not bring a token back.
+//! the token(s) runs it once: each token is consumed atomically in the
+//! [`ApprovalStore`](super::approval_store::ApprovalStore) (a create that
+//! fails if the mark exists), so a second use is refused even by another
+//! process sharing the store, and its use is recorded in the audit trail
+//! too, which is checked on use: deleting the mark does not bring a token
+//! back.
 //!
 //! Identities are authenticated, not asserted: a request records who made
 //! it and the key that proved it (or the OS user), and nobody approves or
@@ -21,18 +22,14 @@
 //! fields the tool's schema (`"x-sensitive": true` or `"writeOnly": true`)
 //! or the policy stack (`sensitive_fields`) marks sensitive redacted.
 //!
-//! Layout under `<data-dir>/approvals/`: `requests/<id>.json` and
-//! `consumed/<token-nonce>`.
+//! Where requests and marks are kept: `approval_store`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::error::ApprovalError;
 use super::tier::Tier;
 use crate::keys::{KeyPair, PublicKey};
 
@@ -119,7 +116,7 @@ impl ApprovalRequest {
     }
 
     /// What the host signs: the request as created.
-    fn signed_content(&self) -> Result<Value, String> {
+    pub(super) fn signed_content(&self) -> Result<Value, String> {
         let mut value = serde_json::to_value(self).map_err(|e| e.to_string())?;
         if let Some(map) = value.as_object_mut() {
             for field in ["status", "decisions", "tokens", "host_signature"] {
@@ -239,332 +236,6 @@ pub struct CallBinding<'a> {
     /// Who made the call, and the key that proved it.
     pub requested_by: &'a str,
     pub requested_by_key: Option<&'a str>,
-}
-
-/// The store of requests and consumed tokens.
-#[derive(Debug)]
-pub struct ApprovalStore {
-    dir: PathBuf,
-    /// Serialises read-modify-write of request files in this process.
-    write: Mutex<()>,
-}
-
-impl ApprovalStore {
-    /// Opens (creating) the store under `dir`.
-    ///
-    /// # Errors
-    ///
-    /// When the directories cannot be created.
-    pub fn open(dir: &Path) -> Result<Self, ApprovalError> {
-        for sub in ["requests", "consumed"] {
-            std::fs::create_dir_all(dir.join(sub))
-                .map_err(|e| ApprovalError::io("create the approvals store at", dir, e))?;
-        }
-        Ok(ApprovalStore { dir: dir.to_owned(), write: Mutex::new(()) })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn request_path(&self, id: &str) -> Result<PathBuf, ApprovalError> {
-        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(ApprovalError::BadId(crate::text::clip(id)));
-        }
-        Ok(self.dir.join("requests").join(format!("{id}.json")))
-    }
-
-    /// Records a new pending request, signed with `host_key` when given.
-    ///
-    /// # Errors
-    ///
-    /// When it cannot be encoded or written.
-    pub fn create_signed(
-        &self,
-        mut request: ApprovalRequest,
-        host_key: Option<&KeyPair>,
-    ) -> Result<ApprovalRequest, ApprovalError> {
-        request.id = format!("apr-{}", hex::encode(rand::random::<[u8; 8]>()));
-        request.host_signature = None;
-        if let Some(key) = host_key {
-            let content = request.signed_content().map_err(ApprovalError::Internal)?;
-            request.host_signature =
-                Some(super::manifest::ManifestSignature { key_id: key.id(), value: key.sign_json(&content) });
-        }
-        self.save(&request)?;
-        Ok(request)
-    }
-
-    /// [`ApprovalStore::create_signed`] without a host key.
-    ///
-    /// # Errors
-    ///
-    /// As [`ApprovalStore::create_signed`].
-    pub fn create(&self, request: ApprovalRequest) -> Result<ApprovalRequest, ApprovalError> {
-        self.create_signed(request, None)
-    }
-
-    fn save(&self, request: &ApprovalRequest) -> Result<(), ApprovalError> {
-        let path = self.request_path(&request.id)?;
-        let text =
-            serde_json::to_string_pretty(request).map_err(|e| ApprovalError::Internal(e.to_string()))?;
-        let tmp = path.with_extension(format!("tmp-{}", hex::encode(rand::random::<[u8; 4]>())));
-        std::fs::write(&tmp, text).map_err(|e| ApprovalError::io("write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| ApprovalError::io("write", &path, e))
-    }
-
-    /// One request.
-    ///
-    /// # Errors
-    ///
-    /// `not-found` for an unknown id; a file that cannot be read or parsed
-    /// is the store's own failure, not a missing request.
-    pub fn get(&self, id: &str) -> Result<ApprovalRequest, ApprovalError> {
-        let path = self.request_path(id)?;
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ApprovalError::NotFound(id.to_owned()));
-            }
-            Err(e) => return Err(ApprovalError::io("read", path, e)),
-        };
-        serde_json::from_str(&text).map_err(|e| ApprovalError::Corrupt { path, detail: e.to_string() })
-    }
-
-    /// Every request, newest first, optionally of one tenant.
-    ///
-    /// # Errors
-    ///
-    /// When the directory cannot be read.
-    pub fn list(&self, tenant: Option<&str>) -> Result<Vec<ApprovalRequest>, ApprovalError> {
-        let dir = self.dir.join("requests");
-        let entries = std::fs::read_dir(&dir).map_err(|e| ApprovalError::io("read", &dir, e))?;
-        let mut requests = Vec::new();
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "json")
-                && let Some(id) = path.file_stem().and_then(|s| s.to_str())
-                && let Ok(request) = self.get(id)
-                && tenant.is_none_or(|t| t == request.tenant)
-            {
-                requests.push(request);
-            }
-        }
-        requests.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
-        Ok(requests)
-    }
-
-    /// Records an approver's decision. On approval, signs and stores a token
-    /// bound to the request and returns it.
-    ///
-    /// # Errors
-    ///
-    /// The request is unknown, expired or decided; the approver made the
-    /// request or already decided it.
-    pub fn decide(
-        &self,
-        id: &str,
-        approver: &Approver<'_>,
-        approved: bool,
-        reason: &str,
-        token_ttl_secs: u64,
-    ) -> Result<(ApprovalRequest, Option<ApprovalToken>), ApprovalError> {
-        let Approver { name: approver, key, os_user } = *approver;
-        let _guard = self
-            .write
-            .lock()
-            .map_err(|_| ApprovalError::Internal("the approvals lock is poisoned".to_owned()))?;
-        let mut request = self.get(id)?;
-        check_decidable(&request, approver, &key.id(), os_user)?;
-        let token = if approved {
-            let claims = TokenClaims::for_request(&request, approver, token_ttl_secs);
-            Some(ApprovalToken::sign(claims, key).map_err(ApprovalError::Internal)?)
-        } else {
-            None
-        };
-        apply(&mut request, approver, key.id(), reason, token.clone());
-        self.save(&request)?;
-        Ok((request, token))
-    }
-
-    /// Records a token an approver signed elsewhere (`approvals approve
-    /// --server`), after checking it: signed by `key` (the tenant's key
-    /// for its approver), bound to this request as it reads now, not
-    /// outliving it, and not the requester's own.
-    ///
-    /// # Errors
-    ///
-    /// As [`ApprovalStore::decide`], and `refused` for a token that does
-    /// not verify or is bound to anything else.
-    pub fn record_token(
-        &self,
-        id: &str,
-        token: ApprovalToken,
-        key: &PublicKey,
-        reason: &str,
-    ) -> Result<ApprovalRequest, ApprovalError> {
-        let refused = |m: String| ApprovalError::Refused(m);
-        token.verify_signature(key).map_err(refused)?;
-        let _guard = self
-            .write
-            .lock()
-            .map_err(|_| ApprovalError::Internal("the approvals lock is poisoned".to_owned()))?;
-        let mut request = self.get(id)?;
-        let c = &token.claims;
-        check_decidable(&request, &c.approver, &c.key_id, None)?;
-        let bound = c.request_id == request.id
-            && c.tenant == request.tenant
-            && c.tool == request.tool
-            && c.tool_digest == request.tool_digest
-            && c.input_digest == request.input_digest
-            && c.run_id == request.run_id;
-        if !bound {
-            return Err(refused(format!(
-                "the token of `{}` is not bound to request `{id}` as it reads now (request, tenant, tool, digests and run must all match)",
-                c.approver
-            )));
-        }
-        if c.expires_at > request.expires_at || c.expires_at <= now_secs() {
-            return Err(refused(format!(
-                "the token of `{}` expires at {}, which is past the request's expiry ({}) or already gone",
-                c.approver, c.expires_at, request.expires_at
-            )));
-        }
-        if c.nonce.is_empty() || c.nonce.len() > 64 || !c.nonce.chars().all(|ch| ch.is_ascii_hexdigit()) {
-            return Err(refused("the token's nonce is malformed".to_owned()));
-        }
-        let approver = c.approver.clone();
-        let key_id = c.key_id.clone();
-        apply(&mut request, &approver, key_id, reason, Some(token));
-        self.save(&request)?;
-        Ok(request)
-    }
-
-    /// Records a denial by an approver authenticated some other way (a
-    /// bearer token): `key_id` names how (`jwt:<issuer>`).
-    ///
-    /// # Errors
-    ///
-    /// As [`ApprovalStore::decide`].
-    pub fn record_denial(
-        &self,
-        id: &str,
-        approver: &str,
-        key_id: &str,
-        reason: &str,
-    ) -> Result<ApprovalRequest, ApprovalError> {
-        let _guard = self
-            .write
-            .lock()
-            .map_err(|_| ApprovalError::Internal("the approvals lock is poisoned".to_owned()))?;
-        let mut request = self.get(id)?;
-        check_decidable(&request, approver, key_id, None)?;
-        apply(&mut request, approver, key_id.to_owned(), reason, None);
-        self.save(&request)?;
-        Ok(request)
-    }
-
-    /// Consumes a token's single use.
-    ///
-    /// # Errors
-    ///
-    /// `already used` (refused) when it was consumed before; a use that
-    /// cannot be recorded is the store's own failure.
-    pub fn consume(&self, token: &ApprovalToken) -> Result<(), ApprovalError> {
-        let nonce = &token.claims.nonce;
-        if nonce.is_empty() || nonce.len() > 64 || !nonce.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(ApprovalError::Refused("the token's nonce is malformed".to_owned()));
-        }
-        let path = self.dir.join("consumed").join(nonce);
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(ApprovalError::Refused(format!(
-                "the approval token of `{}` for request `{}` was already used; a token is good for one call",
-                token.claims.approver, token.claims.request_id
-            ))),
-            Err(e) => Err(ApprovalError::io("record the token's use at", path, e)),
-        }
-    }
-
-    /// Takes back the use of tokens this process just consumed for a call
-    /// that then did not run (a later token's use could not be recorded),
-    /// so that they are not lost. Best effort: a marker that cannot be
-    /// removed leaves its token spent, which is the safe side.
-    pub fn release(&self, tokens: &[&ApprovalToken]) {
-        for token in tokens {
-            let path = self.dir.join("consumed").join(&token.claims.nonce);
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!(target: "agenthost::approvals", path = %path.display(), error = %e, "cannot take back a token's use");
-            }
-        }
-    }
-
-    pub fn is_consumed(&self, token: &ApprovalToken) -> bool {
-        self.dir.join("consumed").join(&token.claims.nonce).exists()
-    }
-}
-
-/// Whether `approver` may decide `request` now: not denied, not expired,
-/// not the requester (by name, key or OS user), not decided by them before.
-fn check_decidable(
-    request: &ApprovalRequest,
-    approver: &str,
-    key_id: &str,
-    os_user: Option<&str>,
-) -> Result<(), ApprovalError> {
-    let id = &request.id;
-    if request.status == Status::Denied {
-        return Err(ApprovalError::Refused(format!(
-            "approval request `{id}` was denied; it cannot be decided again"
-        )));
-    }
-    if now_secs() >= request.expires_at {
-        return Err(ApprovalError::Refused(format!(
-            "approval request `{id}` expired at {}",
-            request.expires_at
-        )));
-    }
-    // The same person, as far as the host can tell: the same name, the
-    // same key, or (for a request made as an OS user) the same OS user.
-    let same = approver == request.requested_by
-        || request.requested_by_key.as_deref() == Some(key_id)
-        || os_user == Some(request.requested_by.as_str());
-    if same {
-        return Err(ApprovalError::Refused(format!(
-            "`{approver}` made request `{id}` (as `{}`: same name, key or OS user) and cannot approve or deny it: another approver must",
-            request.requested_by
-        )));
-    }
-    if request.decisions.iter().any(|d| d.approver == approver) {
-        return Err(ApprovalError::Refused(format!("`{approver}` has already decided request `{id}`")));
-    }
-    Ok(())
-}
-
-/// Adds a decision (and, for an approval, its token) to a request.
-fn apply(
-    request: &mut ApprovalRequest,
-    approver: &str,
-    key_id: String,
-    reason: &str,
-    token: Option<ApprovalToken>,
-) {
-    request.decisions.push(ApproverDecision {
-        approver: approver.to_owned(),
-        key_id,
-        approved: token.is_some(),
-        at: now_secs(),
-        reason: reason.to_owned(),
-    });
-    match token {
-        Some(token) => {
-            request.tokens.push(token);
-            if request.tokens.len() >= request.approvals_needed {
-                request.status = Status::Approved;
-            }
-        }
-        None => request.status = Status::Denied,
-    }
 }
 
 impl TokenClaims {

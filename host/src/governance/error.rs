@@ -25,8 +25,11 @@ pub enum ApprovalError {
     /// the approver's own request, a token already used.
     #[error("{0}")]
     Refused(String),
-    #[error("{} is corrupt: {detail}", path.display())]
-    Corrupt { path: PathBuf, detail: String },
+    #[error("{what} is corrupt: {detail}")]
+    Corrupt { what: String, detail: String },
+    /// The store cannot be reached (or is not connected yet).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("cannot {action} {}: {source}", path.display())]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{0}")]
@@ -39,6 +42,7 @@ impl ApprovalError {
             // No request can have a malformed id: it is not found.
             ApprovalError::BadId(_) | ApprovalError::NotFound(_) => ErrorKind::NotFound,
             ApprovalError::Refused(_) => ErrorKind::Denied,
+            ApprovalError::Unavailable(_) => ErrorKind::Unavailable,
             ApprovalError::Corrupt { .. } | ApprovalError::Io { .. } | ApprovalError::Internal(_) => {
                 ErrorKind::Internal
             }

@@ -15,6 +15,7 @@
 //! every interface and name (but still no files, env or network), and a
 //! component needs no manifest.
 
+pub mod approval_store;
 pub mod approvals;
 pub mod egress;
 pub mod error;
@@ -34,7 +35,8 @@ use tokio::sync::Semaphore;
 
 pub use crate::keys::{KeyPair, PublicKey};
 pub use crate::settings::{EgressSettings, HostSettings};
-pub use approvals::{ApprovalRequest, ApprovalStore, ApprovalToken};
+pub use approval_store::{ApprovalRecords, ApprovalStore};
+pub use approvals::{ApprovalRequest, ApprovalToken};
 pub use egress::EgressPolicy;
 pub use error::{ApprovalError, ManifestError, PackError, PolicyError, TenantError};
 pub use manifest::ComponentManifest;
@@ -204,6 +206,17 @@ impl Tenant {
     }
 }
 
+/// The approvals store `settings` ask for: with a DynamoDB memory backend
+/// the requests are shared there (connected once the backend is open);
+/// otherwise they are files under the data directory; none without one.
+fn approvals_for(settings: &HostSettings, data_dir: Option<&Path>) -> Result<Option<ApprovalStore>, String> {
+    let Some(data_dir) = data_dir else { return Ok(None) };
+    if settings.memory.backend == crate::settings::MemoryBackend::Dynamodb {
+        return Ok(Some(ApprovalStore::unconnected("the memory backend (dynamodb)")));
+    }
+    ApprovalStore::open(&data_dir.join("approvals")).map(Some).map_err(|e| e.to_string())
+}
+
 /// Everything governance needs at run time.
 #[derive(Debug)]
 pub struct Governance {
@@ -236,10 +249,7 @@ impl Governance {
             tenants,
             scope: None,
             default_tenant: tenant.to_owned(),
-            approvals: data_dir
-                .map(|d| ApprovalStore::open(&d.join("approvals")))
-                .transpose()
-                .map_err(|e| e.to_string())?,
+            approvals: approvals_for(&HostSettings::default(), data_dir)?,
             default_policy: PolicyEngine::permissive().map_err(|e| e.to_string())?,
         })
     }
@@ -333,6 +343,7 @@ impl Governance {
             .or_else(|| settings.default_tenant.clone())
             .or_else(|| tenants.keys().next().cloned())
             .unwrap_or_default();
+        let approvals = approvals_for(&settings, data_dir)?;
         Ok(Governance {
             config_dir: Some(config_dir.to_owned()),
             settings,
@@ -340,10 +351,7 @@ impl Governance {
             tenants,
             scope: scope.map(str::to_owned),
             default_tenant,
-            approvals: data_dir
-                .map(|d| ApprovalStore::open(&d.join("approvals")))
-                .transpose()
-                .map_err(|e| e.to_string())?,
+            approvals,
             default_policy: PolicyEngine::permissive().map_err(|e| e.to_string())?,
         })
     }

@@ -110,7 +110,7 @@ impl Host {
         Fut: Future<Output = Result<R, InvokeError>> + Send + 'static,
         R: Send + 'static,
     {
-        let root = self.inner.root(component, options)?;
+        let root = self.inner.root(component, options).await?;
         // What other processes used this minute counts before admission.
         self.inner.sync_quotas(&component.subject.tenant).await;
         let permit = match self.inner.admit(component) {
@@ -179,7 +179,7 @@ impl HostInner {
         // An agent's tier obliges as a tool's does: write-high and critical
         // agents run only with approvals.
         if agent.tier.is_some_and(|t| t >= Tier::WriteHigh) {
-            self.obligations(agent, input, call)?;
+            self.obligations(agent, input, call).await?;
         }
         let trace = call.trace.clone();
         let task = Task { input: input.value.to_string(), context: trace.clone() };
@@ -262,7 +262,7 @@ impl HostInner {
         schema.check(input.value).map_err(|message| {
             InvokeError::new(ErrorKind::InvalidInput, message).with_component(tool.id())
         })?;
-        self.govern(tool, input, call, principal)?;
+        self.govern(tool, input, call, principal).await?;
         let input = input.value.to_string();
         let (result, store) = self.run_in_store(&tool.subject, &tool.limits, call, Invoke(pre, &input)).await;
         self.cost(&store, tool);

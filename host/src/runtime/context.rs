@@ -164,7 +164,7 @@ impl HostInner {
 
     /// Resolves a top-level call's options: the caller, and for a
     /// re-submission the pending request's run and tokens.
-    pub(super) fn root(
+    pub(super) async fn root(
         &self,
         component: &LoadedComponent,
         options: &CallOptions,
@@ -192,7 +192,7 @@ impl HostInner {
             let store = self.governance.approvals().ok_or_else(|| {
                 InvokeError::internal("this host has no approvals store (it runs without a data directory)")
             })?;
-            let request = store.get(id)?;
+            let request = store.get(id).await?;
             if request.tenant != tenant {
                 return Err(InvokeError::denied(format!(
                     "approval request `{id}` belongs to tenant `{}`, not `{tenant}`",

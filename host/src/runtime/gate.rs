@@ -16,7 +16,7 @@ use super::{HostInner, Kind, LoadedComponent};
 impl HostInner {
     /// The per-call gate of a tool invocation: policy, then the obligations
     /// of its tier.
-    pub(super) fn govern(
+    pub(super) async fn govern(
         &self,
         tool: &LoadedComponent,
         input: &CallInput<'_>,
@@ -48,11 +48,11 @@ impl HostInner {
             };
             e.with_component(tool.id())
         })?;
-        self.obligations(tool, input, call)
+        self.obligations(tool, input, call).await
     }
 
     /// The obligations of the tool's tier, once the policy allowed the call.
-    pub(super) fn obligations(
+    pub(super) async fn obligations(
         &self,
         tool: &LoadedComponent,
         input: &CallInput<'_>,
@@ -85,14 +85,14 @@ impl HostInner {
                         tenant.id()
                     ))));
                 }
-                self.check_approvals(tool, tier, input, call).map_err(fail)
+                self.check_approvals(tool, tier, input, call).await.map_err(fail)
             }
         }
     }
 
     /// Approval tokens for a write-high (one) or critical (two distinct
     /// approvers) call; none presented records a pending request.
-    pub(super) fn check_approvals(
+    pub(super) async fn check_approvals(
         &self,
         tool: &LoadedComponent,
         tier: Tier,
@@ -141,10 +141,10 @@ impl HostInner {
             let mut used = Vec::new();
             let mut nonces = Vec::new();
             for (spent, token) in chosen.iter().enumerate() {
-                if let Err(e) = store.consume(token) {
+                if let Err(e) = store.consume(token).await {
                     // The call does not run: the tokens this loop already
                     // marked (a critical call's first) are not spent either.
-                    store.release(&chosen[..spent]);
+                    store.release(&chosen[..spent]).await;
                     return Err(e.into());
                 }
                 used.push(format!("{} ({})", token.claims.approver, token.claims.request_id));
@@ -160,7 +160,7 @@ impl HostInner {
                 "nonces": nonces,
             });
             if let Err(e) = call.evidence(audit::Kind::Approval, "used", what, None) {
-                store.release(&chosen);
+                store.release(&chosen).await;
                 return Err(InvokeError::internal(e));
             }
             return Ok(());
@@ -181,29 +181,31 @@ impl HostInner {
             InvokeError::denied(format!("{tool_ref} is {tier} and needs approval, but this host has no approvals store (no data directory)"))
         })?;
         let now = approvals::now_secs();
-        let request = store.create_signed(
-            ApprovalRequest {
-                id: String::new(),
-                tenant: tenant.id().to_owned(),
-                tool: tool_ref.clone(),
-                tool_digest: tool.id().digest.clone(),
-                tier,
-                input_digest: input_digest.to_owned(),
-                preview: approvals::preview(input.value, sensitive, sensitive_names),
-                requested_by: call.requested_by.clone(),
-                requested_by_key: call.requested_by_key.clone(),
-                trace_id: call.trace.trace_id.clone(),
-                run_id: call.trace.run_id.clone(),
-                created_at: now,
-                expires_at: now + approvals::REQUEST_TTL_SECS,
-                approvals_needed: needed,
-                status: Status::Pending,
-                decisions: Vec::new(),
-                tokens: Vec::new(),
-                host_signature: None,
-            },
-            self.request_key.as_ref(),
-        )?;
+        let request = store
+            .create_signed(
+                ApprovalRequest {
+                    id: String::new(),
+                    tenant: tenant.id().to_owned(),
+                    tool: tool_ref.clone(),
+                    tool_digest: tool.id().digest.clone(),
+                    tier,
+                    input_digest: input_digest.to_owned(),
+                    preview: approvals::preview(input.value, sensitive, sensitive_names),
+                    requested_by: call.requested_by.clone(),
+                    requested_by_key: call.requested_by_key.clone(),
+                    trace_id: call.trace.trace_id.clone(),
+                    run_id: call.trace.run_id.clone(),
+                    created_at: now,
+                    expires_at: now + approvals::REQUEST_TTL_SECS,
+                    approvals_needed: needed,
+                    status: Status::Pending,
+                    decisions: Vec::new(),
+                    tokens: Vec::new(),
+                    host_signature: None,
+                },
+                self.request_key.as_ref(),
+            )
+            .await?;
         call.issued(&request.id);
         let hint = if tenant.approvers.len() < needed {
             format!(

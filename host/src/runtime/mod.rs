@@ -369,8 +369,13 @@ struct HostInner {
     governance: Arc<Governance>,
     /// Shared by every call that presents no approval token.
     no_approvals: Arc<[ApprovalToken]>,
+    /// When the pending approvals were last counted for the metrics (Unix seconds).
+    pending_counted: AtomicU64,
     counters: Counters,
 }
+
+/// How often `/metrics` recounts the pending approvals, in seconds.
+pub const PENDING_REFRESH_SECS: u64 = 15;
 
 /// The longest wall-clock limit a call may have.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -420,6 +425,14 @@ impl Host {
         let tls = capabilities::http_send::tls_config(&config.egress_ca).map_err(InvokeError::internal)?;
         let tool_linker = linker(World::Tool)?;
         let agent_linker = linker(World::Agent)?;
+        // Approvals shared through the memory backend get their records now.
+        if let (Some(approvals), Some(store)) = (governance.approvals(), &config.memory)
+            && !approvals.is_connected()
+        {
+            approvals
+                .connect(Arc::new(crate::brokers::memory::MemoryApprovals::new(store.clone())))
+                .map_err(|e| InvokeError::internal(e.to_string()))?;
+        }
         let quota_ledger = config.memory.as_ref().map(|store| {
             Arc::new(crate::brokers::memory::MemoryQuotaLedger::new(store.clone()))
                 as Arc<dyn governance::QuotaLedger>
@@ -454,6 +467,7 @@ impl Host {
                 limits: config.limits,
                 governance,
                 no_approvals: Arc::from([]),
+                pending_counted: AtomicU64::new(0),
                 counters: Counters::default(),
             }),
         })
@@ -474,9 +488,21 @@ impl Host {
     }
 
     /// Every metric in the Prometheus text format, approvals pending included.
-    pub fn metrics_text(&self) -> String {
-        if let Some(store) = self.inner.governance.approvals()
-            && let Ok(requests) = store.list(None)
+    /// The pending count is read from the approvals store at most every
+    /// [`PENDING_REFRESH_SECS`] (a shared store answers a listing with many
+    /// reads); scrapes in between see the last count.
+    pub async fn metrics_text(&self) -> String {
+        let now = approvals::now_secs();
+        let last = self.inner.pending_counted.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= PENDING_REFRESH_SECS;
+        if due
+            && self
+                .inner
+                .pending_counted
+                .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            && let Some(store) = self.inner.governance.approvals()
+            && let Ok(requests) = store.list(None).await
         {
             let now = approvals::now_secs();
             let pending =

@@ -54,18 +54,19 @@ fn store(server: &Server) -> Result<&ApprovalStore, Problem> {
 
 /// The request, if it is this tenant's. Absent, another tenant's, corrupt
 /// or unreadable all answer alike to the caller (the host logs why).
-fn request_of(server: &Server, tenant: &str, id: &str) -> Result<ApprovalRequest, Problem> {
+async fn request_of(server: &Server, tenant: &str, id: &str) -> Result<ApprovalRequest, Problem> {
+    use crate::governance::ApprovalError;
     let absent = || {
         Problem::not_found(format!("tenant `{tenant}` has no approval request `{}`", crate::text::clip(id)))
     };
-    let request = store(server)?.get(id).map_err(|e| {
-        if !matches!(
-            e,
-            crate::governance::ApprovalError::NotFound(_) | crate::governance::ApprovalError::BadId(_)
-        ) {
+    let request = store(server)?.get(id).await.map_err(|e| match e {
+        ApprovalError::NotFound(_) | ApprovalError::BadId(_) => absent(),
+        // The store is down: a retry may succeed, unlike for an absent request.
+        ApprovalError::Unavailable(_) => Problem::from(InvokeError::from(e)),
+        e => {
             tracing::error!(target: "agenthost::server", error = %e, "an approval request cannot be read");
+            absent()
         }
-        absent()
     })?;
     if request.tenant != tenant {
         return Err(absent());
@@ -103,7 +104,8 @@ pub(super) async fn list(
     }
     known_tenant(&server, &tenant)?;
     let now = now_secs();
-    let requests = store(&server)?.list(Some(&tenant)).map_err(|e| Problem::from(InvokeError::from(e)))?;
+    let requests =
+        store(&server)?.list(Some(&tenant)).await.map_err(|e| Problem::from(InvokeError::from(e)))?;
     let listed: Vec<Value> = requests
         .iter()
         .filter(|r| may_see(&caller, &tenant, r))
@@ -127,7 +129,7 @@ pub(super) async fn show(
         authorize(&caller, Role::TenantUser, &tenant)?;
     }
     known_tenant(&server, &tenant)?;
-    let request = request_of(&server, &tenant, &id)?;
+    let request = request_of(&server, &tenant, &id).await?;
     if !may_see(&caller, &tenant, &request) {
         // As if absent: a tenant user learns nothing of others' requests.
         return Err(Problem::not_found(format!(
@@ -169,7 +171,7 @@ pub(super) async fn decide(
         )));
     };
     // The request must be this tenant's before anything is recorded.
-    request_of(&server, &tenant, id)?;
+    request_of(&server, &tenant, id).await?;
     let bytes = body.map_err(|r| body_problem(&r, server.settings.body_limit_bytes))?;
     let store = store(&server)?;
     let (request, outcome, key_id, reason) = if method == "approve" {
@@ -188,6 +190,7 @@ pub(super) async fn decide(
         let key_id = body.token.claims.key_id.clone();
         let request = store
             .record_token(id, body.token, key, &body.reason)
+            .await
             .map_err(|e| Problem::from(InvokeError::from(e)))?;
         (request, "approved", key_id, body.reason)
     } else {
@@ -201,6 +204,7 @@ pub(super) async fn decide(
         let key_id = format!("jwt:{}", caller.issuer);
         let request = store
             .record_denial(id, &caller.subject, &key_id, &body.reason)
+            .await
             .map_err(|e| Problem::from(InvokeError::from(e)))?;
         (request, "denied", key_id, body.reason)
     };

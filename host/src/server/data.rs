@@ -171,7 +171,12 @@ async fn resolve(
                     crate::text::clip(id)
                 ))
             };
-            let request = store.get(id).map_err(|_| absent())?;
+            let request = store.get(id).await.map_err(|e| match e {
+                crate::governance::ApprovalError::Unavailable(_) => {
+                    Problem::from(crate::error::InvokeError::from(e))
+                }
+                _ => absent(),
+            })?;
             if request.tenant != tenant || request.requested_by != caller.subject {
                 return Err(absent());
             }
@@ -338,7 +343,7 @@ async fn call(
         World::Tool => "tool",
         World::Agent => "agent",
     };
-    let id = server.runs.start(&tenant, &caller.subject, kind, record.label());
+    let id = server.runs.start(&tenant, &caller.subject, kind, record.label()).await?;
     let location = format!("/v1/tenants/{tenant}/runs/{id}");
     let task = {
         let (server, id, tenant) = (server.clone(), id.clone(), tenant.clone());
@@ -358,11 +363,11 @@ async fn call(
             let mut guard = Unfinished(&server, &id, false);
             match perform(&server, &component, world, &input, &options, transcript, &tenant).await {
                 Ok(body) => {
-                    server.runs.finish(&id, 200, answer_body(body, &record, via));
+                    server.runs.complete(&id, 200, answer_body(body, &record, via)).await;
                 }
                 Err(problem) => {
                     let status = problem.status.as_u16();
-                    server.runs.finish(&id, status, problem.to_json());
+                    server.runs.complete(&id, status, problem.to_json()).await;
                 }
             }
             guard.2 = true;
@@ -431,7 +436,7 @@ pub(super) async fn get_run(
 ) -> Result<Json<Value>, Problem> {
     authorize(&caller, Role::TenantUser, &tenant)?;
     known_tenant(&server, &tenant)?;
-    server.runs.get(&tenant, &id, &caller.subject).map(Json).ok_or_else(|| {
+    server.runs.get(&tenant, &id, &caller.subject).await?.map(Json).ok_or_else(|| {
         Problem::not_found(format!(
             "`{}` has no run `{}` in tenant `{tenant}`",
             caller.subject,

@@ -130,7 +130,16 @@ impl Server {
         let warm = Arc::new(WarmSet::new(parts.host.clone(), parts.registry));
         Arc::new(Server {
             admission: Admission::new(parts.settings.max_in_flight, parts.settings.tenant_in_flight),
-            runs: runs::Runs::new(parts.settings.runs_kept),
+            runs: match (&parts.memory, governance.settings().memory.backend) {
+                // Replicas share the backend: a poll may reach any of them.
+                (Some(store), crate::settings::MemoryBackend::Dynamodb) => runs::Runs::shared(
+                    parts.settings.runs_kept,
+                    store.clone(),
+                    // No run outlives the host's wall-clock limit; a margin for the answer.
+                    parts.host.default_limits().timeout.as_secs().saturating_add(300),
+                ),
+                _ => runs::Runs::new(parts.settings.runs_kept),
+            },
             host: parts.host,
             warm,
             verifier: parts.verifier,

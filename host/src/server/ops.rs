@@ -173,7 +173,7 @@ pub(super) async fn metrics(State(server): State<Arc<Server>>, caller: Caller) -
             caller.subject
         )));
     }
-    let host = server.host.metrics_text();
+    let host = server.host.metrics_text().await;
     let mut text = host.strip_suffix("# EOF\n").unwrap_or(&host).to_owned();
     text.push_str(&server.http.encode());
     let mut response = text.into_response();

@@ -188,13 +188,13 @@ impl Local {
     }
 
     /// alice approves, as an embedder records it: her token, then its audit record.
-    fn approve(&self, id: &str, alice: &KeyPair) {
+    async fn approve(&self, id: &str, alice: &KeyPair) {
         let store = self.governance.approvals().unwrap();
-        let request = store.get(id).unwrap();
+        let request = store.get(id).await.unwrap();
         let token = ApprovalToken::sign(TokenClaims::for_request(&request, "alice", 600), alice).unwrap();
         let key_id = token.claims.key_id.clone();
         let tenant = self.governance.tenant("acme").unwrap();
-        let request = store.record_token(id, token, &tenant.approvers["alice"], "").unwrap();
+        let request = store.record_token(id, token, &tenant.approvers["alice"], "").await.unwrap();
         let audit = self.backends.audit.as_ref().unwrap();
         audit.append_owned(request.decision_event("alice", &key_id, "approved", "")).unwrap();
     }
@@ -511,7 +511,7 @@ async fn in_process_serve_and_lambda_answer_and_record_alike() {
             a[0].body["approval_request"].as_str().unwrap().to_owned()
         })
         .collect();
-    local.approve(&ids[0], alice);
+    local.approve(&ids[0], alice).await;
     approve_over(
         |path, method, body, bearer| {
             let served = &served;

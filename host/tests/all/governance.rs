@@ -533,7 +533,7 @@ async fn a_broken_approvals_store_is_an_internal_failure_not_a_refusal() {
     let resubmit = |id: &str| CallOptions { approval_request: Some(id.to_owned()), ..as_user("carol") };
 
     let id = pending(host.invoke_tool_with(&refund, &input, &as_user("carol")).await.unwrap_err());
-    let file = store.dir().join("requests").join(format!("{id}.json"));
+    let file = store.dir().unwrap().join("requests").join(format!("{id}.json"));
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, &text[..text.len() / 2]).unwrap();
     let err = host.invoke_tool_with(&refund, &input, &resubmit(&id)).await.unwrap_err();
@@ -553,9 +553,9 @@ async fn a_broken_approvals_store_is_an_internal_failure_not_a_refusal() {
     // An approved request whose token cannot be marked used: the disk
     // refuses (a file where the `consumed` directory should be).
     let id = pending(host.invoke_tool_with(&refund, &input, &as_user("carol")).await.unwrap_err());
-    store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "ok", 600).unwrap();
-    let consumed = store.dir().join("consumed");
-    std::fs::rename(&consumed, store.dir().join("consumed.moved")).unwrap();
+    store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "ok", 600).await.unwrap();
+    let consumed = store.dir().unwrap().join("consumed");
+    std::fs::rename(&consumed, store.dir().unwrap().join("consumed.moved")).unwrap();
     std::fs::write(&consumed, b"not a directory").unwrap();
     let err = host.invoke_tool_with(&refund, &input, &resubmit(&id)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Internal, "{err}");
@@ -563,7 +563,7 @@ async fn a_broken_approvals_store_is_an_internal_failure_not_a_refusal() {
 
     // Once the disk is back the same token runs the call: nothing was spent.
     std::fs::remove_file(&consumed).unwrap();
-    std::fs::rename(store.dir().join("consumed.moved"), &consumed).unwrap();
+    std::fs::rename(store.dir().unwrap().join("consumed.moved"), &consumed).unwrap();
     let out = host.invoke_tool_with(&refund, &input, &resubmit(&id)).await.unwrap();
     assert_eq!(out["refunded"]["order_id"], "ORD-9");
 
@@ -574,8 +574,9 @@ async fn a_broken_approvals_store_is_an_internal_failure_not_a_refusal() {
     let wipe = load_for(&host, artifacts::WIPE_TENANT_DATA, "acme", m).await.unwrap();
     let input = json!({"namespace": "scratch", "confirm": "WIPE scratch"});
     let id = pending(host.invoke_tool_with(&wipe, &input, &as_user("ops")).await.unwrap_err());
-    let (_, alice) = store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "", 600).unwrap();
-    let (_, bob) = store.decide(&id, &approver("bob", &key(&setup, "bob")), true, "", 600).unwrap();
+    let (_, alice) =
+        store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "", 600).await.unwrap();
+    let (_, bob) = store.decide(&id, &approver("bob", &key(&setup, "bob")), true, "", 600).await.unwrap();
     let (alice, bob) = (alice.unwrap(), bob.unwrap());
     let bobs_marker = consumed.join(&bob.claims.nonce);
     std::fs::write(&bobs_marker, b"").unwrap();
@@ -583,11 +584,11 @@ async fn a_broken_approvals_store_is_an_internal_failure_not_a_refusal() {
     let err = host.invoke_tool_with(&wipe, &input, &resubmit).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Denied, "{err}");
     assert!(err.message.contains("already used"), "{err}");
-    assert!(!store.is_consumed(&alice), "alice's token was burnt by a call that did not run");
+    assert!(!store.is_consumed(&alice).await, "alice's token was burnt by a call that did not run");
     std::fs::remove_file(&bobs_marker).unwrap();
     let out = host.invoke_tool_with(&wipe, &input, &resubmit).await.unwrap();
     assert_eq!(out, json!({"namespace": "scratch", "deleted": 0}));
-    assert!(store.is_consumed(&alice) && store.is_consumed(&bob));
+    assert!(store.is_consumed(&alice).await && store.is_consumed(&bob).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -603,7 +604,7 @@ async fn write_high_needs_one_token_bound_to_the_call() {
     assert_eq!(err.kind, ErrorKind::ApprovalRequired, "{err}");
     let id = err.approval_request.clone().unwrap();
     let store = host.governance().approvals().unwrap();
-    let request = store.get(&id).unwrap();
+    let request = store.get(&id).await.unwrap();
     assert_eq!(
         (request.tenant.as_str(), request.tool.as_str(), request.requested_by.as_str()),
         ("acme", "refund@0.1.0", "carol")
@@ -612,10 +613,14 @@ async fn write_high_needs_one_token_bound_to_the_call() {
     assert_eq!(request.preview["amount_cents"], 2599);
 
     // The requester cannot approve their own request.
-    let err =
-        store.decide(&id, &approver("carol", &key(&setup, "carol")), true, "", 600).unwrap_err().to_string();
+    let err = store
+        .decide(&id, &approver("carol", &key(&setup, "carol")), true, "", 600)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`carol` made request"), "{err}");
-    let (_, token) = store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "ok", 600).unwrap();
+    let (_, token) =
+        store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "ok", 600).await.unwrap();
     let token = token.unwrap();
 
     // A token for other input is refused.
@@ -637,7 +642,7 @@ async fn write_high_needs_one_token_bound_to_the_call() {
     // An expired token, properly signed, is refused.
     let err = host.invoke_tool_with(&refund, &input, &as_user("carol")).await.unwrap_err();
     let id2 = err.approval_request.unwrap();
-    let request = store.get(&id2).unwrap();
+    let request = store.get(&id2).await.unwrap();
     let expired = token_for(&request, "alice", &key(&setup, "alice"), now_secs() - 1, "00ff");
     let options =
         CallOptions { approvals: vec![expired], approval_request: Some(id2.clone()), ..as_user("carol") };
@@ -674,9 +679,10 @@ async fn critical_needs_an_enable_and_two_distinct_approvers() {
     let err = host.invoke_tool_with(&wipe, &input, &as_user("ops")).await.unwrap_err();
     let id = err.approval_request.unwrap();
     let store = host.governance().approvals().unwrap();
-    let (_, alice) = store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "", 600).unwrap();
+    let (_, alice) =
+        store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "", 600).await.unwrap();
     // The same approver cannot decide twice through the store...
-    assert!(store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "", 600).is_err());
+    assert!(store.decide(&id, &approver("alice", &key(&setup, "alice")), true, "", 600).await.is_err());
     // ...and two tokens from one approver do not make two approvals.
     let alice = alice.unwrap();
     let mut second = alice.clone();
@@ -693,7 +699,7 @@ async fn critical_needs_an_enable_and_two_distinct_approvers() {
         "{err}"
     );
 
-    store.decide(&id, &approver("bob", &key(&setup, "bob")), true, "", 600).unwrap();
+    store.decide(&id, &approver("bob", &key(&setup, "bob")), true, "", 600).await.unwrap();
     let resubmit = CallOptions { approval_request: Some(id), ..as_user("ops") };
     let out = host.invoke_tool_with(&wipe, &input, &resubmit).await.unwrap();
     assert_eq!(out, json!({"namespace": "scratch", "deleted": 0}));

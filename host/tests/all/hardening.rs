@@ -654,7 +654,10 @@ async fn item09_an_approval_binds_the_component_and_a_used_token_stays_used() {
     let err = host.invoke_tool_with(&refund, &input, &as_caller("carol", None)).await.unwrap_err();
     let id = err.approval_request.unwrap();
     let store = host.governance().approvals().unwrap();
-    store.decide(&id, &crate::governance::approver("alice", &key(&setup, "alice")), true, "", 600).unwrap();
+    store
+        .decide(&id, &crate::governance::approver("alice", &key(&setup, "alice")), true, "", 600)
+        .await
+        .unwrap();
 
     // The same name@version, other bytes (a custom section appended): not
     // what was approved.
@@ -685,7 +688,7 @@ async fn item09_an_approval_binds_the_component_and_a_used_token_stays_used() {
     // The approved component runs once; deleting the marker file of the
     // spent token does not bring it back: the audit trail records the use.
     host.invoke_tool_with(&refund, &input, &as_caller("carol", Some(&id))).await.unwrap();
-    let consumed = store.dir().join("consumed");
+    let consumed = store.dir().unwrap().join("consumed");
     for entry in std::fs::read_dir(&consumed).unwrap() {
         std::fs::remove_file(entry.unwrap().path()).unwrap();
     }
@@ -712,7 +715,7 @@ async fn item10_approvers_see_the_values_and_only_sensitive_fields_are_redacted(
         "card_last4": "4242",
     });
     let err = host.invoke_tool_with(&refund, &input, &as_caller("carol", None)).await.unwrap_err();
-    let request = host.governance().approvals().unwrap().get(&err.approval_request.unwrap()).unwrap();
+    let request = host.governance().approvals().unwrap().get(&err.approval_request.unwrap()).await.unwrap();
     assert_eq!(request.preview["order_id"], "ORD-42");
     assert_eq!(request.preview["amount_cents"], 12999);
     assert_eq!(request.preview["currency"], "EUR");
@@ -1331,6 +1334,58 @@ fn item21_per_minute_quotas_survive_the_process() {
     }
     let out = governed(&config, &data, &run);
     assert_eq!(out.status.code(), Some(1), "a new process got a fresh minute");
+    assert!(stderr_text(&out).contains("write_low_per_minute"), "{}", stderr_text(&out));
+}
+
+/// The same with a DynamoDB memory backend and a data directory per run,
+/// as Lambda execution environments (or replicas) are: the minute is the
+/// tenant's across all of them, not each one's.
+#[test]
+fn item21_per_minute_quotas_are_shared_through_dynamodb_across_environments() {
+    let Some(endpoint) = crate::common::aws::endpoint() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (config, work) = (dir.path().join("config"), dir.path().join("work"));
+    for d in [&config.join("tenants"), &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let table = format!("quotas-{:08x}", rand::random::<u32>());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let aws = crate::common::aws::config_for(&endpoint).await;
+        agenthost::brokers::memory::create_table(&aws_sdk_dynamodb::Client::new(&aws), &table).await.unwrap();
+    });
+    std::fs::write(
+        config.join("host.toml"),
+        format!(
+            "[aws]\nendpoint_url = \"{endpoint}\"\nregion = \"us-east-1\"\n[memory]\nbackend = \"dynamodb\"\ntable = \"{table}\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("tenants/acme.toml"),
+        "id = \"acme\"\n[quotas]\nwrite_low_per_minute = 2\n[grants]\nmemory_namespaces = [\"notes\"]\n",
+    )
+    .unwrap();
+    let wasm = work.join("kv_note.wasm");
+    std::fs::copy(artifacts::KV_NOTE, &wasm).unwrap();
+    let m = manifest(
+        artifacts::KV_NOTE,
+        "kv-note",
+        "tool",
+        Some(Tier::WriteLow),
+        Requests { memory_namespaces: patterns(&["notes"]), ..requests(&["log", "memory"]) },
+    );
+    std::fs::write(work.join("kv_note.manifest.toml"), m.to_toml().unwrap()).unwrap();
+    let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 60;
+    if second > 40 {
+        std::thread::sleep(Duration::from_secs(61 - second));
+    }
+    let run = ["run", wasm.to_str().unwrap(), "--input", r#"{"key":"k","note":"n"}"#];
+    for n in 0..2 {
+        let out = governed(&config, &dir.path().join(format!("data-{n}")), &run);
+        assert!(out.status.success(), "{}", stderr_text(&out));
+    }
+    let out = governed(&config, &dir.path().join("data-2"), &run);
+    assert_eq!(out.status.code(), Some(1), "another environment got a fresh minute");
     assert!(stderr_text(&out).contains("write_low_per_minute"), "{}", stderr_text(&out));
 }
 

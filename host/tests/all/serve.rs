@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 const ISSUER: &str = "agenthost-test";
+/// The refund tool's manifest past its name, version and digest: write-high.
+const REFUND_HEAD: &str = "world = \"tool\"\nrisk_tier = \"write-high\"\n[requests]\ninterfaces = [\"log\", \"memory\"]\nmemory_namespaces = [\"refunds\"]\n";
 
 /// A server process with its own config and data directories.
 pub(crate) struct Served {
@@ -850,34 +852,7 @@ async fn a_write_high_call_waits_for_an_approval_signed_elsewhere_then_runs_once
     let user = served.token("ursula", &["acme"], &["tenant-user"]);
     let other_user = served.token("uma", &["acme"], &["tenant-user"]);
 
-    // The refund tool (write-high), deployed and stable.
-    let wasm = std::fs::read(artifacts::REFUND).unwrap();
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&wasm)));
-    let manifest = format!(
-        "name = \"refund\"\nversion = \"0.1.0\"\ndigest = \"{digest}\"\nworld = \"tool\"\nrisk_tier = \"write-high\"\n[requests]\ninterfaces = [\"log\", \"memory\"]\nmemory_namespaces = [\"refunds\"]\n"
-    );
-    let manifest_digest = agenthost::registry::manifest_digest(&manifest);
-    let signature = Publication {
-        tenant: "acme",
-        name: "refund",
-        version: "0.1.0",
-        digest: &digest,
-        manifest_digest: &manifest_digest,
-    }
-    .sign(&served.publisher);
-    let body = json!({ "wasm": base64::engine::general_purpose::STANDARD.encode(&wasm), "manifest": manifest, "signature": signature });
-    let (status, answer) =
-        served.send(reqwest::Method::POST, "/v1/tenants/acme/components", Some(&deployer), Some(body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
-    let (status, answer) = served
-        .send(
-            reqwest::Method::PUT,
-            "/v1/tenants/acme/components/refund/aliases/stable",
-            Some(&deployer),
-            Some(json!({ "version": "0.1.0" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    served.publish_stable(&deployer, artifacts::REFUND, "refund", "0.1.0", REFUND_HEAD).await;
 
     // The call waits: 409 with the request and where to poll it.
     let input = json!({ "order_id": "A-1", "amount_cents": 1500, "currency": "EUR", "card_last4": "4242" });
@@ -985,6 +960,156 @@ async fn a_write_high_call_waits_for_an_approval_signed_elsewhere_then_runs_once
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a spent approval ran twice: {problem}");
     assert_eq!(problem["kind"], "denied");
+}
+
+/// Two replicas on one DynamoDB table (as two pods of the k8s Deployment,
+/// or two Lambda execution environments): a request made through one is
+/// seen, approved and spent through the other, an async run started on
+/// one is polled on the other, and a token spent on one is spent for both.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_on_one_memory_table_share_approvals_and_async_runs() {
+    let Some(config) = crate::common::aws::moto().await else { return };
+    let endpoint = crate::common::aws::endpoint().unwrap();
+    let table = format!("shared-{}", hex::encode(rand::random::<[u8; 4]>()));
+    agenthost::brokers::memory::create_table(&aws_sdk_dynamodb::Client::new(&config), &table).await.unwrap();
+    let served = Served::start_with(
+        &format!(
+            "[memory]\nbackend = \"dynamodb\"\ntable = \"{table}\"\n[aws]\nendpoint_url = \"{endpoint}\"\nregion = \"us-east-1\"\n"
+        ),
+        "",
+    );
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    let user = served.token("ursula", &["acme"], &["tenant-user"]);
+    served.publish_stable(&deployer, artifacts::REFUND, "refund", "0.1.0", REFUND_HEAD).await;
+    // The second replica: the same config, registry and host keys (a
+    // Secret in k8s), a data directory of its own.
+    let second = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(served.data().join("registry"), second.path().join("registry")).unwrap();
+    let keys = second.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    for entry in std::fs::read_dir(served.data().join("keys")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), keys.join(entry.file_name())).unwrap();
+    }
+    let (child, _stdout, other) = spawn(&served.config(), second.path());
+    // Stopped however the test ends.
+    struct Replica(Child);
+    impl Drop for Replica {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _replica = Replica(child);
+    let on = |base: &str, path: &str| format!("{base}{path}");
+    let http = &served.http;
+
+    // Made on the first replica.
+    let input = json!({ "order_id": "A-7", "amount_cents": 900, "currency": "EUR", "card_last4": "4242" });
+    let response = http
+        .post(served.url("/v1/tenants/acme/tools/refund:invoke"))
+        .bearer_auth(&user)
+        .json(&json!({ "input": input }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let problem: Value = response.json().await.unwrap();
+    let id = problem["approval_request"].as_str().unwrap().to_owned();
+    let location = format!("/v1/tenants/acme/approvals/{id}");
+
+    // Seen on the second, as the host signed it, and approved there.
+    let alice = served.token("alice", &["acme"], &["approver"]);
+    let shown: Value =
+        http.get(on(&other, &location)).bearer_auth(&alice).send().await.unwrap().json().await.unwrap();
+    assert_eq!(shown["id"], id.as_str(), "the second replica does not know the request: {shown}");
+    assert_eq!(shown["host_signed"], true, "{shown}");
+    let request: agenthost::governance::ApprovalRequest = serde_json::from_value(shown).unwrap();
+    let token = agenthost::governance::ApprovalToken::sign(
+        agenthost::governance::approvals::TokenClaims::for_request(&request, "alice", 600),
+        &served.approvers[0].1,
+    )
+    .unwrap();
+    let response = http
+        .post(on(&other, &format!("{location}:approve")))
+        .bearer_auth(&alice)
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+
+    // The first replica lists it approved; re-submitted there, it runs.
+    let (status, listed) =
+        served.send(reqwest::Method::GET, "/v1/tenants/acme/approvals?all=true", Some(&alice), None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["approvals"][0]["status"], "approved", "{listed}");
+    let resubmit = json!({ "input": input, "approval_request": id });
+    let (status, answer) = served
+        .send(
+            reqwest::Method::POST,
+            "/v1/tenants/acme/tools/refund:invoke",
+            Some(&user),
+            Some(resubmit.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // Spent for both: the second replica's trail never saw it used.
+    let response = http
+        .post(on(&other, "/v1/tenants/acme/tools/refund:invoke"))
+        .bearer_auth(&user)
+        .json(&resubmit)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "a spent approval ran again on another replica");
+
+    // An async run started on the second replica is polled on the first.
+    served
+        .publish_stable(
+            &deployer,
+            artifacts::CALCULATOR,
+            "calculator",
+            "0.1.0",
+            "world = \"tool\"\nrisk_tier = \"read\"\n",
+        )
+        .await;
+    let mut accepted = None;
+    for _ in 0..50 {
+        let response = http
+            .post(on(&other, "/v1/tenants/acme/tools/calculator:invoke"))
+            .bearer_auth(&user)
+            .header("prefer", "respond-async")
+            .json(&json!({ "input": { "expression": "6 * 7" } }))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::ACCEPTED {
+            accepted = Some(response.headers()["location"].to_str().unwrap().to_owned());
+            break;
+        }
+        // The second replica takes the new component from the registry within seconds.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let run = accepted.expect("the second replica never took the calculator");
+    let mut polled = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = served.send(reqwest::Method::GET, &run, Some(&user), None).await;
+        assert_eq!(status, StatusCode::OK, "the first replica does not know the run: {body}");
+        polled = body;
+        if polled["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(polled["status"], "succeeded", "{polled}");
+    assert_eq!(polled["result"]["output"]["value"], 42, "{polled}");
+    let other_user = served.token("uma", &["acme"], &["tenant-user"]);
+    assert_eq!(
+        served.send(reqwest::Method::GET, &run, Some(&other_user), None).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -59,7 +59,7 @@ async fn prometheus_metrics_count_invocations_fuel_memory_and_tokens() {
     let spinner = common::load(&host, agenthost_artifacts::SPIN_FOREVER).await;
     host.invoke_tool(&spinner, &json!({})).await.unwrap_err();
 
-    let text = host.metrics_text();
+    let text = host.metrics_text().await;
     let value = |prefix: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(prefix))

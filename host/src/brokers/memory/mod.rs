@@ -11,6 +11,7 @@
 //! default, persisted under the data dir) and [`DynamoMemory`]. One behaviour
 //! suite (`tests/all/memory.rs`) runs against each.
 
+mod approval_records;
 mod dynamo;
 mod embedded;
 mod in_process;
@@ -21,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 pub use crate::settings::{DEFAULT_TABLE, MemoryBackend, MemorySettings};
+pub use approval_records::MemoryApprovals;
 pub use dynamo::{DynamoMemory, create_table};
 pub use embedded::EmbeddedMemory;
 pub use in_process::InProcessMemory;

@@ -1,0 +1,659 @@
+//! Where approval requests and spent tokens are kept, and the decisions
+//! made on them.
+//!
+//! [`ApprovalStore`] holds the rules (who may decide, what a token must be
+//! bound to, a token spent once); [`ApprovalRecords`] is where its records
+//! live. Two places:
+//!
+//! - [`FileRecords`], under `<data-dir>/approvals/` (`requests/<id>.json`,
+//!   `consumed/<token-nonce>`): one machine — the CLI and a server sharing
+//!   a data directory. A token's use is an exclusive create, so it holds
+//!   across processes; a decision is a read-modify-write serialised in the
+//!   process.
+//! - the memory backend (`MemoryApprovals` in the brokers, used when
+//!   `[memory] backend = "dynamodb"`): every replica of a server and every
+//!   Lambda execution environment sees the same requests. A decision is a
+//!   compare-and-set on the request's version, a token's use a create that
+//!   fails if it exists, so two processes deciding at once, or presenting
+//!   one token at once, cannot both win.
+//!
+//! A store of the second kind starts unconnected (governance loads before
+//! the backends open) and refuses every call until [`ApprovalStore::connect`]
+//! gives it its records: a host never silently falls back to a local
+//! directory other replicas cannot see.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sha2::{Digest, Sha256};
+
+use super::approvals::{
+    ApprovalRequest, ApprovalToken, Approver, ApproverDecision, REQUEST_TTL_SECS, Status, TokenClaims,
+    now_secs,
+};
+use super::error::ApprovalError;
+use crate::keys::{KeyPair, PublicKey};
+
+/// A boxed future of a records backend.
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How long a decided or expired request stays listable (and a spent
+/// token's mark kept past its expiry), in seconds.
+pub const KEPT_AFTER_SECS: u64 = 7 * 24 * 60 * 60;
+/// The most requests a listing reads.
+pub const MAX_LISTED: usize = 1000;
+/// How often a decision is tried again when another process wrote first.
+const ATTEMPTS: usize = 8;
+
+/// A stored request: its bytes, and the version a write is checked against.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub bytes: Vec<u8>,
+    pub version: u64,
+}
+
+/// Where requests and spent-token marks live.
+pub trait ApprovalRecords: Send + Sync {
+    /// Where, for messages: `files under …`, `the memory backend (dynamodb)`.
+    fn describe(&self) -> String;
+
+    /// The request `id` (already checked to be well formed), if stored.
+    fn load<'a>(&'a self, id: &'a str) -> Pending<'a, Result<Option<Stored>, ApprovalError>>;
+
+    /// Writes the request if the stored version is `expected` (`0`: only
+    /// if absent); `Ok(false)` when another writer came first. The record
+    /// may be dropped after `keep_until` (Unix seconds).
+    fn store<'a>(
+        &'a self,
+        id: &'a str,
+        bytes: Vec<u8>,
+        expected: u64,
+        keep_until: u64,
+    ) -> Pending<'a, Result<bool, ApprovalError>>;
+
+    /// Ids of stored requests, at most `limit`.
+    fn ids(&self, limit: usize) -> Pending<'_, Result<Vec<String>, ApprovalError>>;
+
+    /// Marks a token's nonce used; `Ok(false)` when it already was.
+    fn mark_used<'a>(&'a self, nonce: &'a str, keep_until: u64) -> Pending<'a, Result<bool, ApprovalError>>;
+
+    /// Takes a mark back (a call that then did not run).
+    fn unmark<'a>(&'a self, nonce: &'a str) -> Pending<'a, Result<(), ApprovalError>>;
+
+    fn is_used<'a>(&'a self, nonce: &'a str) -> Pending<'a, Result<bool, ApprovalError>>;
+}
+
+/// The store of requests and consumed tokens.
+pub struct ApprovalStore {
+    records: OnceLock<Arc<dyn ApprovalRecords>>,
+    /// The directory of a store of files.
+    dir: Option<PathBuf>,
+    /// For an unconnected store: where its records are to come from.
+    awaits: &'static str,
+}
+
+impl std::fmt::Debug for ApprovalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at =
+            self.records.get().map_or_else(|| format!("unconnected ({})", self.awaits), |r| r.describe());
+        f.debug_struct("ApprovalStore").field("records", &at).finish()
+    }
+}
+
+impl ApprovalStore {
+    /// A store under `dir` (created).
+    ///
+    /// # Errors
+    ///
+    /// When the directories cannot be created.
+    pub fn open(dir: &Path) -> Result<Self, ApprovalError> {
+        let mut store = ApprovalStore::unconnected("files");
+        store.connect(Arc::new(FileRecords::open(dir)?))?;
+        store.dir = Some(dir.to_owned());
+        Ok(store)
+    }
+
+    /// A store whose records come later ([`ApprovalStore::connect`]), from
+    /// `awaits` (named in the error a call gets before then).
+    pub fn unconnected(awaits: &'static str) -> Self {
+        ApprovalStore { records: OnceLock::new(), dir: None, awaits }
+    }
+
+    /// The directory of a store of files (`None` for a shared one).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Gives the store its records, once.
+    ///
+    /// # Errors
+    ///
+    /// When it has records already.
+    pub fn connect(&self, records: Arc<dyn ApprovalRecords>) -> Result<(), ApprovalError> {
+        self.records
+            .set(records)
+            .map_err(|_| ApprovalError::Internal("the approvals store is connected already".to_owned()))
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.records.get().is_some()
+    }
+
+    /// Where the records are kept, for messages.
+    pub fn describe(&self) -> String {
+        self.records.get().map_or_else(|| format!("unconnected ({})", self.awaits), |r| r.describe())
+    }
+
+    fn records(&self) -> Result<&Arc<dyn ApprovalRecords>, ApprovalError> {
+        self.records.get().ok_or_else(|| {
+            ApprovalError::Unavailable(format!(
+                "approvals are kept in {} and this process has not connected to it",
+                self.awaits
+            ))
+        })
+    }
+
+    /// Records a new pending request, signed with `host_key` when given.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be encoded or written.
+    pub async fn create_signed(
+        &self,
+        mut request: ApprovalRequest,
+        host_key: Option<&KeyPair>,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let records = self.records()?;
+        for _ in 0..ATTEMPTS {
+            request.id = format!("apr-{}", hex::encode(rand::random::<[u8; 8]>()));
+            request.host_signature = None;
+            if let Some(key) = host_key {
+                let content = request.signed_content().map_err(ApprovalError::Internal)?;
+                request.host_signature = Some(super::manifest::ManifestSignature {
+                    key_id: key.id(),
+                    value: key.sign_json(&content),
+                });
+            }
+            let bytes = encode(&request)?;
+            let keep = keep_until(&request);
+            if records.store(&request.id, bytes, 0, keep).await? {
+                return Ok(request);
+            }
+        }
+        Err(ApprovalError::Internal("cannot find a free approval request id".to_owned()))
+    }
+
+    /// [`ApprovalStore::create_signed`] without a host key.
+    ///
+    /// # Errors
+    ///
+    /// As [`ApprovalStore::create_signed`].
+    pub async fn create(&self, request: ApprovalRequest) -> Result<ApprovalRequest, ApprovalError> {
+        self.create_signed(request, None).await
+    }
+
+    async fn load(&self, id: &str) -> Result<(ApprovalRequest, u64), ApprovalError> {
+        check_id(id)?;
+        let records = self.records()?;
+        let Some(stored) = records.load(id).await? else {
+            return Err(ApprovalError::NotFound(id.to_owned()));
+        };
+        let request: ApprovalRequest =
+            serde_json::from_slice(&stored.bytes).map_err(|e| ApprovalError::Corrupt {
+                what: format!("approval request `{id}` in {}", records.describe()),
+                detail: e.to_string(),
+            })?;
+        // A record stored under one id that says another is not that request.
+        if request.id != id {
+            return Err(ApprovalError::Corrupt {
+                what: format!("approval request `{id}` in {}", records.describe()),
+                detail: format!("it names itself `{}`", crate::text::clip(&request.id)),
+            });
+        }
+        Ok((request, stored.version))
+    }
+
+    /// One request.
+    ///
+    /// # Errors
+    ///
+    /// `not-found` for an unknown id; a record that cannot be read or parsed
+    /// is the store's own failure, not a missing request.
+    pub async fn get(&self, id: &str) -> Result<ApprovalRequest, ApprovalError> {
+        self.load(id).await.map(|(request, _)| request)
+    }
+
+    /// Every request (at most [`MAX_LISTED`]), newest first, optionally of
+    /// one tenant. Records that do not parse are left out (and logged).
+    ///
+    /// # Errors
+    ///
+    /// When the records cannot be listed.
+    pub async fn list(&self, tenant: Option<&str>) -> Result<Vec<ApprovalRequest>, ApprovalError> {
+        let records = self.records()?.clone();
+        let ids = records.ids(MAX_LISTED).await?;
+        // A few reads at once: a remote store answers each in milliseconds.
+        let mut reads = tokio::task::JoinSet::new();
+        let mut requests = Vec::new();
+        let mut ids = ids.into_iter();
+        loop {
+            while reads.len() < 16
+                && let Some(id) = ids.next()
+            {
+                let records = records.clone();
+                reads.spawn(async move {
+                    let stored = records.load(&id).await;
+                    (id, stored)
+                });
+            }
+            let Some(done) = reads.join_next().await else { break };
+            let Ok((id, stored)) = done else { continue };
+            let request = match stored {
+                Ok(Some(stored)) => {
+                    serde_json::from_slice::<ApprovalRequest>(&stored.bytes).ok().filter(|r| r.id == id)
+                }
+                Ok(None) => continue,
+                Err(e) => return Err(e),
+            };
+            match request {
+                Some(request) if tenant.is_none_or(|t| t == request.tenant) => requests.push(request),
+                Some(_) => {}
+                None => {
+                    tracing::warn!(target: "agenthost::approvals", id, "an approval request record does not parse; left out of the listing")
+                }
+            }
+        }
+        requests.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(requests)
+    }
+
+    /// Reads, changes and writes a request back, again when another
+    /// process wrote it in between.
+    async fn update<T>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut ApprovalRequest) -> Result<T, ApprovalError>,
+    ) -> Result<(ApprovalRequest, T), ApprovalError> {
+        let records = self.records()?;
+        for _ in 0..ATTEMPTS {
+            let (mut request, version) = self.load(id).await?;
+            let out = change(&mut request)?;
+            let bytes = encode(&request)?;
+            let keep = keep_until(&request);
+            if records.store(id, bytes, version, keep).await? {
+                return Ok((request, out));
+            }
+        }
+        Err(ApprovalError::Unavailable(format!(
+            "approval request `{id}` was changed by others {ATTEMPTS} times while this decision was made; try again"
+        )))
+    }
+
+    /// Records an approver's decision. On approval, signs and stores a token
+    /// bound to the request and returns it.
+    ///
+    /// # Errors
+    ///
+    /// The request is unknown, expired or decided; the approver made the
+    /// request or already decided it.
+    pub async fn decide(
+        &self,
+        id: &str,
+        approver: &Approver<'_>,
+        approved: bool,
+        reason: &str,
+        token_ttl_secs: u64,
+    ) -> Result<(ApprovalRequest, Option<ApprovalToken>), ApprovalError> {
+        let Approver { name, key, os_user } = *approver;
+        self.update(id, |request| {
+            check_decidable(request, name, &key.id(), os_user)?;
+            let token = if approved {
+                let claims = TokenClaims::for_request(request, name, token_ttl_secs);
+                Some(ApprovalToken::sign(claims, key).map_err(ApprovalError::Internal)?)
+            } else {
+                None
+            };
+            apply(request, name, key.id(), reason, token.clone());
+            Ok(token)
+        })
+        .await
+    }
+
+    /// Records a token an approver signed elsewhere (`approvals approve
+    /// --server`), after checking it: signed by `key` (the tenant's key
+    /// for its approver), bound to this request as it reads now, not
+    /// outliving it, and not the requester's own.
+    ///
+    /// # Errors
+    ///
+    /// As [`ApprovalStore::decide`], and `refused` for a token that does
+    /// not verify or is bound to anything else.
+    pub async fn record_token(
+        &self,
+        id: &str,
+        token: ApprovalToken,
+        key: &PublicKey,
+        reason: &str,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let refused = |m: String| ApprovalError::Refused(m);
+        token.verify_signature(key).map_err(refused)?;
+        let c = &token.claims;
+        if c.nonce.is_empty() || c.nonce.len() > 64 || !c.nonce.chars().all(|ch| ch.is_ascii_hexdigit()) {
+            return Err(refused("the token's nonce is malformed".to_owned()));
+        }
+        let (request, ()) = self
+            .update(id, |request| {
+                check_decidable(request, &c.approver, &c.key_id, None)?;
+                let bound = c.request_id == request.id
+                    && c.tenant == request.tenant
+                    && c.tool == request.tool
+                    && c.tool_digest == request.tool_digest
+                    && c.input_digest == request.input_digest
+                    && c.run_id == request.run_id;
+                if !bound {
+                    return Err(refused(format!(
+                        "the token of `{}` is not bound to request `{id}` as it reads now (request, tenant, tool, digests and run must all match)",
+                        c.approver
+                    )));
+                }
+                if c.expires_at > request.expires_at || c.expires_at <= now_secs() {
+                    return Err(refused(format!(
+                        "the token of `{}` expires at {}, which is past the request's expiry ({}) or already gone",
+                        c.approver, c.expires_at, request.expires_at
+                    )));
+                }
+                apply(request, &c.approver, c.key_id.clone(), reason, Some(token.clone()));
+                Ok(())
+            })
+            .await?;
+        Ok(request)
+    }
+
+    /// Records a denial by an approver authenticated some other way (a
+    /// bearer token): `key_id` names how (`jwt:<issuer>`).
+    ///
+    /// # Errors
+    ///
+    /// As [`ApprovalStore::decide`].
+    pub async fn record_denial(
+        &self,
+        id: &str,
+        approver: &str,
+        key_id: &str,
+        reason: &str,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let (request, ()) = self
+            .update(id, |request| {
+                check_decidable(request, approver, key_id, None)?;
+                apply(request, approver, key_id.to_owned(), reason, None);
+                Ok(())
+            })
+            .await?;
+        Ok(request)
+    }
+
+    /// Consumes a token's single use.
+    ///
+    /// # Errors
+    ///
+    /// `already used` (refused) when it was consumed before; a use that
+    /// cannot be recorded is the store's own failure.
+    pub async fn consume(&self, token: &ApprovalToken) -> Result<(), ApprovalError> {
+        let nonce = &token.claims.nonce;
+        check_nonce(nonce)?;
+        let records = self.records()?;
+        let keep = token.claims.expires_at.saturating_add(KEPT_AFTER_SECS);
+        if records.mark_used(nonce, keep).await? {
+            Ok(())
+        } else {
+            Err(ApprovalError::Refused(format!(
+                "the approval token of `{}` for request `{}` was already used; a token is good for one call",
+                token.claims.approver, token.claims.request_id
+            )))
+        }
+    }
+
+    /// Takes back the use of tokens this process just consumed for a call
+    /// that then did not run, so that they are not lost. Best effort: a
+    /// mark that cannot be removed leaves its token spent, the safe side.
+    pub async fn release(&self, tokens: &[&ApprovalToken]) {
+        let Ok(records) = self.records() else { return };
+        for token in tokens {
+            if let Err(e) = records.unmark(&token.claims.nonce).await {
+                tracing::warn!(target: "agenthost::approvals", nonce = %token.claims.nonce, error = %e, "cannot take back a token's use");
+            }
+        }
+    }
+
+    /// Whether the token's use is recorded (a store that cannot say counts
+    /// it as used).
+    pub async fn is_consumed(&self, token: &ApprovalToken) -> bool {
+        match self.records() {
+            Ok(records) => records.is_used(&token.claims.nonce).await.unwrap_or(true),
+            Err(_) => true,
+        }
+    }
+}
+
+fn check_id(id: &str) -> Result<(), ApprovalError> {
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ApprovalError::BadId(crate::text::clip(id)));
+    }
+    Ok(())
+}
+
+fn check_nonce(nonce: &str) -> Result<(), ApprovalError> {
+    if nonce.is_empty() || nonce.len() > 64 || !nonce.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApprovalError::Refused("the token's nonce is malformed".to_owned()));
+    }
+    Ok(())
+}
+
+fn encode(request: &ApprovalRequest) -> Result<Vec<u8>, ApprovalError> {
+    serde_json::to_vec_pretty(request).map_err(|e| ApprovalError::Internal(e.to_string()))
+}
+
+fn keep_until(request: &ApprovalRequest) -> u64 {
+    request
+        .expires_at
+        .max(request.created_at.saturating_add(REQUEST_TTL_SECS))
+        .saturating_add(KEPT_AFTER_SECS)
+}
+
+/// Whether `approver` may decide `request` now: not denied, not expired,
+/// not the requester (by name, key or OS user), not decided by them before.
+fn check_decidable(
+    request: &ApprovalRequest,
+    approver: &str,
+    key_id: &str,
+    os_user: Option<&str>,
+) -> Result<(), ApprovalError> {
+    let id = &request.id;
+    if request.status == Status::Denied {
+        return Err(ApprovalError::Refused(format!(
+            "approval request `{id}` was denied; it cannot be decided again"
+        )));
+    }
+    if now_secs() >= request.expires_at {
+        return Err(ApprovalError::Refused(format!(
+            "approval request `{id}` expired at {}",
+            request.expires_at
+        )));
+    }
+    // The same person, as far as the host can tell: the same name, the
+    // same key, or (for a request made as an OS user) the same OS user.
+    let same = approver == request.requested_by
+        || request.requested_by_key.as_deref() == Some(key_id)
+        || os_user == Some(request.requested_by.as_str());
+    if same {
+        return Err(ApprovalError::Refused(format!(
+            "`{approver}` made request `{id}` (as `{}`: same name, key or OS user) and cannot approve or deny it: another approver must",
+            request.requested_by
+        )));
+    }
+    if request.decisions.iter().any(|d| d.approver == approver) {
+        return Err(ApprovalError::Refused(format!("`{approver}` has already decided request `{id}`")));
+    }
+    Ok(())
+}
+
+/// Adds a decision (and, for an approval, its token) to a request.
+fn apply(
+    request: &mut ApprovalRequest,
+    approver: &str,
+    key_id: String,
+    reason: &str,
+    token: Option<ApprovalToken>,
+) {
+    request.decisions.push(ApproverDecision {
+        approver: approver.to_owned(),
+        key_id,
+        approved: token.is_some(),
+        at: now_secs(),
+        reason: reason.to_owned(),
+    });
+    match token {
+        Some(token) => {
+            request.tokens.push(token);
+            if request.tokens.len() >= request.approvals_needed {
+                request.status = Status::Approved;
+            }
+        }
+        None => request.status = Status::Denied,
+    }
+}
+
+/// Requests and marks as files under one directory.
+#[derive(Debug)]
+pub struct FileRecords {
+    dir: PathBuf,
+    /// Serialises read-compare-write of request files in this process.
+    write: Mutex<()>,
+}
+
+impl FileRecords {
+    /// Opens (creating) `dir` with `requests/` and `consumed/` in it.
+    ///
+    /// # Errors
+    ///
+    /// When the directories cannot be created.
+    pub fn open(dir: &Path) -> Result<Self, ApprovalError> {
+        for sub in ["requests", "consumed"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .map_err(|e| ApprovalError::io("create the approvals store at", dir, e))?;
+        }
+        Ok(FileRecords { dir: dir.to_owned(), write: Mutex::new(()) })
+    }
+
+    fn request_path(&self, id: &str) -> PathBuf {
+        self.dir.join("requests").join(format!("{id}.json"))
+    }
+
+    /// The file's version: a digest of its bytes (never 0, which means absent).
+    fn version_of(bytes: &[u8]) -> u64 {
+        let digest = Sha256::digest(bytes);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_le_bytes(first) | 1
+    }
+
+    fn read(&self, id: &str) -> Result<Option<Stored>, ApprovalError> {
+        let path = self.request_path(id);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(Stored { version: Self::version_of(&bytes), bytes })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ApprovalError::io("read", path, e)),
+        }
+    }
+
+    fn write(&self, id: &str, bytes: &[u8], expected: u64) -> Result<bool, ApprovalError> {
+        let _guard = self
+            .write
+            .lock()
+            .map_err(|_| ApprovalError::Internal("the approvals lock is poisoned".to_owned()))?;
+        let current = self.read(id)?.map_or(0, |s| s.version);
+        if current != expected {
+            return Ok(false);
+        }
+        let path = self.request_path(id);
+        let tmp = path.with_extension(format!("tmp-{}", hex::encode(rand::random::<[u8; 4]>())));
+        std::fs::write(&tmp, bytes).map_err(|e| ApprovalError::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| ApprovalError::io("write", &path, e))?;
+        Ok(true)
+    }
+
+    fn consumed(&self, nonce: &str) -> PathBuf {
+        self.dir.join("consumed").join(nonce)
+    }
+}
+
+impl ApprovalRecords for FileRecords {
+    fn describe(&self) -> String {
+        format!("files under {}", self.dir.display())
+    }
+
+    fn load<'a>(&'a self, id: &'a str) -> Pending<'a, Result<Option<Stored>, ApprovalError>> {
+        Box::pin(async move { self.read(id) })
+    }
+
+    fn store<'a>(
+        &'a self,
+        id: &'a str,
+        bytes: Vec<u8>,
+        expected: u64,
+        _keep_until: u64,
+    ) -> Pending<'a, Result<bool, ApprovalError>> {
+        Box::pin(async move { self.write(id, &bytes, expected) })
+    }
+
+    fn ids(&self, limit: usize) -> Pending<'_, Result<Vec<String>, ApprovalError>> {
+        Box::pin(async move {
+            let dir = self.dir.join("requests");
+            let entries = std::fs::read_dir(&dir).map_err(|e| ApprovalError::io("read", &dir, e))?;
+            let mut ids = Vec::new();
+            for entry in entries.filter_map(Result::ok) {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "json")
+                    && let Some(id) = path.file_stem().and_then(|s| s.to_str())
+                    && check_id(id).is_ok()
+                {
+                    ids.push(id.to_owned());
+                }
+            }
+            // The newest are what a listing is for: keep them when there are more.
+            if ids.len() > limit {
+                ids.sort_by_cached_key(|id| {
+                    std::cmp::Reverse(
+                        std::fs::metadata(self.request_path(id)).and_then(|m| m.modified()).ok(),
+                    )
+                });
+                ids.truncate(limit);
+            }
+            Ok(ids)
+        })
+    }
+
+    fn mark_used<'a>(&'a self, nonce: &'a str, _keep_until: u64) -> Pending<'a, Result<bool, ApprovalError>> {
+        Box::pin(async move {
+            let path = self.consumed(nonce);
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(ApprovalError::io("record the token's use at", path, e)),
+            }
+        })
+    }
+
+    fn unmark<'a>(&'a self, nonce: &'a str) -> Pending<'a, Result<(), ApprovalError>> {
+        Box::pin(async move {
+            let path = self.consumed(nonce);
+            std::fs::remove_file(&path).map_err(|e| ApprovalError::io("remove", path, e))
+        })
+    }
+
+    fn is_used<'a>(&'a self, nonce: &'a str) -> Pending<'a, Result<bool, ApprovalError>> {
+        Box::pin(async move { Ok(self.consumed(nonce).exists()) })
+    }
+}
