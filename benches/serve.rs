@@ -173,6 +173,7 @@ fn main() {
     let server = Server::new(ServerParts {
         memory: None,
         events: None,
+        callbacks: None,
         host: host.clone(),
         registry,
         audit: Some(audit),

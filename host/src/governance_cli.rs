@@ -338,6 +338,9 @@ pub async fn approvals(
         ApprovalsCommand::Show { id } => {
             let request = store.get(&id).await.map_err(|e| anyhow!(e))?;
             let mut shown = serde_json::to_value(&request).context("cannot render the request")?;
+            if let Some(map) = shown.as_object_mut() {
+                map.remove("resume");
+            }
             shown["host_signed"] = match request.verify_host_signature(&keys.audit.public()) {
                 Ok(()) => Value::Bool(true),
                 Err(why) => Value::String(why),

@@ -118,6 +118,7 @@ pub async fn build(
     let server = Server::new(ServerParts {
         memory: Some(backends.memory.clone()),
         events: backends.events.clone(),
+        callbacks: Some(agenthost::brokers::callbacks::StepFunctions::new(governance.settings().aws.clone())),
         host,
         registry,
         audit: backends.audit.clone(),

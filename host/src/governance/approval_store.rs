@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use sha2::{Digest, Sha256};
 
 use super::approvals::{
-    ApprovalRequest, ApprovalToken, Approver, ApproverDecision, REQUEST_TTL_SECS, Status, TokenClaims,
-    now_secs,
+    ApprovalRequest, ApprovalToken, Approver, ApproverDecision, REQUEST_TTL_SECS, Resume, Status,
+    TokenClaims, now_secs,
 };
 use super::error::ApprovalError;
 use crate::keys::{KeyPair, PublicKey};
@@ -392,6 +392,47 @@ impl ApprovalStore {
             })
             .await?;
         Ok(request)
+    }
+
+    /// Parks a paused workflow on a pending request: it is answered once
+    /// the request is decided or expires ([`ApprovalStore::take_resume`]).
+    ///
+    /// # Errors
+    ///
+    /// An unknown request, or one that waits for another workflow already.
+    pub async fn attach_resume(&self, id: &str, resume: Resume) -> Result<(), ApprovalError> {
+        self.update(id, |request| {
+            if request.resume.is_some() {
+                return Err(ApprovalError::Refused(format!(
+                    "approval request `{id}` already resumes a workflow"
+                )));
+            }
+            request.resume = Some(resume.clone());
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Takes the paused workflow of a request that is decided (or expired),
+    /// once across every process: whoever takes it answers it.
+    ///
+    /// # Errors
+    ///
+    /// As [`ApprovalStore::get`].
+    pub async fn take_resume(&self, id: &str) -> Result<Option<(ApprovalRequest, Resume)>, ApprovalError> {
+        let now = now_secs();
+        let read = self.get(id).await?;
+        if read.resume.is_none() || (read.status == Status::Pending && now < read.expires_at) {
+            return Ok(None);
+        }
+        let (request, taken) = self
+            .update(id, |request| {
+                let settled = request.status != Status::Pending || now >= request.expires_at;
+                Ok(if settled { request.resume.take() } else { None })
+            })
+            .await?;
+        Ok(taken.map(|resume| (request, resume)))
     }
 
     /// Consumes a token's single use.

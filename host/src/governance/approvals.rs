@@ -84,6 +84,28 @@ pub struct ApprovalRequest {
     /// signs for a call the file was edited to misdescribe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_signature: Option<super::manifest::ManifestSignature>,
+    /// A paused workflow waiting on the request's outcome (a Step Functions
+    /// task token and the call to run once approved). Host state, never
+    /// shown: the token answers the workflow and the call holds the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+}
+
+/// What a paused workflow needs once its request is decided.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The workflow's callback token (Step Functions' task token).
+    pub task_token: String,
+    /// The call as it came, to run again with the request's approval.
+    pub call: Value,
+    /// The transport that vouched for its caller (`lambda`, `sqs`).
+    pub transport: String,
+}
+
+impl std::fmt::Debug for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resume").field("transport", &self.transport).finish_non_exhaustive()
+    }
 }
 
 impl ApprovalRequest {
@@ -119,7 +141,7 @@ impl ApprovalRequest {
     pub(super) fn signed_content(&self) -> Result<Value, String> {
         let mut value = serde_json::to_value(self).map_err(|e| e.to_string())?;
         if let Some(map) = value.as_object_mut() {
-            for field in ["status", "decisions", "tokens", "host_signature"] {
+            for field in ["status", "decisions", "tokens", "host_signature", "resume"] {
                 map.remove(field);
             }
         }

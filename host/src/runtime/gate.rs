@@ -202,6 +202,7 @@ impl HostInner {
                     decisions: Vec::new(),
                     tokens: Vec::new(),
                     host_signature: None,
+                    resume: None,
                 },
                 self.request_key.as_ref(),
             )

@@ -138,6 +138,12 @@ pub(super) async fn show(
         )));
     }
     let mut shown = serde_json::to_value(&request).map_err(|e| Problem::internal(e.to_string()))?;
+    // A parked workflow's token and call are the host's, not for show.
+    if let Some(map) = shown.as_object_mut()
+        && map.remove("resume").is_some()
+    {
+        map.insert("resumes".to_owned(), json!("a paused workflow (Step Functions task)"));
+    }
     if let Some(key) = &server.request_key {
         shown["host_signed"] = match request.verify_host_signature(key) {
             Ok(()) => Value::Bool(true),
@@ -214,7 +220,12 @@ pub(super) async fn decide(
             Problem::internal(format!("the decision was recorded but not its audit record: {e}"))
         })?;
     }
-    Ok(Json(summary(&request)))
+    let mut answer = summary(&request);
+    // A paused workflow waits on this request: it resumes (or fails) now.
+    if request.resume.is_some() && request.status != Status::Pending {
+        answer["workflow_answered"] = json!(server.settle_task(&request.id).await);
+    }
+    Ok(Json(answer))
 }
 
 /// Denies a request (`{"reason"?: TEXT}`); routed with `:approve` above.

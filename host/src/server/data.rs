@@ -449,7 +449,7 @@ pub(super) async fn get_run(
 /// direct invoke or SQS message, a Step Functions task), where IAM decided
 /// who may invoke: the HTTP data plane's checks, admission, routing and
 /// answer, without a bearer token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectCall {
     pub tenant: String,
@@ -476,6 +476,11 @@ pub struct DirectCall {
     /// An agent's transcript in the answer.
     #[serde(default)]
     pub transcript: bool,
+    /// A paused workflow's callback (a Step Functions task token): the
+    /// outcome goes to it, and a call that needs approval waits for it
+    /// (see `tasks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_token: Option<String>,
 }
 
 /// The principal of a direct call that names none (after the prefix).
@@ -488,7 +493,7 @@ impl Server {
     ///
     /// The problem an HTTP caller would get, status included.
     pub async fn call_direct(self: &Arc<Self>, call: DirectCall) -> Result<Value, Problem> {
-        self.call_direct_via(call, "lambda").await
+        self.call_for_task(call, "lambda").await
     }
 
     /// [`Server::call_direct`], naming the transport that vouched for the

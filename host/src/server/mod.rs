@@ -20,6 +20,7 @@ pub mod problem;
 mod queue;
 mod routes;
 mod runs;
+mod tasks;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -102,6 +103,10 @@ pub struct Server {
     reconciled: std::sync::Mutex<std::collections::HashMap<(String, String), Reconciled>>,
     memory: Option<Arc<dyn crate::brokers::memory::MemoryStore>>,
     events: Option<Arc<dyn crate::brokers::events::EventBus>>,
+    /// Where paused workflows get their answers (Step Functions).
+    callbacks: Option<Arc<dyn crate::brokers::callbacks::TaskCallbacks>>,
+    /// When parked workflows were last looked for (Unix seconds).
+    tasks_settled: std::sync::atomic::AtomicU64,
     /// Audit queries read the trail from disk: [`AUDIT_QUERIES`] at a time…
     audit_queries: Arc<tokio::sync::Semaphore>,
     /// …and one per tenant.
@@ -116,6 +121,8 @@ pub struct ServerParts {
     /// The memory and events backends `/readyz` asks (`None`: nothing to ask).
     pub memory: Option<Arc<dyn crate::brokers::memory::MemoryStore>>,
     pub events: Option<Arc<dyn crate::brokers::events::EventBus>>,
+    /// Where paused workflows get their answers (`None`: a task token is refused).
+    pub callbacks: Option<Arc<dyn crate::brokers::callbacks::TaskCallbacks>>,
     pub host: Arc<Host>,
     pub registry: Registry,
     pub audit: Option<Arc<AuditLog>>,
@@ -156,6 +163,8 @@ impl Server {
             audit_tenants: Arc::default(),
             memory: parts.memory,
             events: parts.events,
+            callbacks: parts.callbacks,
+            tasks_settled: std::sync::atomic::AtomicU64::new(0),
             draining: AtomicBool::new(false),
         })
     }
@@ -546,6 +555,7 @@ pub async fn serve(
             loop {
                 tokio::time::sleep(ALIAS_TTL.min(every)).await;
                 server.follow().await;
+                server.settle_due_tasks().await;
                 if last_sweep.elapsed() >= every {
                     last_sweep = std::time::Instant::now();
                     for gone in server.sweep().await {

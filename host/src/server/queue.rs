@@ -48,7 +48,7 @@ impl Server {
     /// the queue delivers it: claimed by message id in the memory backend.
     async fn queued_call(self: &Arc<Self>, message_id: &str, call: DirectCall) -> Result<(), String> {
         let run = |call| async move {
-            self.call_direct_via(call, "sqs").await.map(|_| ()).map_err(|p| p.to_json().to_string())
+            self.call_for_task(call, "sqs").await.map(|_| ()).map_err(|p| p.to_json().to_string())
         };
         if self.governance.tenant(&call.tenant).is_err() {
             return Err(format!("tenant `{}` is not served here", crate::text::clip(&call.tenant)));

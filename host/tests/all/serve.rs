@@ -1112,6 +1112,197 @@ async fn replicas_on_one_memory_table_share_approvals_and_async_runs() {
     );
 }
 
+/// Step Functions pauses on agenthost: a state machine (moto's executing
+/// engine) sends a call with its task token to the queue
+/// (`sqs:sendMessage.waitForTaskToken`); `serve` takes it from the queue
+/// and answers the token. A read tool's answer ends the task at once; a
+/// write-high tool's call parks the token on its approval request, and the
+/// approval resumes it (the run succeeds with the tool's answer), a denial
+/// fails it with `agenthost.denied`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_functions_task_waits_on_its_approval_and_gets_the_answer() {
+    let Some(config) = crate::common::aws::moto().await else { return };
+    let endpoint = crate::common::aws::endpoint().unwrap();
+    // moto runs state machines only when asked to.
+    let configured = reqwest::Client::new()
+        .post(format!("{endpoint}/moto-api/config"))
+        .json(&json!({ "stepfunctions": { "execute_state_machine": true } }))
+        .send()
+        .await
+        .unwrap();
+    assert!(configured.status().is_success(), "moto's config API: {}", configured.status());
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let name = format!("tasks-{:08x}", rand::random::<u32>());
+    let queue_url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+    let served = Served::start_with(
+        &format!(
+            "[aws]\nendpoint_url = \"{endpoint}\"\nregion = \"us-east-1\"\n[events]\nbackend = \"sqs\"\nqueue = \"{name}\"\ndirect_calls = true\n"
+        ),
+        "",
+    );
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    served.publish_stable(&deployer, artifacts::REFUND, "refund", "0.1.0", REFUND_HEAD).await;
+    served
+        .publish_stable(
+            &deployer,
+            artifacts::CALCULATOR,
+            "calculator",
+            "0.1.0",
+            "world = \"tool\"\nrisk_tier = \"read\"\n",
+        )
+        .await;
+
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let definition = json!({
+        "StartAt": "Call",
+        "States": { "Call": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": queue_url,
+                "MessageBody": {
+                    "tenant": "acme",
+                    "tool.$": "$.tool",
+                    "input.$": "$.input",
+                    "principal": "workflow",
+                    "task_token.$": "$$.Task.Token"
+                }
+            },
+            "End": true
+        } }
+    });
+    let machine = sfn
+        .create_state_machine()
+        .name(format!("agenthost-{:08x}", rand::random::<u32>()))
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/agenthost-workflow")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    let start = |tool: &str, input: Value| {
+        let (sfn, machine) = (sfn.clone(), machine.clone());
+        let body = json!({ "tool": tool, "input": input }).to_string();
+        async move {
+            let name = format!("run-{:08x}", rand::random::<u32>());
+            sfn.start_execution()
+                .state_machine_arn(machine)
+                .name(name)
+                .input(body)
+                .send()
+                .await
+                .unwrap()
+                .execution_arn
+        }
+    };
+    let settled = |execution: String| {
+        let sfn = sfn.clone();
+        async move {
+            for _ in 0..300 {
+                let described = sfn.describe_execution().execution_arn(&execution).send().await.unwrap();
+                if described.status != aws_sdk_sfn::types::ExecutionStatus::Running {
+                    return described;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("the execution is still running after 30 s");
+        }
+    };
+
+    // A read tool: the task ends with the tool's answer.
+    let execution = start("calculator", json!({ "expression": "6 * 7" })).await;
+    let done = settled(execution).await;
+    assert_eq!(done.status, aws_sdk_sfn::types::ExecutionStatus::Succeeded, "{done:?}");
+    let output: Value = serde_json::from_str(done.output.as_deref().unwrap()).unwrap();
+    assert_eq!(output["output"]["value"], 42, "{output}");
+
+    // A write-high tool: paused on its approval request until alice approves.
+    let alice = served.token("alice", &["acme"], &["approver"]);
+    let pending = |execution: String| {
+        let (sfn, served, alice) = (&sfn, &served, &alice);
+        async move {
+            let mut listed = Value::Null;
+            for _ in 0..300 {
+                let described = sfn.describe_execution().execution_arn(&execution).send().await.unwrap();
+                assert_eq!(
+                    described.status,
+                    aws_sdk_sfn::types::ExecutionStatus::Running,
+                    "the workflow did not wait: {:?} {:?}",
+                    described.error(),
+                    described.cause()
+                );
+                listed = served
+                    .send(reqwest::Method::GET, "/v1/tenants/acme/approvals", Some(alice), None)
+                    .await
+                    .1;
+                if let Some(id) =
+                    listed["approvals"].as_array().and_then(|a| a.first()).and_then(|r| r["id"].as_str())
+                {
+                    return id.to_owned();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("no approval request came from the workflow's call: {listed}");
+        }
+    };
+    let input = json!({ "order_id": "W-1", "amount_cents": 700, "currency": "EUR", "card_last4": "4242" });
+    let execution = start("refund", input.clone()).await;
+    let id = pending(execution.clone()).await;
+    let (status, shown) = served
+        .send(reqwest::Method::GET, &format!("/v1/tenants/acme/approvals/{id}"), Some(&alice), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert!(
+        shown.get("resume").is_none() && !shown.to_string().contains("task_token"),
+        "the token is shown: {shown}"
+    );
+    let described = sfn.describe_execution().execution_arn(&execution).send().await.unwrap();
+    assert_eq!(described.status, aws_sdk_sfn::types::ExecutionStatus::Running, "the workflow did not wait");
+    let request: agenthost::governance::ApprovalRequest = serde_json::from_value(shown).unwrap();
+    let token = agenthost::governance::ApprovalToken::sign(
+        agenthost::governance::approvals::TokenClaims::for_request(&request, "alice", 600),
+        &served.approvers[0].1,
+    )
+    .unwrap();
+    let (status, decided) = served
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/tenants/acme/approvals/{id}:approve"),
+            Some(&alice),
+            Some(json!({ "token": token })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    assert_eq!(decided["workflow_answered"], true, "{decided}");
+    let done = settled(execution).await;
+    assert_eq!(done.status, aws_sdk_sfn::types::ExecutionStatus::Succeeded, "{done:?}");
+    let output: Value = serde_json::from_str(done.output.as_deref().unwrap()).unwrap();
+    assert_eq!(output["output"]["refunded"]["order_id"], "W-1", "{output}");
+    assert_eq!(output["component"]["name"], "refund", "{output}");
+
+    // Denied: the task fails and says so.
+    let execution = start(
+        "refund",
+        json!({ "order_id": "W-2", "amount_cents": 1, "currency": "EUR", "card_last4": "1111" }),
+    )
+    .await;
+    let id = pending(execution.clone()).await;
+    let (status, decided) = served
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/tenants/acme/approvals/{id}:deny"),
+            Some(&alice),
+            Some(json!({ "reason": "not this one" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    let done = settled(execution).await;
+    assert_eq!(done.status, aws_sdk_sfn::types::ExecutionStatus::Failed, "{done:?}");
+    assert_eq!(done.error.as_deref(), Some("agenthost.denied"), "{done:?}");
+    // (The cause, the problem+json naming the denier and reason, is sent
+    // too; moto's DescribeExecution does not return it.)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn respond_async_answers_202_and_only_the_owner_polls_the_run() {
     let served = Served::start("");

@@ -1,0 +1,205 @@
+//! Calls from a paused workflow: a direct call (Lambda invoke or queue
+//! message) with a `task_token`, as a Step Functions `.waitForTaskToken`
+//! task sends it. The workflow learns the outcome through the token, not
+//! through the invoke's answer:
+//!
+//! - the call runs: `SendTaskSuccess` with the answer an HTTP 200 carries;
+//! - it fails: `SendTaskFailure`, `error` = `agenthost.<kind>`, `cause` =
+//!   the problem+json;
+//! - it needs approval: the token is parked on the approval request (never
+//!   shown to anyone) and the workflow stays paused. Once the request is
+//!   approved, whichever process takes the parked token (once, across all
+//!   of them) re-submits the call with the approval and answers the token;
+//!   a denial or the request's expiry answers `SendTaskFailure`
+//!   (`agenthost.denied`, `agenthost.approval-expired`).
+//!
+//! A decision through the HTTP API resumes at once; one made otherwise
+//! (`agenthost approvals approve` on the store) and expiries are found by
+//! [`Server::settle_due_tasks`], which `serve` runs every
+//! [`SETTLE_EVERY_SECS`]. The call is never run twice for one token: an
+//! answer that Step Functions does not take is logged, not retried by
+//! running the call again.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+
+use super::Server;
+use super::data::DirectCall;
+use super::problem::Problem;
+use crate::governance::approvals::{ApprovalRequest, Resume, Status, now_secs};
+
+/// How often parked tokens of decided or expired requests are looked for.
+pub const SETTLE_EVERY_SECS: u64 = 30;
+/// The longest task token taken (Step Functions' are at most 1024 bytes).
+const MAX_TOKEN_BYTES: usize = 2048;
+
+impl Server {
+    /// Runs a direct call that carries a task token. Every outcome is the
+    /// workflow's answer; what is returned says what became of the call
+    /// (a failure included), so the transport never runs it again.
+    ///
+    /// # Errors
+    ///
+    /// Only a malformed token, or no approvals store to park it in (the
+    /// workflow is answered with the failure too when it can be).
+    pub(super) async fn call_for_task(
+        self: &Arc<Self>,
+        mut call: DirectCall,
+        transport: &str,
+    ) -> Result<Value, Problem> {
+        let Some(token) = call.task_token.take() else {
+            return self.call_direct_via(call, transport).await;
+        };
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES || token.chars().any(char::is_control) {
+            return Err(Problem::bad_request(format!(
+                "`task_token` must be 1 to {MAX_TOKEN_BYTES} printable bytes"
+            )));
+        }
+        let parked = serde_json::to_value(&call).map_err(|e| Problem::internal(e.to_string()))?;
+        match self.call_direct_via(call, transport).await {
+            Ok(answer) => {
+                self.answer_task(&token, Ok(&answer)).await;
+                Ok(answer)
+            }
+            Err(problem) if problem.kind == "approval-required" => {
+                let id = problem
+                    .extra
+                    .get("approval_request")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let resume =
+                    Resume { task_token: token.clone(), call: parked, transport: transport.to_owned() };
+                let attached = match self.governance.approvals() {
+                    Some(store) => store.attach_resume(&id, resume).await.map_err(|e| e.to_string()),
+                    None => Err("this host keeps no approvals".to_owned()),
+                };
+                if let Err(e) = attached {
+                    let problem = Problem::internal(format!(
+                        "the workflow cannot wait for approval request `{id}`: {e}"
+                    ));
+                    self.answer_task(&token, Err(&problem)).await;
+                    return Err(problem);
+                }
+                Ok(json!({
+                    "status": "waiting-for-approval",
+                    "approval_request": id,
+                    "detail": problem.detail,
+                }))
+            }
+            Err(problem) => {
+                tracing::info!(target: "agenthost::tasks", kind = %problem.kind, detail = %problem.detail, "a workflow's call failed");
+                self.answer_task(&token, Err(&problem)).await;
+                Ok(json!({ "status": "failed", "error": problem.to_json() }))
+            }
+        }
+    }
+
+    /// Sends the workflow its answer; a failure to is logged (the task's
+    /// own timeout ends the wait).
+    async fn answer_task(&self, token: &str, outcome: Result<&Value, &Problem>) {
+        let Some(callbacks) = &self.callbacks else {
+            tracing::error!(target: "agenthost::tasks", "a task token came, and this host has no Step Functions client");
+            return;
+        };
+        let sent = match outcome {
+            Ok(answer) => callbacks.succeed(token, answer.to_string()).await,
+            Err(problem) => {
+                callbacks
+                    .fail(token, &format!("agenthost.{}", problem.kind), problem.to_json().to_string())
+                    .await
+            }
+        };
+        if let Err(e) = sent {
+            tracing::error!(target: "agenthost::tasks", error = %e, "a paused workflow was not answered");
+        }
+    }
+
+    /// Answers the workflow parked on request `id` if it is decided or
+    /// expired: resumes the call on approval, fails the task otherwise.
+    /// Whoever takes the parked token first does it; others find nothing.
+    /// Returns whether this process answered one.
+    pub async fn settle_task(self: &Arc<Self>, id: &str) -> bool {
+        let Some(store) = self.governance.approvals() else { return false };
+        let (request, resume) = match store.take_resume(id).await {
+            Ok(Some(taken)) => taken,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(target: "agenthost::tasks", request = id, error = %e, "cannot take a parked workflow");
+                return false;
+            }
+        };
+        let outcome = self.resumed(&request, &resume).await;
+        self.answer_task(&resume.task_token, outcome.as_ref()).await;
+        true
+    }
+
+    /// What a parked workflow's call comes to once its request is settled.
+    async fn resumed(self: &Arc<Self>, request: &ApprovalRequest, resume: &Resume) -> Result<Value, Problem> {
+        match request.status {
+            Status::Approved => {
+                let mut call: DirectCall = serde_json::from_value(resume.call.clone())
+                    .map_err(|e| Problem::internal(format!("the parked call does not read back: {e}")))?;
+                call.approval_request = Some(request.id.clone());
+                call.task_token = None;
+                self.call_direct_via(call, &resume.transport).await
+            }
+            Status::Denied => {
+                let why: Vec<String> = request
+                    .decisions
+                    .iter()
+                    .filter(|d| !d.approved)
+                    .map(|d| {
+                        if d.reason.is_empty() {
+                            d.approver.clone()
+                        } else {
+                            format!("{} ({})", d.approver, d.reason)
+                        }
+                    })
+                    .collect();
+                Err(Problem::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "denied",
+                    format!("approval request `{}` was denied by {}", request.id, why.join(", ")),
+                ))
+            }
+            Status::Pending => Err(Problem::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "approval-expired",
+                format!(
+                    "approval request `{}` expired at {} without the approvals it needed",
+                    request.id, request.expires_at
+                ),
+            )),
+        }
+    }
+
+    /// Settles every parked workflow whose request is decided or expired,
+    /// at most once per [`SETTLE_EVERY_SECS`] (callers may ask more often).
+    pub async fn settle_due_tasks(self: &Arc<Self>) {
+        let now = now_secs();
+        let last = self.tasks_settled.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < SETTLE_EVERY_SECS
+            || self.tasks_settled.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        let Some(store) = self.governance.approvals() else { return };
+        let requests = match store.list(None).await {
+            Ok(requests) => requests,
+            Err(e) => {
+                tracing::warn!(target: "agenthost::tasks", error = %e, "cannot look for parked workflows");
+                return;
+            }
+        };
+        for request in requests {
+            let due =
+                request.resume.is_some() && (request.status != Status::Pending || now >= request.expires_at);
+            if due {
+                self.settle_task(&request.id).await;
+            }
+        }
+    }
+}
