@@ -11,7 +11,9 @@
 //! - a direct invoke (`{tenant, tool|agent, input, …}`, a
 //!   [`DirectCall`]): IAM decided who may invoke, so no token; the answer
 //!   is the body an HTTP 200 carries, and a problem becomes the function's
-//!   error (`errorType` its kind, `errorMessage` the problem+json).
+//!   error (`errorType` its kind, `errorMessage` the problem+json). With
+//!   a `task_token` (a Step Functions `.waitForTaskToken` task) the
+//!   workflow gets the outcome through the token (`server::tasks`).
 
 use std::sync::Arc;
 
@@ -186,7 +188,7 @@ impl Function {
         let call: DirectCall = serde_json::from_value(payload).map_err(|e| {
             failure(
                 "invalid-input",
-                format!("a direct call is {{\"tenant\", \"tool\"|\"agent\", \"input\", \"principal\"?, \"approval_request\"?, \"approvals\"?, \"session\"?}}: {e}"),
+                format!("a direct call is {{\"tenant\", \"tool\"|\"agent\", \"input\", \"principal\"?, \"approval_request\"?, \"approvals\"?, \"session\"?, \"transcript\"?, \"task_token\"?}}: {e}"),
             )
         })?;
         self.server
