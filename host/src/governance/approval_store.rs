@@ -73,8 +73,23 @@ pub trait ApprovalRecords: Send + Sync {
         keep_until: u64,
     ) -> Pending<'a, Result<bool, ApprovalError>>;
 
-    /// Ids of stored requests, at most `limit`.
-    fn ids(&self, limit: usize) -> Pending<'_, Result<Vec<String>, ApprovalError>>;
+    /// Ids of stored requests (of one tenant, or all), at most `limit`.
+    fn ids<'a>(
+        &'a self,
+        tenant: Option<&'a str>,
+        limit: usize,
+    ) -> Pending<'a, Result<Vec<String>, ApprovalError>>;
+
+    /// Marks (`true`) or unmarks request `id` as holding a paused workflow.
+    fn set_parked<'a>(
+        &'a self,
+        id: &'a str,
+        parked: bool,
+        keep_until: u64,
+    ) -> Pending<'a, Result<(), ApprovalError>>;
+
+    /// Ids of requests marked as holding a paused workflow, at most `limit`.
+    fn parked(&self, limit: usize) -> Pending<'_, Result<Vec<String>, ApprovalError>>;
 
     /// Marks a token's nonce used; `Ok(false)` when it already was.
     fn mark_used<'a>(&'a self, nonce: &'a str, keep_until: u64) -> Pending<'a, Result<bool, ApprovalError>>;
@@ -167,7 +182,10 @@ impl ApprovalStore {
     ) -> Result<ApprovalRequest, ApprovalError> {
         let records = self.records()?;
         for _ in 0..ATTEMPTS {
-            request.id = format!("apr-{}", hex::encode(rand::random::<[u8; 8]>()));
+            // The tenant is part of the id, so a shared store keeps each
+            // tenant's requests apart (one tenant's many requests never
+            // crowd another's out of a listing).
+            request.id = format!("apr-{}-{}", request.tenant, hex::encode(rand::random::<[u8; 8]>()));
             request.host_signature = None;
             if let Some(key) = host_key {
                 let content = request.signed_content().map_err(ApprovalError::Internal)?;
@@ -233,7 +251,7 @@ impl ApprovalStore {
     /// When the records cannot be listed.
     pub async fn list(&self, tenant: Option<&str>) -> Result<Vec<ApprovalRequest>, ApprovalError> {
         let records = self.records()?.clone();
-        let ids = records.ids(MAX_LISTED).await?;
+        let ids = records.ids(tenant, MAX_LISTED).await?;
         // A few reads at once: a remote store answers each in milliseconds.
         let mut reads = tokio::task::JoinSet::new();
         let mut requests = Vec::new();
@@ -400,18 +418,30 @@ impl ApprovalStore {
     /// # Errors
     ///
     /// An unknown request, or one that waits for another workflow already.
-    pub async fn attach_resume(&self, id: &str, resume: Resume) -> Result<(), ApprovalError> {
-        self.update(id, |request| {
-            if request.resume.is_some() {
-                return Err(ApprovalError::Refused(format!(
-                    "approval request `{id}` already resumes a workflow"
-                )));
-            }
-            request.resume = Some(resume.clone());
-            Ok(())
-        })
-        .await
-        .map(|_| ())
+    pub async fn attach_resume(&self, id: &str, resume: Resume) -> Result<ApprovalRequest, ApprovalError> {
+        let records = self.records()?;
+        let (request, ()) = self
+            .update(id, |request| {
+                if request.resume.is_some() {
+                    return Err(ApprovalError::Refused(format!(
+                        "approval request `{id}` already resumes a workflow"
+                    )));
+                }
+                request.resume = Some(resume.clone());
+                Ok(())
+            })
+            .await?;
+        records.set_parked(id, true, keep_until(&request)).await?;
+        Ok(request)
+    }
+
+    /// Requests marked as holding a paused workflow (at most [`MAX_LISTED`]).
+    ///
+    /// # Errors
+    ///
+    /// When the marks cannot be listed.
+    pub async fn parked(&self) -> Result<Vec<String>, ApprovalError> {
+        self.records()?.parked(MAX_LISTED).await
     }
 
     /// Takes the paused workflow of a request that is decided (or expired),
@@ -422,8 +452,21 @@ impl ApprovalStore {
     /// As [`ApprovalStore::get`].
     pub async fn take_resume(&self, id: &str) -> Result<Option<(ApprovalRequest, Resume)>, ApprovalError> {
         let now = now_secs();
-        let read = self.get(id).await?;
-        if read.resume.is_none() || (read.status == Status::Pending && now < read.expires_at) {
+        let records = self.records()?;
+        let read = match self.get(id).await {
+            Ok(read) => read,
+            // Gone (its record expired): nothing waits on it any more.
+            Err(ApprovalError::NotFound(_)) => {
+                records.set_parked(id, false, 0).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if read.resume.is_none() {
+            records.set_parked(id, false, 0).await?;
+            return Ok(None);
+        }
+        if read.status == Status::Pending && now < read.expires_at {
             return Ok(None);
         }
         let (request, taken) = self
@@ -432,6 +475,9 @@ impl ApprovalStore {
                 Ok(if settled { request.resume.take() } else { None })
             })
             .await?;
+        if taken.is_some() {
+            records.set_parked(id, false, 0).await?;
+        }
         Ok(taken.map(|resume| (request, resume)))
     }
 
@@ -479,7 +525,7 @@ impl ApprovalStore {
 }
 
 fn check_id(id: &str) -> Result<(), ApprovalError> {
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if id.is_empty() || id.len() > 96 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(ApprovalError::BadId(crate::text::clip(id)));
     }
     Ok(())
@@ -492,8 +538,18 @@ fn check_nonce(nonce: &str) -> Result<(), ApprovalError> {
     Ok(())
 }
 
+/// The tenant an id names (`apr-<tenant>-<16 hex>`); `None` for ids made
+/// before ids named it.
+pub fn tenant_of(id: &str) -> Option<&str> {
+    let (tenant, random) = id.strip_prefix("apr-")?.rsplit_once('-')?;
+    let ok = random.len() == 16
+        && random.bytes().all(|b| b.is_ascii_hexdigit())
+        && super::tenant::valid_id(tenant);
+    ok.then_some(tenant)
+}
+
 fn encode(request: &ApprovalRequest) -> Result<Vec<u8>, ApprovalError> {
-    serde_json::to_vec_pretty(request).map_err(|e| ApprovalError::Internal(e.to_string()))
+    serde_json::to_vec(request).map_err(|e| ApprovalError::Internal(e.to_string()))
 }
 
 fn keep_until(request: &ApprovalRequest) -> u64 {
@@ -581,7 +637,7 @@ impl FileRecords {
     ///
     /// When the directories cannot be created.
     pub fn open(dir: &Path) -> Result<Self, ApprovalError> {
-        for sub in ["requests", "consumed"] {
+        for sub in ["requests", "consumed", "parked"] {
             std::fs::create_dir_all(dir.join(sub))
                 .map_err(|e| ApprovalError::io("create the approvals store at", dir, e))?;
         }
@@ -649,7 +705,11 @@ impl ApprovalRecords for FileRecords {
         Box::pin(async move { self.write(id, &bytes, expected) })
     }
 
-    fn ids(&self, limit: usize) -> Pending<'_, Result<Vec<String>, ApprovalError>> {
+    fn ids<'a>(
+        &'a self,
+        tenant: Option<&'a str>,
+        limit: usize,
+    ) -> Pending<'a, Result<Vec<String>, ApprovalError>> {
         Box::pin(async move {
             let dir = self.dir.join("requests");
             let entries = std::fs::read_dir(&dir).map_err(|e| ApprovalError::io("read", &dir, e))?;
@@ -659,6 +719,8 @@ impl ApprovalRecords for FileRecords {
                 if path.extension().is_some_and(|e| e == "json")
                     && let Some(id) = path.file_stem().and_then(|s| s.to_str())
                     && check_id(id).is_ok()
+                    // Ids made before they named the tenant are read to tell.
+                    && (tenant.is_none() || tenant_of(id).is_none_or(|t| Some(t) == tenant))
                 {
                     ids.push(id.to_owned());
                 }
@@ -673,6 +735,41 @@ impl ApprovalRecords for FileRecords {
                 ids.truncate(limit);
             }
             Ok(ids)
+        })
+    }
+
+    fn set_parked<'a>(
+        &'a self,
+        id: &'a str,
+        parked: bool,
+        _keep_until: u64,
+    ) -> Pending<'a, Result<(), ApprovalError>> {
+        Box::pin(async move {
+            let path = self.dir.join("parked").join(id);
+            let done = if parked { std::fs::write(&path, b"") } else { std::fs::remove_file(&path) };
+            match done {
+                Err(e) if parked || e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(ApprovalError::io("mark a paused workflow at", path, e))
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn parked(&self, limit: usize) -> Pending<'_, Result<Vec<String>, ApprovalError>> {
+        Box::pin(async move {
+            let dir = self.dir.join("parked");
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(ApprovalError::io("read", &dir, e)),
+            };
+            Ok(entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter(|id| check_id(id).is_ok())
+                .take(limit)
+                .collect())
         })
     }
 
@@ -696,5 +793,19 @@ impl ApprovalRecords for FileRecords {
 
     fn is_used<'a>(&'a self, nonce: &'a str) -> Pending<'a, Result<bool, ApprovalError>> {
         Box::pin(async move { Ok(self.consumed(nonce).exists()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_names_its_tenant_and_old_ids_name_none() {
+        assert_eq!(tenant_of("apr-acme-0123456789abcdef"), Some("acme"));
+        assert_eq!(tenant_of("apr-east-2-0123456789abcdef"), Some("east-2"));
+        assert_eq!(tenant_of("apr-0123456789abcdef"), None);
+        assert_eq!(tenant_of("apr-Acme-0123456789abcdef"), None);
+        assert_eq!(tenant_of("apr--0123456789abcdef"), None);
     }
 }

@@ -223,7 +223,7 @@ pub(super) async fn decide(
     let mut answer = summary(&request);
     // A paused workflow waits on this request: it resumes (or fails) now.
     if request.resume.is_some() && request.status != Status::Pending {
-        answer["workflow_answered"] = json!(server.settle_task(&request.id).await);
+        answer["workflow_answered"] = json!(server.settle_detached(&request.id).await);
     }
     Ok(Json(answer))
 }

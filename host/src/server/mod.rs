@@ -555,7 +555,9 @@ pub async fn serve(
             loop {
                 tokio::time::sleep(ALIAS_TTL.min(every)).await;
                 server.follow().await;
-                server.settle_due_tasks().await;
+                // Resumed calls may take their whole deadline: not in this loop.
+                let settler = server.clone();
+                tokio::spawn(async move { settler.settle_due_tasks().await });
                 if last_sweep.elapsed() >= every {
                     last_sweep = std::time::Instant::now();
                     for gone in server.sweep().await {

@@ -15,8 +15,8 @@
 //!
 //! A decision through the HTTP API resumes at once; one made otherwise
 //! (`agenthost approvals approve` on the store) and expiries are found by
-//! [`Server::settle_due_tasks`], which `serve` runs every
-//! [`SETTLE_EVERY_SECS`]. The call is never run twice for one token: an
+//! [`Server::settle_due_tasks`] (through an index of parked requests),
+//! which `serve` runs every [`SETTLE_EVERY_SECS`] on a task of its own. The call is never run twice for one token: an
 //! answer that Step Functions does not take is logged, not retried by
 //! running the call again.
 
@@ -32,6 +32,8 @@ use crate::governance::approvals::{ApprovalRequest, Resume, Status, now_secs};
 
 /// How often parked tokens of decided or expired requests are looked for.
 pub const SETTLE_EVERY_SECS: u64 = 30;
+/// Parked workflows settled at once by the sweep.
+const SETTLING_AT_ONCE: usize = 4;
 /// The longest task token taken (Step Functions' are at most 1024 bytes).
 const MAX_TOKEN_BYTES: usize = 2048;
 
@@ -52,6 +54,11 @@ impl Server {
         let Some(token) = call.task_token.take() else {
             return self.call_direct_via(call, transport).await;
         };
+        if self.callbacks.is_none() {
+            return Err(Problem::bad_request(
+                "this host answers no workflows (no Step Functions client): the call did not run",
+            ));
+        }
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES || token.chars().any(char::is_control) {
             return Err(Problem::bad_request(format!(
                 "`task_token` must be 1 to {MAX_TOKEN_BYTES} printable bytes"
@@ -76,12 +83,20 @@ impl Server {
                     Some(store) => store.attach_resume(&id, resume).await.map_err(|e| e.to_string()),
                     None => Err("this host keeps no approvals".to_owned()),
                 };
-                if let Err(e) = attached {
-                    let problem = Problem::internal(format!(
-                        "the workflow cannot wait for approval request `{id}`: {e}"
-                    ));
-                    self.answer_task(&token, Err(&problem)).await;
-                    return Err(problem);
+                let request = match attached {
+                    Ok(request) => request,
+                    Err(e) => {
+                        let problem = Problem::internal(format!(
+                            "the workflow cannot wait for approval request `{id}`: {e}"
+                        ));
+                        self.answer_task(&token, Err(&problem)).await;
+                        // Answered: the transport must not run the call again.
+                        return Ok(json!({ "status": "failed", "error": problem.to_json() }));
+                    }
+                };
+                // Decided between its creation and the parking: settle now.
+                if request.status != Status::Pending {
+                    self.settle_detached(&id).await;
                 }
                 Ok(json!({
                     "status": "waiting-for-approval",
@@ -132,6 +147,17 @@ impl Server {
             }
         };
         let outcome = self.resumed(&request, &resume).await;
+        // Busy or briefly unavailable: the call did not run (nothing was
+        // spent), so it waits for the next sweep rather than failing the
+        // workflow for good.
+        if let Err(problem) = &outcome
+            && request.status == Status::Approved
+            && matches!(problem.status.as_u16(), 429 | 503)
+            && store.attach_resume(id, resume.clone()).await.is_ok()
+        {
+            tracing::info!(target: "agenthost::tasks", request = id, kind = %problem.kind, "a resumed call waits for the next sweep");
+            return true;
+        }
         self.answer_task(&resume.task_token, outcome.as_ref()).await;
         true
     }
@@ -176,6 +202,15 @@ impl Server {
         }
     }
 
+    /// [`Server::settle_task`] on a task of its own: the caller may wait
+    /// for it, but a caller that goes away (an approver's dropped
+    /// connection, a request deadline) does not cut a resumed call short
+    /// once its parked token was taken.
+    pub async fn settle_detached(self: &Arc<Self>, id: &str) -> bool {
+        let (server, id) = (self.clone(), id.to_owned());
+        tokio::spawn(async move { server.settle_task(&id).await }).await.unwrap_or(false)
+    }
+
     /// Settles every parked workflow whose request is decided or expired,
     /// at most once per [`SETTLE_EVERY_SECS`] (callers may ask more often).
     pub async fn settle_due_tasks(self: &Arc<Self>) {
@@ -187,19 +222,23 @@ impl Server {
             return;
         }
         let Some(store) = self.governance.approvals() else { return };
-        let requests = match store.list(None).await {
-            Ok(requests) => requests,
+        let parked = match store.parked().await {
+            Ok(parked) => parked,
             Err(e) => {
                 tracing::warn!(target: "agenthost::tasks", error = %e, "cannot look for parked workflows");
                 return;
             }
         };
-        for request in requests {
-            let due =
-                request.resume.is_some() && (request.status != Status::Pending || now >= request.expires_at);
-            if due {
-                self.settle_task(&request.id).await;
+        // A few at a time, each on a task of its own (a resumed call may
+        // take its whole deadline).
+        let mut settling = tokio::task::JoinSet::new();
+        for id in parked {
+            while settling.len() >= SETTLING_AT_ONCE {
+                settling.join_next().await;
             }
+            let server = self.clone();
+            settling.spawn(async move { server.settle_task(&id).await });
         }
+        while settling.join_next().await.is_some() {}
     }
 }

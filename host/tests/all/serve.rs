@@ -1064,6 +1064,8 @@ async fn replicas_on_one_memory_table_share_approvals_and_async_runs() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN, "a spent approval ran again on another replica");
+    let problem: Value = response.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap_or_default().contains("already used"), "{problem}");
 
     // An async run started on the second replica is polled on the first.
     served
@@ -1133,10 +1135,12 @@ async fn a_step_functions_task_waits_on_its_approval_and_gets_the_answer() {
     assert!(configured.status().is_success(), "moto's config API: {}", configured.status());
     let sqs = aws_sdk_sqs::Client::new(&config);
     let name = format!("tasks-{:08x}", rand::random::<u32>());
+    // Parked workflows in DynamoDB, as replicas share them.
+    agenthost::brokers::memory::create_table(&aws_sdk_dynamodb::Client::new(&config), &name).await.unwrap();
     let queue_url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
     let served = Served::start_with(
         &format!(
-            "[aws]\nendpoint_url = \"{endpoint}\"\nregion = \"us-east-1\"\n[events]\nbackend = \"sqs\"\nqueue = \"{name}\"\ndirect_calls = true\n"
+            "[aws]\nendpoint_url = \"{endpoint}\"\nregion = \"us-east-1\"\n[memory]\nbackend = \"dynamodb\"\ntable = \"{name}\"\n[events]\nbackend = \"sqs\"\nqueue = \"{name}\"\ndirect_calls = true\n"
         ),
         "",
     );
@@ -1205,7 +1209,7 @@ async fn a_step_functions_task_waits_on_its_approval_and_gets_the_answer() {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
-            panic!("the execution is still running after 30 s");
+            sfn.describe_execution().execution_arn(&execution).send().await.unwrap()
         }
     };
 
@@ -1238,7 +1242,12 @@ async fn a_step_functions_task_waits_on_its_approval_and_gets_the_answer() {
                 if let Some(id) =
                     listed["approvals"].as_array().and_then(|a| a.first()).and_then(|r| r["id"].as_str())
                 {
-                    return id.to_owned();
+                    // Listed once made; waiting once the workflow is parked on it.
+                    let path = format!("/v1/tenants/acme/approvals/{id}");
+                    let shown = served.send(reqwest::Method::GET, &path, Some(alice), None).await.1;
+                    if shown.get("resumes").is_some() {
+                        return id.to_owned();
+                    }
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
@@ -1280,23 +1289,30 @@ async fn a_step_functions_task_waits_on_its_approval_and_gets_the_answer() {
     assert_eq!(output["output"]["refunded"]["order_id"], "W-1", "{output}");
     assert_eq!(output["component"]["name"], "refund", "{output}");
 
-    // Denied: the task fails and says so.
+    // Denied on the store by bob's CLI, elsewhere: no process answers the
+    // workflow then, so serve's sweep (every 30 s) finds it and fails it.
     let execution = start(
         "refund",
         json!({ "order_id": "W-2", "amount_cents": 1, "currency": "EUR", "card_last4": "1111" }),
     )
     .await;
     let id = pending(execution.clone()).await;
-    let (status, decided) = served
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1/tenants/acme/approvals/{id}:deny"),
-            Some(&alice),
-            Some(json!({ "reason": "not this one" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{decided}");
-    let done = settled(execution).await;
+    let bob_key = served.dir.path().join("bob.key");
+    std::fs::write(&bob_key, served.approvers[1].1.private_pem().unwrap()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args(["approvals", "deny", &id, "--as", "bob", "--reason", "not this one", "--key"])
+        .arg(&bob_key)
+        .env("AGENTHOST_CONFIG", served.config())
+        .env("AGENTHOST_DATA_DIR", elsewhere.path())
+        .env_remove("AGENTHOST_KEY_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut done = settled(execution.clone()).await;
+    if done.status == aws_sdk_sfn::types::ExecutionStatus::Running {
+        done = settled(execution).await;
+    }
     assert_eq!(done.status, aws_sdk_sfn::types::ExecutionStatus::Failed, "{done:?}");
     assert_eq!(done.error.as_deref(), Some("agenthost.denied"), "{done:?}");
     // (The cause, the problem+json naming the denier and reason, is sent
