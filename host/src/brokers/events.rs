@@ -519,7 +519,9 @@ impl Dispatcher {
             DEFAULT_VISIBILITY_SECS,
             Arc::new(move |_id: String, body: String| {
                 let dispatcher = dispatcher.clone();
-                Box::pin(async move { dispatcher.deliver(envelope_of(&body)?).await.map(|_| ()) })
+                Box::pin(async move {
+                    dispatcher.deliver(envelope_of(&body)?).await.map(|_| ()).map_err(NotHandled::from)
+                })
             }),
         )
     }
@@ -527,7 +529,34 @@ impl Dispatcher {
 
 /// What a queue poller does with one message (its id and body): `Ok`
 /// deletes it, an error gives it back to the queue.
-pub type MessageHandler = Arc<dyn Fn(String, String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub type MessageHandler =
+    Arc<dyn Fn(String, String) -> BoxFuture<'static, Result<(), NotHandled>> + Send + Sync>;
+
+/// Why a message was not handled, which says when to look at it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotHandled {
+    /// It failed: back after a growing delay, until the redrive policy
+    /// takes it.
+    Failed(String),
+    /// Another process is handling it now: back once that one has had
+    /// its time, so the copy does not pile up receives (and reach the
+    /// dead-letter queue) while the first copy is still running.
+    Busy(String),
+}
+
+impl std::fmt::Display for NotHandled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotHandled::Failed(why) | NotHandled::Busy(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for NotHandled {
+    fn from(why: String) -> Self {
+        NotHandled::Failed(why)
+    }
+}
 
 /// How long a message that failed its `receives`-th time stays invisible:
 /// 1 s, doubling, at most 15 minutes. A message that keeps failing comes
@@ -638,7 +667,11 @@ pub fn poll_sqs(
                         .await
                         .map(|_| ())
                         .map_err(|e| describe(&e)),
-                    Err(why) => {
+                    Err(NotHandled::Busy(why)) => {
+                        tracing::info!(target: "agenthost::events", message_id = %id, error = %why, "an SQS message is being handled elsewhere; it comes back after that one's time");
+                        set_visibility(receipt.to_owned(), visibility).await
+                    }
+                    Err(NotHandled::Failed(why)) => {
                         let receives = message
                             .attributes()
                             .and_then(|a| {

@@ -205,3 +205,39 @@ async fn a_publish_to_a_queue_that_is_down_is_unavailable() {
         host.invoke_tool(&notify, &json!({ "topic": "orders.created", "message": "x" })).await.unwrap_err();
     assert_eq!(err.kind.to_string(), "unavailable", "{err:?}");
 }
+
+/// A message another process is handling comes back only once that one has
+/// had its time (the poller's visibility), not every few seconds as a
+/// failed one does: a duplicate delivery does not pile up receives and
+/// reach the dead-letter queue while its first copy is still running.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_busy_elsewhere_waits_while_a_failed_one_comes_back_soon() {
+    let Some(config) = common::aws::moto().await else { return };
+    let client = aws_sdk_sqs::Client::new(&config);
+    let name = format!("busy-{:08x}", rand::random::<u32>());
+    let url = client.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+    for body in ["busy", "fails"] {
+        client.send_message().queue_url(&url).message_body(body).send().await.unwrap();
+    }
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let handler: events::MessageHandler = {
+        let seen = seen.clone();
+        Arc::new(move |_id: String, body: String| {
+            seen.lock().unwrap().push(body.clone());
+            Box::pin(async move {
+                Err(if body == "busy" {
+                    events::NotHandled::Busy("handled elsewhere".to_owned())
+                } else {
+                    events::NotHandled::Failed("it failed".to_owned())
+                })
+            })
+        })
+    };
+    let poller = events::poll_sqs(client, url, 60, handler);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    poller.stop(Duration::from_secs(5)).await;
+    let seen = seen.lock().unwrap().clone();
+    let count = |body: &str| seen.iter().filter(|b| *b == body).count();
+    assert_eq!(count("busy"), 1, "{seen:?}");
+    assert!(count("fails") >= 2, "a failed message should come back after a second: {seen:?}");
+}
