@@ -670,6 +670,17 @@ impl FileRecords {
             .write
             .lock()
             .map_err(|_| ApprovalError::Internal("the approvals lock is poisoned".to_owned()))?;
+        // Other processes on this directory (the CLI beside a server) too:
+        // an exclusive lock on the request's lock file around the
+        // read-compare-rename (released when the file closes).
+        let lock_path = self.dir.join("requests").join(format!("{id}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| ApprovalError::io("open the lock", &lock_path, e))?;
+        lock.lock().map_err(|e| ApprovalError::io("lock", &lock_path, e))?;
         let current = self.read(id)?.map_or(0, |s| s.version);
         if current != expected {
             return Ok(false);
@@ -799,6 +810,30 @@ impl ApprovalRecords for FileRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writers that do not share a process lock (two processes on one data
+    /// directory) still cannot both win a compare-and-set.
+    #[test]
+    fn a_decision_on_files_is_one_writer_at_a_time_across_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "apr-acme-0123456789abcdef";
+        FileRecords::open(dir.path()).unwrap().write(id, b"first", 0).unwrap();
+        let version = FileRecords::version_of(b"first");
+        let won = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for n in 0..8 {
+                let (dir, won) = (dir.path(), &won);
+                scope.spawn(move || {
+                    // Each its own store: no lock in common but the file's.
+                    let records = FileRecords::open(dir).unwrap();
+                    if records.write(id, format!("writer {n}").as_bytes(), version).unwrap() {
+                        won.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(won.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn an_id_names_its_tenant_and_old_ids_name_none() {
