@@ -348,18 +348,8 @@ pub const DONE_SECS: u64 = 14 * 24 * 60 * 60;
 
 impl MemoryLedger {
     fn put(value: &[u8], expected: u64, ttl: u64) -> crate::brokers::memory::Put {
-        crate::brokers::memory::Put {
-            value: value.to_vec(),
-            expected_version: Some(expected),
-            ttl_seconds: Some(ttl),
-            meta: crate::brokers::memory::RecordMeta {
-                classification: crate::brokers::memory::Classification::Internal,
-                retention_days: None,
-                writer: "agenthost".into(),
-                run_id: String::new(),
-                written_at: crate::brokers::memory::now_secs(),
-            },
-        }
+        use crate::brokers::memory::{Classification, Put};
+        Put::host(value.to_vec(), Some(expected), ttl, Classification::Internal)
     }
 }
 

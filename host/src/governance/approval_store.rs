@@ -358,9 +358,7 @@ impl ApprovalStore {
         let refused = |m: String| ApprovalError::Refused(m);
         token.verify_signature(key).map_err(refused)?;
         let c = &token.claims;
-        if c.nonce.is_empty() || c.nonce.len() > 64 || !c.nonce.chars().all(|ch| ch.is_ascii_hexdigit()) {
-            return Err(refused("the token's nonce is malformed".to_owned()));
-        }
+        check_nonce(&c.nonce)?;
         let (request, ()) = self
             .update(id, |request| {
                 check_decidable(request, &c.approver, &c.key_id, None)?;

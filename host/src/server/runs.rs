@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::problem::Problem;
-use crate::brokers::memory::{MemoryStore, Put, RecordMeta, Scope};
+use crate::brokers::memory::{MemoryStore, Put, Scope};
 use crate::governance::approvals::now_secs;
 use crate::governance::packs::Classification;
 
@@ -129,19 +129,7 @@ impl Runs {
             result: None,
         };
         if let Some(shared) = &self.shared {
-            let record = SharedRun {
-                id: id.clone(),
-                tenant: run.tenant.clone(),
-                owner: run.owner.clone(),
-                kind: kind.to_owned(),
-                component: run.component.clone(),
-                created_at: run.created_at,
-                lost_after: run.created_at.saturating_add(shared.lost_after),
-                status: None,
-                body: None,
-                parts: 0,
-            };
-            shared.write(&record).await.map_err(|e| {
+            shared.write(&shared.record(&run, None)).await.map_err(|e| {
                 Problem::new(
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -164,20 +152,10 @@ impl Runs {
     /// here ([`Runs::finish`]).
     pub async fn complete(&self, id: &str, status: u16, body: Value) {
         if let Some(shared) = &self.shared {
-            let head = self.runs.lock().ok().and_then(|runs| {
-                runs.iter().find(|r| r.id == id).map(|r| SharedRun {
-                    id: r.id.clone(),
-                    tenant: r.tenant.clone(),
-                    owner: r.owner.clone(),
-                    kind: r.kind.to_owned(),
-                    component: r.component.clone(),
-                    created_at: r.created_at,
-                    lost_after: r.created_at.saturating_add(shared.lost_after),
-                    status: Some(status),
-                    body: None,
-                    parts: 0,
-                })
-            });
+            let head =
+                self.runs.lock().ok().and_then(|runs| {
+                    runs.iter().find(|r| r.id == id).map(|r| shared.record(r, Some(status)))
+                });
             if let Some(mut head) = head
                 && let Err(e) = shared.write_answer(&mut head, &body).await
             {
@@ -295,19 +273,24 @@ fn shown(
 }
 
 impl Shared {
-    fn put(value: Vec<u8>) -> Put {
-        Put {
-            value,
-            expected_version: None,
-            ttl_seconds: Some(SHARED_TTL_SECS),
-            meta: RecordMeta {
-                classification: Classification::Confidential,
-                retention_days: None,
-                writer: "agenthost".to_owned(),
-                run_id: String::new(),
-                written_at: now_secs(),
-            },
+    /// `run` as other replicas read it (its answer, if any, added apart).
+    fn record(&self, run: &Run, status: Option<u16>) -> SharedRun {
+        SharedRun {
+            id: run.id.clone(),
+            tenant: run.tenant.clone(),
+            owner: run.owner.clone(),
+            kind: run.kind.to_owned(),
+            component: run.component.clone(),
+            created_at: run.created_at,
+            lost_after: run.created_at.saturating_add(self.lost_after),
+            status,
+            body: None,
+            parts: 0,
         }
+    }
+
+    fn put(value: Vec<u8>) -> Put {
+        Put::host(value, None, SHARED_TTL_SECS, Classification::Confidential)
     }
 
     async fn write(&self, run: &SharedRun) -> Result<(), String> {

@@ -5,7 +5,7 @@
 //! the rule, and nothing that happened.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1300,12 +1300,17 @@ async fn item20_https_goes_to_the_checked_address_with_the_names_certificate() {
 // 21. Per-minute quotas survive the process; numbers from guests and files
 //     never overflow.
 
-#[test]
-fn item21_per_minute_quotas_survive_the_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, data, work) = (dir.path().join("config"), dir.path().join("data"), dir.path().join("work"));
+/// Tenant acme with `write_low_per_minute = 2` (and `host_toml`, when
+/// given) under `dir/config`, and the kv-note tool (write-low) with its
+/// manifest; returns the config directory and the tool. Waits, if need be,
+/// so that the next few seconds fall in one wall-clock minute.
+fn write_low_quota_of_two(dir: &Path, host_toml: Option<&str>) -> (PathBuf, PathBuf) {
+    let (config, work) = (dir.join("config"), dir.join("work"));
     for d in [&config.join("tenants"), &work] {
         std::fs::create_dir_all(d).unwrap();
+    }
+    if let Some(host_toml) = host_toml {
+        std::fs::write(config.join("host.toml"), host_toml).unwrap();
     }
     std::fs::write(
         config.join("tenants/acme.toml"),
@@ -1322,19 +1327,32 @@ fn item21_per_minute_quotas_survive_the_process() {
         Requests { memory_namespaces: patterns(&["notes"]), ..requests(&["log", "memory"]) },
     );
     std::fs::write(work.join("kv_note.manifest.toml"), m.to_toml().unwrap()).unwrap();
-    // The three runs must fall in one wall-clock minute.
     let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 60;
     if second > 40 {
         std::thread::sleep(Duration::from_secs(61 - second));
     }
+    (config, wasm)
+}
+
+/// Three runs of the tool, the n-th on data directory `data(n)`: two pass,
+/// the third meets the quota.
+fn third_run_meets_the_quota(config: &Path, wasm: &Path, data: impl Fn(usize) -> PathBuf, why: &str) {
     let run = ["run", wasm.to_str().unwrap(), "--input", r#"{"key":"k","note":"n"}"#];
-    for _ in 0..2 {
-        let out = governed(&config, &data, &run);
+    for n in 0..2 {
+        let out = governed(config, &data(n), &run);
         assert!(out.status.success(), "{}", stderr_text(&out));
     }
-    let out = governed(&config, &data, &run);
-    assert_eq!(out.status.code(), Some(1), "a new process got a fresh minute");
+    let out = governed(config, &data(2), &run);
+    assert_eq!(out.status.code(), Some(1), "{why}");
     assert!(stderr_text(&out).contains("write_low_per_minute"), "{}", stderr_text(&out));
+}
+
+#[test]
+fn item21_per_minute_quotas_survive_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, wasm) = write_low_quota_of_two(dir.path(), None);
+    let data = dir.path().join("data");
+    third_run_meets_the_quota(&config, &wasm, |_| data.clone(), "a new process got a fresh minute");
 }
 
 /// The same with a DynamoDB memory backend and a data directory per run,
@@ -1343,50 +1361,18 @@ fn item21_per_minute_quotas_survive_the_process() {
 #[test]
 fn item21_per_minute_quotas_are_shared_through_dynamodb_across_environments() {
     let Some(endpoint) = crate::common::aws::endpoint() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (config, work) = (dir.path().join("config"), dir.path().join("work"));
-    for d in [&config.join("tenants"), &work] {
-        std::fs::create_dir_all(d).unwrap();
-    }
     let table = format!("quotas-{:08x}", rand::random::<u32>());
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let aws = crate::common::aws::config_for(&endpoint).await;
         agenthost::brokers::memory::create_table(&aws_sdk_dynamodb::Client::new(&aws), &table).await.unwrap();
     });
-    std::fs::write(
-        config.join("host.toml"),
-        format!(
-            "[aws]\nendpoint_url = \"{endpoint}\"\nregion = \"us-east-1\"\n[memory]\nbackend = \"dynamodb\"\ntable = \"{table}\"\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        config.join("tenants/acme.toml"),
-        "id = \"acme\"\n[quotas]\nwrite_low_per_minute = 2\n[grants]\nmemory_namespaces = [\"notes\"]\n",
-    )
-    .unwrap();
-    let wasm = work.join("kv_note.wasm");
-    std::fs::copy(artifacts::KV_NOTE, &wasm).unwrap();
-    let m = manifest(
-        artifacts::KV_NOTE,
-        "kv-note",
-        "tool",
-        Some(Tier::WriteLow),
-        Requests { memory_namespaces: patterns(&["notes"]), ..requests(&["log", "memory"]) },
+    let dir = tempfile::tempdir().unwrap();
+    let host_toml = format!(
+        "[aws]\nendpoint_url = \"{endpoint}\"\nregion = \"us-east-1\"\n[memory]\nbackend = \"dynamodb\"\ntable = \"{table}\"\n"
     );
-    std::fs::write(work.join("kv_note.manifest.toml"), m.to_toml().unwrap()).unwrap();
-    let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 60;
-    if second > 40 {
-        std::thread::sleep(Duration::from_secs(61 - second));
-    }
-    let run = ["run", wasm.to_str().unwrap(), "--input", r#"{"key":"k","note":"n"}"#];
-    for n in 0..2 {
-        let out = governed(&config, &dir.path().join(format!("data-{n}")), &run);
-        assert!(out.status.success(), "{}", stderr_text(&out));
-    }
-    let out = governed(&config, &dir.path().join("data-2"), &run);
-    assert_eq!(out.status.code(), Some(1), "another environment got a fresh minute");
-    assert!(stderr_text(&out).contains("write_low_per_minute"), "{}", stderr_text(&out));
+    let (config, wasm) = write_low_quota_of_two(dir.path(), Some(&host_toml));
+    let data = |n: usize| dir.path().join(format!("data-{n}"));
+    third_run_meets_the_quota(&config, &wasm, data, "another environment got a fresh minute");
 }
 
 #[tokio::test(flavor = "multi_thread")]

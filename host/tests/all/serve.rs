@@ -125,6 +125,22 @@ impl Served {
             .unwrap()
     }
 
+    /// Polls an async run (`location`) as `token` until it is no longer
+    /// running (or 10 s passed); every poll must find it.
+    pub(crate) async fn poll_run(&self, location: &str, token: &str) -> Value {
+        let mut run = Value::Null;
+        for _ in 0..200 {
+            let (status, body) = self.send(reqwest::Method::GET, location, Some(token), None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            run = body;
+            if run["status"] != "running" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        run
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
@@ -1095,16 +1111,8 @@ async fn replicas_on_one_memory_table_share_approvals_and_async_runs() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let run = accepted.expect("the second replica never took the calculator");
-    let mut polled = Value::Null;
-    for _ in 0..100 {
-        let (status, body) = served.send(reqwest::Method::GET, &run, Some(&user), None).await;
-        assert_eq!(status, StatusCode::OK, "the first replica does not know the run: {body}");
-        polled = body;
-        if polled["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // Polled on the first replica, which did not run it.
+    let polled = served.poll_run(&run, &user).await;
     assert_eq!(polled["status"], "succeeded", "{polled}");
     assert_eq!(polled["result"]["output"]["value"], 42, "{polled}");
     let other_user = served.token("uma", &["acme"], &["tenant-user"]);
@@ -1347,16 +1355,7 @@ async fn respond_async_answers_202_and_only_the_owner_polls_the_run() {
         served.send(reqwest::Method::GET, &location, Some(&other), None).await.0,
         StatusCode::NOT_FOUND
     );
-    let mut run = Value::Null;
-    for _ in 0..100 {
-        let (status, body) = served.send(reqwest::Method::GET, &location, Some(&user), None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        run = body;
-        if run["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let run = served.poll_run(&location, &user).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["result"]["output"]["version"], "1.0.0", "{run}");
 
@@ -1371,13 +1370,7 @@ async fn respond_async_answers_202_and_only_the_owner_polls_the_run() {
         .await
         .unwrap();
     let location = response.headers()["location"].to_str().unwrap().to_owned();
-    for _ in 0..100 {
-        run = served.send(reqwest::Method::GET, &location, Some(&user), None).await.1;
-        if run["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let run = served.poll_run(&location, &user).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["error"]["kind"], "invalid-input", "{run}");
     assert_eq!(run["http_status"], 400);

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use super::{MemoryError, MemoryStore, Put, RecordMeta, Scope, now_secs};
+use super::{MemoryError, MemoryStore, Put, Scope, now_secs};
 use crate::governance::ApprovalError;
 use crate::governance::approval_store::{ApprovalRecords, Pending, Stored, tenant_of};
 use crate::governance::packs::Classification;
@@ -64,19 +64,9 @@ impl MemoryApprovals {
         Ok(keys)
     }
 
-    fn put(value: Vec<u8>, expected: u64, keep_until: u64) -> Put {
-        Put {
-            value,
-            expected_version: Some(expected),
-            ttl_seconds: Some(keep_until.saturating_sub(now_secs()).max(1)),
-            meta: RecordMeta {
-                classification: Classification::Confidential,
-                retention_days: None,
-                writer: "agenthost".to_owned(),
-                run_id: String::new(),
-                written_at: now_secs(),
-            },
-        }
+    fn put(value: Vec<u8>, expected: Option<u64>, keep_until: u64) -> Put {
+        let ttl = keep_until.saturating_sub(now_secs()).max(1);
+        Put::host(value, expected, ttl, Classification::Confidential)
     }
 }
 
@@ -100,7 +90,7 @@ impl ApprovalRecords for MemoryApprovals {
         keep_until: u64,
     ) -> Pending<'a, Result<bool, ApprovalError>> {
         Box::pin(async move {
-            let put = Self::put(bytes, expected, keep_until);
+            let put = Self::put(bytes, Some(expected), keep_until);
             match self.store.put(SCOPE, &Self::request_key(id), put).await {
                 Ok(_) => Ok(true),
                 Err(MemoryError::Conflict { .. }) => Ok(false),
@@ -132,9 +122,7 @@ impl ApprovalRecords for MemoryApprovals {
         Box::pin(async move {
             let key = format!("parked/{id}");
             let done = if parked {
-                let mut put = Self::put(Vec::new(), 0, keep_until);
-                put.expected_version = None;
-                self.store.put(SCOPE, &key, put).await.map(|_| ())
+                self.store.put(SCOPE, &key, Self::put(Vec::new(), None, keep_until)).await.map(|_| ())
             } else {
                 self.store.delete(SCOPE, &key, None).await.map(|_| ())
             };
@@ -148,7 +136,7 @@ impl ApprovalRecords for MemoryApprovals {
 
     fn mark_used<'a>(&'a self, nonce: &'a str, keep_until: u64) -> Pending<'a, Result<bool, ApprovalError>> {
         Box::pin(async move {
-            let put = Self::put(Vec::new(), 0, keep_until);
+            let put = Self::put(Vec::new(), Some(0), keep_until);
             match self.store.put(SCOPE, &format!("used/{nonce}"), put).await {
                 Ok(_) => Ok(true),
                 Err(MemoryError::Conflict { .. }) => Ok(false),

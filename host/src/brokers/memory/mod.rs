@@ -76,6 +76,31 @@ pub struct Put {
     pub meta: RecordMeta,
 }
 
+impl Put {
+    /// A record the host keeps for itself (quota counts, delivery claims,
+    /// approvals, shared runs): written by `agenthost`, in no run, gone
+    /// after `ttl_seconds`.
+    pub fn host(
+        value: Vec<u8>,
+        expected_version: Option<u64>,
+        ttl_seconds: u64,
+        classification: Classification,
+    ) -> Put {
+        Put {
+            value,
+            expected_version,
+            ttl_seconds: Some(ttl_seconds),
+            meta: RecordMeta {
+                classification,
+                retention_days: None,
+                writer: "agenthost".to_owned(),
+                run_id: String::new(),
+                written_at: now_secs(),
+            },
+        }
+    }
+}
+
 /// One page of keys.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Page {

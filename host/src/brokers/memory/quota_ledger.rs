@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::{MemoryError, MemoryStore, Put, RecordMeta, Scope, now_secs};
+use super::{MemoryError, MemoryStore, Put, Scope};
 use crate::governance::QuotaLedger;
 use crate::governance::packs::Classification;
 
@@ -46,18 +46,7 @@ impl MemoryQuotaLedger {
                 return Ok(used);
             }
             let total = used.saturating_add(amount);
-            let put = Put {
-                value: total.to_string().into_bytes(),
-                expected_version: Some(version),
-                ttl_seconds: Some(120),
-                meta: RecordMeta {
-                    classification: Classification::Internal,
-                    retention_days: None,
-                    writer: "agenthost".to_owned(),
-                    run_id: String::new(),
-                    written_at: now_secs(),
-                },
-            };
+            let put = Put::host(total.to_string().into_bytes(), Some(version), 120, Classification::Internal);
             match self.store.put(scope, &key, put).await {
                 Ok(_) => return Ok(total),
                 Err(MemoryError::Conflict { .. }) => continue,
