@@ -13,7 +13,12 @@
 //!   is the body an HTTP 200 carries, and a problem becomes the function's
 //!   error (`errorType` its kind, `errorMessage` the problem+json). With
 //!   a `task_token` (a Step Functions `.waitForTaskToken` task) the
-//!   workflow gets the outcome through the token (`server::tasks`).
+//!   workflow gets the outcome through the token (`server::tasks`);
+//! - a scheduled event (an EventBridge schedule rule, or `{"settle":
+//!   true}`): paused workflows whose approval was decided elsewhere (the
+//!   CLI on the shared store) or expired are answered, as `serve`'s own
+//!   sweep does every 30 s. A deployment of Lambda alone needs the
+//!   schedule (the Terraform module makes it).
 
 use std::sync::Arc;
 
@@ -78,6 +83,7 @@ pub enum Trigger {
     Http,
     Sqs,
     Direct,
+    Schedule,
 }
 
 /// Tells the triggers apart by their shape.
@@ -93,6 +99,11 @@ pub fn trigger_of(payload: &Value) -> Option<Trigger> {
     }
     if payload.get("tenant").is_some() {
         return Some(Trigger::Direct);
+    }
+    let scheduled = payload.get("source").and_then(Value::as_str) == Some("aws.events")
+        && payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event");
+    if scheduled || payload.get("settle").and_then(Value::as_bool) == Some(true) {
+        return Some(Trigger::Schedule);
     }
     None
 }
@@ -155,9 +166,10 @@ impl Function {
             Some(Trigger::Http) => self.http(payload, context).await,
             Some(Trigger::Sqs) => self.sqs(payload).await,
             Some(Trigger::Direct) => self.direct(payload).await,
+            Some(Trigger::Schedule) => self.settle(context).await,
             None => Err(failure(
                 "invalid-input",
-                "not an event this function takes: an API Gateway, Function URL or ALB request, an SQS batch, or a direct call {\"tenant\", \"tool\"|\"agent\", \"input\"}",
+                "not an event this function takes: an API Gateway, Function URL or ALB request, an SQS batch, a direct call {\"tenant\", \"tool\"|\"agent\", \"input\"}, or a scheduled event",
             )),
         }
     }
@@ -197,6 +209,26 @@ impl Function {
             .map_err(|problem| failure(&problem.kind, problem.to_json().to_string()))
     }
 
+    /// A sweep of the paused workflows, none resumed past the deadline.
+    async fn settle(&self, context: Context) -> Result<Value, Diagnostic> {
+        // What is left of the invocation, a second kept for the answer.
+        let left = context
+            .deadline()
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+            .saturating_sub(std::time::Duration::from_secs(1));
+        let until = std::time::Instant::now() + left;
+        let sweep = self
+            .server
+            .settle_parked(Some(until))
+            .await
+            .map_err(|e| failure("unavailable", format!("cannot look for paused workflows: {e}")))?;
+        if sweep.deferred > 0 {
+            tracing::warn!(target: "agenthost::lambda", deferred = sweep.deferred, "paused workflows left for the next scheduled event: this invocation had not the time to resume them (the function's timeout must exceed the host's [limits] timeout by more than 10 s)");
+        }
+        serde_json::to_value(sweep).map_err(|e| failure("internal", e.to_string()))
+    }
+
     /// Each message in turn; the ones that failed come back to the queue.
     async fn sqs(&self, payload: Value) -> Result<Value, Diagnostic> {
         let batch: SqsBatch = serde_json::from_value(payload)
@@ -226,6 +258,22 @@ mod tests {
         assert_eq!((large.pool_instances, large.max_memory_bytes), (64, 1 << 30));
         // A nonsense size is taken as the nearest one Lambda allows.
         assert_eq!(engine_for(0).pool_instances, 4);
+    }
+
+    #[test]
+    fn triggers_are_told_apart_by_their_shape() {
+        let schedule = json!({ "source": "aws.events", "detail-type": "Scheduled Event", "detail": {} });
+        assert_eq!(trigger_of(&schedule), Some(Trigger::Schedule));
+        assert_eq!(trigger_of(&json!({ "settle": true })), Some(Trigger::Schedule));
+        assert_eq!(trigger_of(&json!({ "settle": "yes" })), None);
+        // Another EventBridge event is no schedule.
+        assert_eq!(trigger_of(&json!({ "source": "aws.events", "detail-type": "Order Placed" })), None);
+        // A direct call stays one, whatever else it carries.
+        let call = json!({ "tenant": "acme", "tool": "calculator", "input": {}, "settle": true });
+        assert_eq!(trigger_of(&call), Some(Trigger::Direct));
+        let batch = json!({ "Records": [{ "eventSource": "aws:sqs", "messageId": "m", "body": "" }] });
+        assert_eq!(trigger_of(&batch), Some(Trigger::Sqs));
+        assert_eq!(trigger_of(&json!({ "requestContext": {} })), Some(Trigger::Http));
     }
 
     #[test]

@@ -46,6 +46,7 @@ use admission::Admission;
 pub use auth::{Caller, Role, Verifier};
 pub use data::{DIRECT_PRINCIPAL, DirectCall};
 use problem::Problem;
+pub use tasks::Sweep;
 
 /// How long a server trusts the aliases it read: changes made by another
 /// host sharing the registry reach its routing within this.

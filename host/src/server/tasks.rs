@@ -15,10 +15,12 @@
 //!
 //! A decision through the HTTP API resumes at once; one made otherwise
 //! (`agenthost approvals approve` on the store) and expiries are found by
-//! [`Server::settle_due_tasks`] (through an index of parked requests),
-//! which `serve` runs every [`SETTLE_EVERY_SECS`] on a task of its own. The call is never run twice for one token: an
-//! answer that Step Functions does not take is logged, not retried by
-//! running the call again.
+//! a sweep of the parked requests ([`Server::settle_parked`], through an
+//! index of them): `serve` runs one every [`SETTLE_EVERY_SECS`] on a task
+//! of its own, `agenthost lambda` one per scheduled event (an EventBridge
+//! schedule), within the invocation's deadline. The call is never run
+//! twice for one token: an answer that Step Functions does not take is
+//! logged, not retried by running the call again.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,6 +36,11 @@ use crate::governance::approvals::{ApprovalRequest, Resume, Status, now_secs};
 pub const SETTLE_EVERY_SECS: u64 = 30;
 /// Parked workflows settled at once by the sweep.
 const SETTLING_AT_ONCE: usize = 4;
+/// Time kept for loading a resumed call, taking its token and answering
+/// the workflow, beside the host's call timeout.
+const RESUME_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// Time kept for answering a denied or expired workflow.
+const ANSWER_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 /// The longest task token taken (Step Functions' are at most 1024 bytes).
 const MAX_TOKEN_BYTES: usize = 2048;
 
@@ -137,13 +144,28 @@ impl Server {
     /// Whoever takes the parked token first does it; others find nothing.
     /// Returns whether this process answered one.
     pub async fn settle_task(self: &Arc<Self>, id: &str) -> bool {
-        let Some(store) = self.governance.approvals() else { return false };
+        self.settle_task_by(id, None).await == Settled::Answered
+    }
+
+    /// [`Server::settle_task`], leaving the workflow parked when it could
+    /// not be answered by `until`: an approved call needs the host's call
+    /// timeout (and a margin) to run, a denial or an expiry one answer.
+    async fn settle_task_by(self: &Arc<Self>, id: &str, until: Option<std::time::Instant>) -> Settled {
+        let Some(store) = self.governance.approvals() else { return Settled::NotDue };
+        if let Some(until) = until {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            let approved = matches!(store.get(id).await, Ok(request) if request.status == Status::Approved);
+            let needs = if approved { self.resume_budget() } else { ANSWER_BUDGET };
+            if left < needs {
+                return if approved || left < ANSWER_BUDGET { Settled::Deferred } else { Settled::NotDue };
+            }
+        }
         let (request, resume) = match store.take_resume(id).await {
             Ok(Some(taken)) => taken,
-            Ok(None) => return false,
+            Ok(None) => return Settled::NotDue,
             Err(e) => {
                 tracing::warn!(target: "agenthost::tasks", request = id, error = %e, "cannot take a parked workflow");
-                return false;
+                return Settled::NotDue;
             }
         };
         let outcome = self.resumed(&request, &resume).await;
@@ -156,10 +178,16 @@ impl Server {
             && store.attach_resume(id, resume.clone()).await.is_ok()
         {
             tracing::info!(target: "agenthost::tasks", request = id, kind = %problem.kind, "a resumed call waits for the next sweep");
-            return true;
+            return Settled::Answered;
         }
         self.answer_task(&resume.task_token, outcome.as_ref()).await;
-        true
+        Settled::Answered
+    }
+
+    /// What resuming an approved call may take: the host's wall-clock
+    /// limit, and a margin for loading it, taking the token and answering.
+    fn resume_budget(&self) -> std::time::Duration {
+        self.host.default_limits().timeout + RESUME_MARGIN
     }
 
     /// What a parked workflow's call comes to once its request is settled.
@@ -221,24 +249,68 @@ impl Server {
         {
             return;
         }
-        let Some(store) = self.governance.approvals() else { return };
-        let parked = match store.parked().await {
-            Ok(parked) => parked,
-            Err(e) => {
-                tracing::warn!(target: "agenthost::tasks", error = %e, "cannot look for parked workflows");
-                return;
-            }
-        };
-        // A few at a time, each on a task of its own (a resumed call may
-        // take its whole deadline).
+        if let Err(e) = self.settle_parked(None).await {
+            tracing::warn!(target: "agenthost::tasks", error = %e, "cannot look for parked workflows");
+        }
+    }
+
+    /// One sweep of the parked workflows: each whose request is decided or
+    /// expired is answered (a few at a time, each on a task of its own: a
+    /// resumed call may take its whole deadline). With `until` (a Lambda
+    /// invocation's deadline), no approved call is resumed with less than
+    /// the host's call timeout + 10 s left, nor a denial or expiry
+    /// answered with less than 3 s: those wait for the next sweep.
+    ///
+    /// # Errors
+    ///
+    /// When the parked workflows cannot be listed.
+    pub async fn settle_parked(self: &Arc<Self>, until: Option<std::time::Instant>) -> Result<Sweep, String> {
+        let Some(store) = self.governance.approvals() else { return Ok(Sweep::default()) };
+        let parked = store.parked().await.map_err(|e| e.to_string())?;
+        let mut sweep = Sweep { parked: parked.len(), ..Sweep::default() };
         let mut settling = tokio::task::JoinSet::new();
+        fn count(sweep: &mut Sweep, done: Option<Result<Settled, tokio::task::JoinError>>) {
+            match done {
+                Some(Ok(Settled::Answered)) => sweep.answered += 1,
+                Some(Ok(Settled::Deferred)) => sweep.deferred += 1,
+                _ => {}
+            }
+        }
         for id in parked {
             while settling.len() >= SETTLING_AT_ONCE {
-                settling.join_next().await;
+                let done = settling.join_next().await;
+                count(&mut sweep, done);
             }
             let server = self.clone();
-            settling.spawn(async move { server.settle_task(&id).await });
+            settling.spawn(async move { server.settle_task_by(&id, until).await });
         }
-        while settling.join_next().await.is_some() {}
+        while let Some(done) = settling.join_next().await {
+            count(&mut sweep, Some(done));
+        }
+        Ok(sweep)
     }
+}
+
+/// What became of one parked workflow in a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Answered (or, approved and met with 429/503, parked again for the next sweep).
+    Answered,
+    /// Due, but left for the next sweep: not enough time was left.
+    Deferred,
+    /// Still pending, or taken by another process.
+    NotDue,
+}
+
+/// What one sweep of the parked workflows did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Sweep {
+    /// Requests marked as holding a paused workflow.
+    pub parked: usize,
+    /// Workflows this sweep answered (or resumed; a resumed call that met
+    /// 429/503 waits for the next sweep and counts here too).
+    pub answered: usize,
+    /// Decided or expired, and left for the next sweep: not enough time
+    /// was left to resume (or answer) them.
+    pub deferred: usize,
 }

@@ -493,3 +493,170 @@ async fn the_package_script_builds_a_zip_whose_bootstrap_serves_from_its_bundle(
     let answer = response(lambda.invoke(json!({ "tenant": "acme", "tool": "versioned", "input": {} })).await);
     assert_eq!(answer["output"]["version"], "1.0.0", "{answer}");
 }
+
+/// Runs `agenthost approvals approve|deny ID --as NAME --key KEY` on the
+/// shared store of `config`, from a data directory of its own (no process
+/// that holds the paused workflow is involved).
+fn decide_on_the_store(served: &Served, config: &std::path::Path, verb: &str, id: &str, approver: usize) {
+    let (name, key) = &served.approvers[approver];
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("approver.key");
+    std::fs::write(&key_file, key.private_pem().unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agenthost"))
+        .args(["approvals", verb, id, "--as", name, "--key"])
+        .arg(&key_file)
+        .env("AGENTHOST_CONFIG", config)
+        .env("AGENTHOST_DATA_DIR", dir.path())
+        .env_remove("AGENTHOST_KEY_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "approvals {verb}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_event_answers_paused_workflows_decided_on_the_store() {
+    use aws_sdk_sfn::types::ExecutionStatus;
+    let Some(config) = crate::common::aws::moto().await else { return };
+    let endpoint = crate::common::aws::endpoint().unwrap();
+    let configured = reqwest::Client::new()
+        .post(format!("{endpoint}/moto-api/config"))
+        .json(&json!({ "stepfunctions": { "execute_state_machine": true } }))
+        .send()
+        .await
+        .unwrap();
+    assert!(configured.status().is_success(), "moto's config API: {}", configured.status());
+    let name = format!("settle-{:08x}", rand::random::<u32>());
+    agenthost::brokers::memory::create_table(&aws_sdk_dynamodb::Client::new(&config), &name).await.unwrap();
+
+    // The registry comes from a server (its own approvals in files: it
+    // never sees the function's); the function keeps its approvals in
+    // DynamoDB and is the only process with a Step Functions client.
+    let served = Served::start("");
+    let deployer = served.token("dana", &["acme"], &["deployer"]);
+    served.publish_stable(&deployer, artifacts::REFUND, "refund", "0.1.0", super::serve::REFUND_HEAD).await;
+    let work = tempfile::tempdir().unwrap();
+    let function = work.path().join("config");
+    function_config(&served, &function, None);
+    let mut toml = std::fs::read_to_string(function.join("host.toml")).unwrap();
+    toml.push_str(&format!(
+        "\n[aws]\nendpoint_url = \"{endpoint}\"\nregion = \"us-east-1\"\n[memory]\nbackend = \"dynamodb\"\ntable = \"{name}\"\n"
+    ));
+    std::fs::write(function.join("host.toml"), toml).unwrap();
+    let lambda =
+        Lambda::launch(&function, Some(&served.data().join("registry")), Some(&served.data().join("keys")))
+            .await;
+
+    // A workflow whose task hands its token to agenthost: the message a
+    // `.waitForTaskToken` task sends (through SQS here: moto cannot run a
+    // Lambda function) becomes the function's direct invoke.
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue_url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let definition = json!({
+        "StartAt": "Refund",
+        "States": { "Refund": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": queue_url,
+                "MessageBody": { "tenant": "acme", "tool": "refund", "input.$": "$", "principal": "workflow", "task_token.$": "$$.Task.Token" }
+            },
+            "End": true
+        } }
+    });
+    let machine = sfn
+        .create_state_machine()
+        .name(name.clone())
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/agenthost-workflow")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    let status = |execution: String| {
+        let sfn = sfn.clone();
+        async move { sfn.describe_execution().execution_arn(execution).send().await.unwrap() }
+    };
+    // moto applies an answered token on a thread of its own: a moment later.
+    let finished = |execution: String| {
+        let sfn = sfn.clone();
+        async move {
+            for _ in 0..100 {
+                let described = sfn.describe_execution().execution_arn(&execution).send().await.unwrap();
+                if described.status != ExecutionStatus::Running {
+                    return described;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the workflow {execution} was not answered");
+        }
+    };
+    // Starts a refund and hands its task to the function; returns the
+    // execution and the approval request it now waits on.
+    let paused = |order: &'static str| {
+        let (sfn, sqs, machine, queue_url, lambda) = (&sfn, &sqs, &machine, &queue_url, &lambda);
+        async move {
+            let input =
+                json!({ "order_id": order, "amount_cents": 900, "currency": "EUR", "card_last4": "4242" });
+            let execution = sfn
+                .start_execution()
+                .state_machine_arn(machine)
+                .name(format!("run-{order}"))
+                .input(input.to_string())
+                .send()
+                .await
+                .unwrap()
+                .execution_arn;
+            let mut body = None;
+            for _ in 0..100 {
+                let received = sqs.receive_message().queue_url(queue_url).send().await.unwrap();
+                if let Some(message) = received.messages.unwrap_or_default().into_iter().next() {
+                    let handle = message.receipt_handle.unwrap_or_default();
+                    sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await.unwrap();
+                    body = message.body;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let task: Value = serde_json::from_str(&body.expect("the task's message")).unwrap();
+            let answer = response(lambda.invoke(task).await);
+            assert_eq!(answer["status"], "waiting-for-approval", "{answer}");
+            (execution, answer["approval_request"].as_str().unwrap().to_owned())
+        }
+    };
+    let settle = || async {
+        response(lambda.invoke(json!({
+        "version": "0", "id": "5e2a3c9d-0000-0000-0000-000000000000", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "000000000000", "time": "2026-12-02T10:00:00Z",
+        "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:000000000000:rule/agenthost-settle"],
+        "detail": {}
+    })).await)
+    };
+
+    let (approved, approved_id) = paused("S-1").await;
+    let (denied, denied_id) = paused("S-2").await;
+    // Nothing decided yet: the sweep leaves both waiting.
+    let sweep = settle().await;
+    assert_eq!(sweep, json!({ "parked": 2, "answered": 0, "deferred": 0 }), "{sweep}");
+    assert_eq!(status(approved.clone()).await.status, ExecutionStatus::Running);
+
+    // Decided with the CLI on the shared store: no process is told.
+    decide_on_the_store(&served, &function, "approve", &approved_id, 0);
+    decide_on_the_store(&served, &function, "deny", &denied_id, 1);
+    assert_eq!(status(approved.clone()).await.status, ExecutionStatus::Running);
+    // The next scheduled event resumes the approved call in the function
+    // and answers both workflows.
+    let sweep = settle().await;
+    assert_eq!(sweep, json!({ "parked": 2, "answered": 2, "deferred": 0 }), "{sweep}");
+    let done = finished(approved).await;
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+    let output: Value = serde_json::from_str(done.output.as_deref().unwrap()).unwrap();
+    assert_eq!(output["output"]["refunded"]["order_id"], "S-1", "{output}");
+    let done = finished(denied).await;
+    assert_eq!(done.status, ExecutionStatus::Failed, "{done:?}");
+    assert_eq!(done.error.as_deref(), Some("agenthost.denied"), "{done:?}");
+    // Answered once: the parked index is empty.
+    assert_eq!(settle().await, json!({ "parked": 0, "answered": 0, "deferred": 0 }));
+    // `{"settle": true}` is the same event, for a schedule with a constant input.
+    assert_eq!(response(lambda.invoke(json!({ "settle": true })).await)["parked"], 0);
+}

@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 const ISSUER: &str = "agenthost-test";
 /// The refund tool's manifest past its name, version and digest: write-high.
-const REFUND_HEAD: &str = "world = \"tool\"\nrisk_tier = \"write-high\"\n[requests]\ninterfaces = [\"log\", \"memory\"]\nmemory_namespaces = [\"refunds\"]\n";
+pub(crate) const REFUND_HEAD: &str = "world = \"tool\"\nrisk_tier = \"write-high\"\n[requests]\ninterfaces = [\"log\", \"memory\"]\nmemory_namespaces = [\"refunds\"]\n";
 
 /// A server process with its own config and data directories.
 pub(crate) struct Served {
