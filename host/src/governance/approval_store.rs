@@ -6,7 +6,7 @@
 //! live. Two places:
 //!
 //! - [`FileRecords`], under `<data-dir>/approvals/` (`requests/<id>.json`,
-//!   `consumed/<token-nonce>`): one machine — the CLI and a server sharing
+//!   `consumed/<token-nonce>`, `waiting/<id>` holding its expiry): one machine — the CLI and a server sharing
 //!   a data directory. A token's use is an exclusive create, so it holds
 //!   across processes; a decision is a read-modify-write serialised in the
 //!   process.
@@ -44,6 +44,9 @@ pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub const KEPT_AFTER_SECS: u64 = 7 * 24 * 60 * 60;
 /// The most requests a listing reads.
 pub const MAX_LISTED: usize = 1000;
+/// Requests a tenant may have waiting for decisions at once, unless its
+/// `[quotas] pending_approvals` says otherwise.
+pub const DEFAULT_WAITING: usize = 100;
 /// How often a decision is tried again when another process wrote first.
 const ATTEMPTS: usize = 8;
 
@@ -90,6 +93,20 @@ pub trait ApprovalRecords: Send + Sync {
 
     /// Ids of requests marked as holding a paused workflow, at most `limit`.
     fn parked(&self, limit: usize) -> Pending<'_, Result<Vec<String>, ApprovalError>>;
+
+    /// Marks (`true`, until `expires_at`) or unmarks request `id` as waiting
+    /// for decisions.
+    fn set_waiting<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        waiting: bool,
+        expires_at: u64,
+    ) -> Pending<'a, Result<(), ApprovalError>>;
+
+    /// How many of `tenant`'s requests wait for decisions (marked and not
+    /// expired), counted up to `limit`.
+    fn waiting<'a>(&'a self, tenant: &'a str, limit: usize) -> Pending<'a, Result<usize, ApprovalError>>;
 
     /// Marks a token's nonce used; `Ok(false)` when it already was.
     fn mark_used<'a>(&'a self, nonce: &'a str, keep_until: u64) -> Pending<'a, Result<bool, ApprovalError>>;
@@ -170,17 +187,27 @@ impl ApprovalStore {
         })
     }
 
-    /// Records a new pending request, signed with `host_key` when given.
+    /// Records a new pending request, signed with `host_key` when given,
+    /// unless its tenant has `at_most` requests waiting for decisions
+    /// already (a tenant's calls cannot bury its approvers, or fill the
+    /// store, with requests nobody will read). The count is read before the
+    /// write: calls that need approval at the very same moment (across
+    /// replicas) may pass the bound by as many as they are.
     ///
     /// # Errors
     ///
-    /// When it cannot be encoded or written.
+    /// [`ApprovalError::TooMany`] at the bound; when it cannot be encoded
+    /// or written.
     pub async fn create_signed(
         &self,
         mut request: ApprovalRequest,
         host_key: Option<&KeyPair>,
+        at_most: usize,
     ) -> Result<ApprovalRequest, ApprovalError> {
         let records = self.records()?;
+        if records.waiting(&request.tenant, at_most).await? >= at_most {
+            return Err(ApprovalError::TooMany { tenant: request.tenant.clone(), limit: at_most });
+        }
         for _ in 0..ATTEMPTS {
             // The tenant is part of the id, so a shared store keeps each
             // tenant's requests apart (one tenant's many requests never
@@ -197,19 +224,27 @@ impl ApprovalStore {
             let bytes = encode(&request)?;
             let keep = keep_until(&request);
             if records.store(&request.id, bytes, 0, keep).await? {
+                if let Err(e) =
+                    records.set_waiting(&request.tenant, &request.id, true, request.expires_at).await
+                {
+                    // The request stands (its call was refused for want of
+                    // it); only the bound undercounts until it expires.
+                    tracing::warn!(target: "agenthost::approvals", id = %request.id, error = %e, "a new approval request is not counted as waiting");
+                }
                 return Ok(request);
             }
         }
         Err(ApprovalError::Internal("cannot find a free approval request id".to_owned()))
     }
 
-    /// [`ApprovalStore::create_signed`] without a host key.
+    /// [`ApprovalStore::create_signed`] without a host key, bounded by
+    /// [`DEFAULT_WAITING`].
     ///
     /// # Errors
     ///
     /// As [`ApprovalStore::create_signed`].
     pub async fn create(&self, request: ApprovalRequest) -> Result<ApprovalRequest, ApprovalError> {
-        self.create_signed(request, None).await
+        self.create_signed(request, None, DEFAULT_WAITING).await
     }
 
     async fn load(&self, id: &str) -> Result<(ApprovalRequest, u64), ApprovalError> {
@@ -301,6 +336,11 @@ impl ApprovalStore {
             let bytes = encode(&request)?;
             let keep = keep_until(&request);
             if records.store(id, bytes, version, keep).await? {
+                if request.status != Status::Pending
+                    && let Err(e) = records.set_waiting(&request.tenant, id, false, 0).await
+                {
+                    tracing::warn!(target: "agenthost::approvals", id, error = %e, "a decided request still counts as waiting until it expires");
+                }
                 return Ok((request, out));
             }
         }
@@ -635,7 +675,7 @@ impl FileRecords {
     ///
     /// When the directories cannot be created.
     pub fn open(dir: &Path) -> Result<Self, ApprovalError> {
-        for sub in ["requests", "consumed", "parked"] {
+        for sub in ["requests", "consumed", "parked", "waiting"] {
             std::fs::create_dir_all(dir.join(sub))
                 .map_err(|e| ApprovalError::io("create the approvals store at", dir, e))?;
         }
@@ -762,6 +802,69 @@ impl ApprovalRecords for FileRecords {
                 }
                 _ => Ok(()),
             }
+        })
+    }
+
+    fn set_waiting<'a>(
+        &'a self,
+        _tenant: &'a str,
+        id: &'a str,
+        waiting: bool,
+        expires_at: u64,
+    ) -> Pending<'a, Result<(), ApprovalError>> {
+        Box::pin(async move {
+            check_id(id)?;
+            let path = self.dir.join("waiting").join(id);
+            let done = if waiting {
+                // Whole or not at all: a count never reads a half-written mark.
+                let tmp = self
+                    .dir
+                    .join("waiting")
+                    .join(format!(".{id}.{}", hex::encode(rand::random::<[u8; 4]>())));
+                std::fs::write(&tmp, expires_at.to_string()).and_then(|()| std::fs::rename(&tmp, &path))
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match done {
+                Err(e) if waiting || e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(ApprovalError::io("mark a waiting request at", path, e))
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn waiting<'a>(&'a self, tenant: &'a str, limit: usize) -> Pending<'a, Result<usize, ApprovalError>> {
+        Box::pin(async move {
+            let dir = self.dir.join("waiting");
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(ApprovalError::io("read", &dir, e)),
+            };
+            let now = now_secs();
+            let mut count = 0;
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name();
+                if name.to_str().is_none_or(|id| tenant_of(id) != Some(tenant)) {
+                    continue;
+                }
+                // A mark names its expiry; an expired one goes. One that
+                // does not read counts (the bound errs on the safe side).
+                let until =
+                    std::fs::read_to_string(entry.path()).ok().and_then(|t| t.trim().parse::<u64>().ok());
+                if let Some(until) = until
+                    && until <= now
+                {
+                    let _ = std::fs::remove_file(entry.path());
+                    continue;
+                }
+                count += 1;
+                if count >= limit {
+                    break;
+                }
+            }
+            Ok(count)
         })
     }
 

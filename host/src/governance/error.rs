@@ -34,6 +34,11 @@ pub enum ApprovalError {
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Internal(String),
+    /// The tenant has as many requests waiting for decisions as it may.
+    #[error(
+        "tenant `{tenant}` has {limit} approval requests waiting for decisions (quota pending_approvals): decide or let some expire first"
+    )]
+    TooMany { tenant: String, limit: usize },
 }
 
 impl ApprovalError {
@@ -43,6 +48,7 @@ impl ApprovalError {
             ApprovalError::BadId(_) | ApprovalError::NotFound(_) => ErrorKind::NotFound,
             ApprovalError::Refused(_) => ErrorKind::Denied,
             ApprovalError::Unavailable(_) => ErrorKind::Unavailable,
+            ApprovalError::TooMany { .. } => ErrorKind::LimitExceeded,
             ApprovalError::Corrupt { .. } | ApprovalError::Io { .. } | ApprovalError::Internal(_) => {
                 ErrorKind::Internal
             }

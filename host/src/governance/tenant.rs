@@ -99,6 +99,9 @@ pub struct Quotas {
     pub memory_pool_bytes: Option<u64>,
     /// Worker threads of the tenant's own pool (`namespace` isolation; default 2).
     pub workers: Option<u32>,
+    /// Approval requests waiting for decisions at once (default 100): a
+    /// call that would make one more is refused (`limit-exceeded`).
+    pub pending_approvals: Option<u32>,
 }
 
 /// What a tenant's components may be granted at most.

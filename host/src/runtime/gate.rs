@@ -6,9 +6,9 @@
 use crate::audit;
 use crate::capabilities::{CallContext, Refusal, World};
 use crate::error::{ErrorKind, InvokeError};
-use crate::governance::Tier;
 use crate::governance::approvals::{self, ApprovalRequest, CallBinding, Selection, Status};
 use crate::governance::policy::{Action, EntityRef, Query, Value as PolicyValue, tier_rank};
+use crate::governance::{ApprovalError, Tier, approval_store};
 
 use super::context::{CallInput, Principal};
 use super::{HostInner, Kind, LoadedComponent};
@@ -205,8 +205,20 @@ impl HostInner {
                     resume: None,
                 },
                 self.request_key.as_ref(),
+                tenant
+                    .config
+                    .quotas
+                    .pending_approvals
+                    .map_or(approval_store::DEFAULT_WAITING, |n| n as usize),
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                ApprovalError::TooMany { limit, .. } => {
+                    let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+                    InvokeError::from(e).with_limit("pending_approvals", limit)
+                }
+                e => InvokeError::from(e),
+            })?;
         call.issued(&request.id);
         let hint = if tenant.approvers.len() < needed {
             format!(

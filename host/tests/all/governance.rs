@@ -592,6 +592,39 @@ async fn a_broken_approvals_store_is_an_internal_failure_not_a_refusal() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_has_at_most_its_quota_of_requests_waiting_for_decisions() {
+    let setup = Setup::new("");
+    let tenant_file = setup.config.path().join("tenants/acme.toml");
+    let text = std::fs::read_to_string(&tenant_file).unwrap();
+    std::fs::write(&tenant_file, text.replace("[quotas]\n", "[quotas]\npending_approvals = 2\n")).unwrap();
+    let host = setup.host();
+    let refund = refund_tool(&host).await;
+    let input = |n: u32| json!({"order_id": format!("ORD-{n}"), "amount_cents": 100 + n, "currency": "EUR"});
+    let first = host.invoke_tool_with(&refund, &input(1), &as_user("carol")).await.unwrap_err();
+    let second = host.invoke_tool_with(&refund, &input(2), &as_user("carol")).await.unwrap_err();
+    assert_eq!((first.kind, second.kind), (ErrorKind::ApprovalRequired, ErrorKind::ApprovalRequired));
+
+    // A third waiting request is one too many: refused, nothing recorded.
+    let err = host.invoke_tool_with(&refund, &input(3), &as_user("carol")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::LimitExceeded, "{err}");
+    assert!(err.message.contains("pending_approvals") && err.message.contains("acme"), "{err}");
+    assert_eq!(err.limit.map(|l| (l.name, l.value)), Some(("pending_approvals", 2)), "{err}");
+    let store = host.governance().approvals().unwrap();
+    assert_eq!(store.list(Some("acme")).await.unwrap().len(), 2);
+
+    // Deciding one frees its place, whichever way it went.
+    let id = first.approval_request.unwrap();
+    store.decide(&id, &approver("alice", &key(&setup, "alice")), false, "no", 600).await.unwrap();
+    let third = host.invoke_tool_with(&refund, &input(3), &as_user("carol")).await.unwrap_err();
+    assert_eq!(third.kind, ErrorKind::ApprovalRequired, "{third}");
+    let err = host.invoke_tool_with(&refund, &input(4), &as_user("carol")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::LimitExceeded, "{err}");
+
+    // Another tenant's bound is its own.
+    assert_eq!(store.list(Some("globex")).await.unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn write_high_needs_one_token_bound_to_the_call() {
     let setup = Setup::new("");
     let host = setup.host();

@@ -6,7 +6,9 @@
 //! Records live in a scope no tenant can name (tenant ids are
 //! `[a-z0-9-]`, this one starts with `@`), under `request/<tenant>/<id>`
 //! (each tenant's listing is a prefix of its own), `used/<nonce>` and
-//! `parked/<id>` (requests a paused workflow waits on). A decision is a compare-and-set on the request's
+//! `parked/<id>` (requests a paused workflow waits on) and
+//! `waiting/<tenant>/<id>` (requests not decided yet, until they expire:
+//! what a tenant's bound on waiting requests counts). A decision is a compare-and-set on the request's
 //! version; a token's use is a write only if absent; both expire through
 //! the backend's TTL once nobody can use them.
 
@@ -132,6 +134,29 @@ impl ApprovalRecords for MemoryApprovals {
 
     fn parked(&self, limit: usize) -> Pending<'_, Result<Vec<String>, ApprovalError>> {
         Box::pin(async move { self.keys("parked/", limit).await })
+    }
+
+    fn set_waiting<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        waiting: bool,
+        expires_at: u64,
+    ) -> Pending<'a, Result<(), ApprovalError>> {
+        Box::pin(async move {
+            let key = format!("waiting/{tenant}/{id}");
+            // The mark lives as long as the request can be decided.
+            let done = if waiting {
+                self.store.put(SCOPE, &key, Self::put(Vec::new(), None, expires_at)).await.map(|_| ())
+            } else {
+                self.store.delete(SCOPE, &key, None).await.map(|_| ())
+            };
+            done.map_err(|e| self.failed(&e))
+        })
+    }
+
+    fn waiting<'a>(&'a self, tenant: &'a str, limit: usize) -> Pending<'a, Result<usize, ApprovalError>> {
+        Box::pin(async move { Ok(self.keys(&format!("waiting/{tenant}/"), limit).await?.len()) })
     }
 
     fn mark_used<'a>(&'a self, nonce: &'a str, keep_until: u64) -> Pending<'a, Result<bool, ApprovalError>> {
