@@ -19,7 +19,9 @@
 //! Both run against the same in-bench Runtime API, one process per sample.
 //! Prints the medians and their ratio. The target for `agenthost`:
 //! ≤ 20 ms (Rust on Lambda reports 18–22 ms init for a bare function).
-//! Run: `cargo bench -p agenthost --bench coldstart`.
+//! Run: `cargo bench -p agenthost --bench coldstart`; with
+//! `AGENTHOST_COLDSTART_PHASES=1`, each agenthost sample also prints its
+//! startup phases (milliseconds since `main`) on stderr.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -117,7 +119,11 @@ impl RuntimeApi {
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/agenthost")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("AGENTHOST_COLDSTART_PHASES").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("spawn the function");
         self.api.arrived.notify_waiters();
@@ -238,6 +244,9 @@ fn coldstart(c: &mut Criterion) {
     let agenthost_samples = Mutex::new(Vec::new());
     let plain_samples = Mutex::new(Vec::new());
 
+    // `AGENTHOST_COLDSTART_PHASES=1`: agenthost logs where its startup
+    // goes (stderr, `agenthost::startup` at debug) for each sample.
+    let phases = std::env::var_os("AGENTHOST_COLDSTART_PHASES").is_some();
     let mut group = c.benchmark_group("coldstart");
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(5));
@@ -252,6 +261,9 @@ fn coldstart(c: &mut Criterion) {
                     .env("AGENTHOST_CONFIG", &setup.function_config)
                     .env("AGENTHOST_DATA_DIR", data.path())
                     .env("AGENTHOST_KEY_DIR", &setup.keys);
+                if phases {
+                    command.env("AGENTHOST_LOG", "agenthost::startup=debug");
+                }
                 let (took, answer) = api.cold_start(&mut command);
                 assert!(answer.contains("\"value\":79"), "agenthost answered {answer}");
                 agenthost_samples.lock().unwrap().push(took);

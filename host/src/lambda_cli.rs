@@ -66,11 +66,20 @@ pub async fn lambda(
     let backends = Arc::new(backends);
     let function = Arc::new(Function::new(server));
     let evidence = backends.clone();
+    crate::startup_phase("function ready: asking for the first event");
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let handler = service_fn(move |event: LambdaEvent<Value>| {
-        let (function, evidence) = (function.clone(), evidence.clone());
+        let (function, evidence, first) = (function.clone(), evidence.clone(), first.clone());
         async move {
+            let first = first.swap(false, std::sync::atomic::Ordering::Relaxed);
+            if first {
+                crate::startup_phase("first event received");
+            }
             let deadline = event.context.deadline();
             let answer = function.handle(event.payload, event.context).await;
+            if first {
+                crate::startup_phase("first event handled");
+            }
             // The environment may be frozen or reclaimed once this answer
             // is sent: its /tmp is not evidence, so this invocation's
             // records are sealed and shipped first, within its deadline (a
@@ -83,6 +92,9 @@ pub async fn lambda(
                 .saturating_sub(std::time::Duration::from_secs(1));
             if let Err(e) = evidence.seal_and_ship_within(left).await {
                 tracing::error!(target: "agenthost::lambda", error = %e, "the audit segment of this invocation is not in S3 yet");
+            }
+            if first {
+                crate::startup_phase("first segment sealed: answering");
             }
             answer
         }

@@ -208,7 +208,19 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// When `main` began: startup phases are logged (at debug, target
+/// `agenthost::startup`) as milliseconds since then, so an operator can
+/// see where a cold start goes.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Logs that startup reached `phase`.
+pub(crate) fn startup_phase(phase: &'static str) {
+    let ms = STARTED.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(target: "agenthost::startup", phase, ms = format_args!("{ms:.2}"), "startup");
+}
+
 fn main() -> ExitCode {
+    STARTED.get_or_init(std::time::Instant::now);
     // A Lambda `bootstrap` starts with no arguments.
     let cli = if std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         Cli::parse_from(["agenthost", "lambda"])
@@ -332,8 +344,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             done(server_cli::serve(args, cache_dir, governance, &data, &host_keys).await)
         }
         Command::Lambda => {
+            startup_phase("arguments and logging");
             let governance = governance()?;
+            startup_phase("governance loaded");
             let host_keys = keys.load(governance.settings()).await?;
+            startup_phase("keys read");
             done(lambda_cli::lambda(cache_dir, governance, &data, &host_keys).await)
         }
         Command::Bundle(args) => {

@@ -40,7 +40,7 @@ impl InputSchema {
         for error in errors {
             total += 1;
             if problems.len() < MAX_REPORTED {
-                let path = error.instance_path.to_string();
+                let path = error.instance_path().to_string();
                 let at = if path.is_empty() { "the input".to_owned() } else { format!("field `{path}`") };
                 problems.push(format!("{at}: {error}"));
             }

@@ -84,8 +84,10 @@ pub async fn build(
         }
         host_settings.audit.stream = Some(stream);
     }
+    crate::startup_phase("token issuers read");
     let backends =
         Backends::open(&host_settings, &tenants, data, &keys.audit).await.map_err(|e| anyhow!(e))?;
+    crate::startup_phase("backends open");
     let mut config = backends.host_config(HostConfig { cache_dir, ..HostConfig::default() });
     config.limits = config.limits.with_settings(&governance.settings().limits);
     match options.engine {
@@ -114,6 +116,7 @@ pub async fn build(
     config.egress_ca = governance.egress_ca().map_err(|e| anyhow!(e))?;
     config.governance = Some(governance.clone());
     let host = Arc::new(Host::new(config).map_err(|e| anyhow!("cannot start the host: {e}"))?);
+    crate::startup_phase("engine and host made");
     let registry = registry(data, &governance).await?;
     let server = Server::new(ServerParts {
         memory: Some(backends.memory.clone()),
@@ -126,7 +129,9 @@ pub async fn build(
         verifier,
         request_key: Some(keys.audit.public()),
     });
+    crate::startup_phase("registry and server made");
     server.warm_up().await;
+    crate::startup_phase("stable versions loaded");
     server.subscribe_all().map_err(|e| anyhow!(e))?;
     Ok(Built { server, backends, settings })
 }
