@@ -23,7 +23,7 @@ if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/kubernetes-validate" ]; the
     step "Installing kubernetes-validate and checkov (PyPI) into $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
-    "$venv/bin/pip" install --quiet kubernetes-validate checkov
+    "$venv/bin/pip" install --quiet "kubernetes-validate==1.37.0" "checkov==3.3.30"   # pinned: a new release brings new checks
 fi
 
 rm -rf "$out" && mkdir -p "$out"
