@@ -6,6 +6,8 @@
 
 data "aws_partition" "current" {}
 
+data "aws_caller_identity" "current" {}
+
 locals {
   name_prefix   = "agenthost-${var.environment}"
   function_name = "${local.name_prefix}-runtime"
@@ -13,8 +15,16 @@ locals {
   with_rosa     = contains(var.runtimes, "rosa")
   log_retention = var.log_retention_days
 
-  bedrock_model_arns = [for id in var.bedrock_model_ids :
-  "arn:${data.aws_partition.current.partition}:bedrock:${var.region}::foundation-model/${id}"]
+  # A model id with a geography in front (us., eu., apac., global.) is a
+  # cross-region inference profile, which newer models need: the profile in
+  # this account, and the model it routes to in whichever region serves it.
+  bedrock_model_arns = flatten([for id in var.bedrock_model_ids :
+    can(regex("^(us|eu|apac|us-gov|global)\\.", id)) ? [
+      "arn:${data.aws_partition.current.partition}:bedrock:${var.region}:${data.aws_caller_identity.current.account_id}:inference-profile/${id}",
+      "arn:${data.aws_partition.current.partition}:bedrock:*::foundation-model/${replace(id, "/^[a-z-]+\\./", "")}",
+      ] : [
+      "arn:${data.aws_partition.current.partition}:bedrock:${var.region}::foundation-model/${id}",
+  ]])
 
   # What each environment must at least have. Higher environments only
   # ever raise these.

@@ -150,7 +150,7 @@ variable "alarm_action_arns" {
 }
 
 variable "bedrock_model_ids" {
-  description = "Bedrock foundation models the runtimes may call in this region (model ids, e.g. anthropic.claude-3-5-sonnet-20240620-v1:0)."
+  description = "Bedrock models the runtimes may call: foundation model ids in this region (anthropic.claude-3-5-sonnet-20240620-v1:0) or cross-region inference profile ids (us.anthropic.claude-sonnet-4-20250514-v1:0), which grant the profile and the model it routes to."
   type        = list(string)
   default     = []
 }

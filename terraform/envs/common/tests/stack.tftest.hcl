@@ -109,3 +109,20 @@ run "prod_refuses_short_retention" {
 
   expect_failures = [terraform_data.floors]
 }
+
+run "an_inference_profile_grants_the_profile_and_its_model" {
+  command = plan
+
+  variables {
+    bedrock_model_ids = ["anthropic.claude-3-5-sonnet-20240620-v1:0", "us.anthropic.claude-sonnet-4-20250514-v1:0"]
+  }
+
+  assert {
+    condition = local.bedrock_model_arns == [
+      "arn:aws:bedrock:${var.region}::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0",
+      "arn:aws:bedrock:${var.region}:000000000000:inference-profile/us.anthropic.claude-sonnet-4-20250514-v1:0",
+      "arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-20250514-v1:0",
+    ]
+    error_message = "A foundation model is granted in this region; a cross-region profile as itself and as the model it routes to."
+  }
+}

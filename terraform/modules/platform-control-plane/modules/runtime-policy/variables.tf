@@ -112,8 +112,9 @@ variable "bedrock_model_arns" {
   default     = []
 
   validation {
-    condition     = alltrue([for a in var.bedrock_model_arns : can(regex("^arn:[a-z-]+:bedrock:[a-z0-9-]+:([0-9]{12})?:(foundation-model|inference-profile|application-inference-profile|provisioned-model)/.+$", a))])
-    error_message = "Every bedrock_model_arns entry must be a Bedrock model or inference-profile ARN."
+    condition = alltrue([for a in var.bedrock_model_arns : can(regex("^arn:[a-z-]+:bedrock:[a-z0-9-]+:([0-9]{12})?:(foundation-model|inference-profile|application-inference-profile|provisioned-model)/.+$", a))
+    || can(regex("^arn:[a-z-]+:bedrock:\\*::foundation-model/[^*]+$", a))])
+    error_message = "Every bedrock_model_arns entry must be a Bedrock model or inference-profile ARN (a foundation model may name any region, `*`, as a cross-region profile routes to it)."
   }
 }
 
