@@ -496,7 +496,8 @@ async fn the_package_script_builds_a_zip_whose_bootstrap_serves_from_its_bundle(
 
 /// Runs `agenthost approvals approve|deny ID --as NAME --key KEY` on the
 /// shared store of `config`, from a data directory of its own (no process
-/// that holds the paused workflow is involved).
+/// that holds the paused workflow is involved), with the hosts' keys (it
+/// checks that the host made the request).
 fn decide_on_the_store(served: &Served, config: &std::path::Path, verb: &str, id: &str, approver: usize) {
     let (name, key) = &served.approvers[approver];
     let dir = tempfile::tempdir().unwrap();
@@ -507,7 +508,7 @@ fn decide_on_the_store(served: &Served, config: &std::path::Path, verb: &str, id
         .arg(&key_file)
         .env("AGENTHOST_CONFIG", config)
         .env("AGENTHOST_DATA_DIR", dir.path())
-        .env_remove("AGENTHOST_KEY_DIR")
+        .env("AGENTHOST_KEY_DIR", served.data().join("keys"))
         .output()
         .unwrap();
     assert!(out.status.success(), "approvals {verb}: {}", String::from_utf8_lossy(&out.stderr));
