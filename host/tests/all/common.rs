@@ -81,6 +81,18 @@ pub mod aws {
         Some(config_for(&endpoint()?).await)
     }
 
+    /// Turns on moto's executing Step Functions engine (it runs state
+    /// machines only when asked to).
+    pub async fn run_state_machines(endpoint: &str) {
+        let configured = reqwest::Client::new()
+            .post(format!("{endpoint}/moto-api/config"))
+            .json(&serde_json::json!({ "stepfunctions": { "execute_state_machine": true } }))
+            .send()
+            .await
+            .unwrap();
+        assert!(configured.status().is_success(), "moto's config API: {}", configured.status());
+    }
+
     /// Static test credentials, one region, short timeouts, one retry.
     pub async fn config_for(endpoint: &str) -> aws_config::SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())

@@ -519,13 +519,7 @@ async fn a_scheduled_event_answers_paused_workflows_decided_on_the_store() {
     use aws_sdk_sfn::types::ExecutionStatus;
     let Some(config) = crate::common::aws::moto().await else { return };
     let endpoint = crate::common::aws::endpoint().unwrap();
-    let configured = reqwest::Client::new()
-        .post(format!("{endpoint}/moto-api/config"))
-        .json(&json!({ "stepfunctions": { "execute_state_machine": true } }))
-        .send()
-        .await
-        .unwrap();
-    assert!(configured.status().is_success(), "moto's config API: {}", configured.status());
+    crate::common::aws::run_state_machines(&endpoint).await;
     let name = format!("settle-{:08x}", rand::random::<u32>());
     agenthost::brokers::memory::create_table(&aws_sdk_dynamodb::Client::new(&config), &name).await.unwrap();
 

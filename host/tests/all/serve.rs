@@ -1133,14 +1133,7 @@ async fn replicas_on_one_memory_table_share_approvals_and_async_runs() {
 async fn a_step_functions_task_waits_on_its_approval_and_gets_the_answer() {
     let Some(config) = crate::common::aws::moto().await else { return };
     let endpoint = crate::common::aws::endpoint().unwrap();
-    // moto runs state machines only when asked to.
-    let configured = reqwest::Client::new()
-        .post(format!("{endpoint}/moto-api/config"))
-        .json(&json!({ "stepfunctions": { "execute_state_machine": true } }))
-        .send()
-        .await
-        .unwrap();
-    assert!(configured.status().is_success(), "moto's config API: {}", configured.status());
+    crate::common::aws::run_state_machines(&endpoint).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let name = format!("tasks-{:08x}", rand::random::<u32>());
     // Parked workflows in DynamoDB, as replicas share them.
