@@ -86,11 +86,7 @@ pub async fn lambda(
             // second kept for the answer: a timed-out invocation would be
             // delivered again). A failure is logged, not answered: the calls
             // ran, and a later invocation ships what is missing.
-            let left = deadline
-                .duration_since(std::time::SystemTime::now())
-                .unwrap_or_default()
-                .saturating_sub(std::time::Duration::from_secs(1));
-            if let Err(e) = evidence.seal_and_ship_within(left).await {
+            if let Err(e) = evidence.seal_and_ship_within(agenthost::lambda::time_left(deadline)).await {
                 tracing::error!(target: "agenthost::lambda", error = %e, "the audit segment of this invocation is not in S3 yet");
             }
             if first {

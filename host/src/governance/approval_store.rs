@@ -95,10 +95,9 @@ pub trait ApprovalRecords: Send + Sync {
     fn parked(&self, limit: usize) -> Pending<'_, Result<Vec<String>, ApprovalError>>;
 
     /// Marks (`true`, until `expires_at`) or unmarks request `id` as waiting
-    /// for decisions.
+    /// for decisions (counted under the tenant its id names).
     fn set_waiting<'a>(
         &'a self,
-        tenant: &'a str,
         id: &'a str,
         waiting: bool,
         expires_at: u64,
@@ -224,9 +223,7 @@ impl ApprovalStore {
             let bytes = encode(&request)?;
             let keep = keep_until(&request);
             if records.store(&request.id, bytes, 0, keep).await? {
-                if let Err(e) =
-                    records.set_waiting(&request.tenant, &request.id, true, request.expires_at).await
-                {
+                if let Err(e) = records.set_waiting(&request.id, true, request.expires_at).await {
                     // The request stands (its call was refused for want of
                     // it); only the bound undercounts until it expires.
                     tracing::warn!(target: "agenthost::approvals", id = %request.id, error = %e, "a new approval request is not counted as waiting");
@@ -332,12 +329,15 @@ impl ApprovalStore {
         let records = self.records()?;
         for _ in 0..ATTEMPTS {
             let (mut request, version) = self.load(id).await?;
+            let was_pending = request.status == Status::Pending;
             let out = change(&mut request)?;
             let bytes = encode(&request)?;
             let keep = keep_until(&request);
             if records.store(id, bytes, version, keep).await? {
-                if request.status != Status::Pending
-                    && let Err(e) = records.set_waiting(&request.tenant, id, false, 0).await
+                // Decided now: it no longer counts against its tenant.
+                if was_pending
+                    && request.status != Status::Pending
+                    && let Err(e) = records.set_waiting(id, false, 0).await
                 {
                     tracing::warn!(target: "agenthost::approvals", id, error = %e, "a decided request still counts as waiting until it expires");
                 }
@@ -504,14 +504,11 @@ impl ApprovalStore {
             records.set_parked(id, false, 0).await?;
             return Ok(None);
         }
-        if read.status == Status::Pending && now < read.expires_at {
+        if !read.is_settled(now) {
             return Ok(None);
         }
         let (request, taken) = self
-            .update(id, |request| {
-                let settled = request.status != Status::Pending || now >= request.expires_at;
-                Ok(if settled { request.resume.take() } else { None })
-            })
+            .update(id, |request| Ok(if request.is_settled(now) { request.resume.take() } else { None }))
             .await?;
         if taken.is_some() {
             records.set_parked(id, false, 0).await?;
@@ -730,6 +727,26 @@ impl FileRecords {
         Ok(true)
     }
 
+    /// Writes `<dir>/<kind>/<id>` with `content` (whole or not at all, by
+    /// rename: a reader never sees half a mark), or removes it (`None`;
+    /// one already gone is fine).
+    fn mark(&self, kind: &'static str, id: &str, content: Option<&str>) -> Result<(), ApprovalError> {
+        check_id(id)?;
+        let dir = self.dir.join(kind);
+        let path = dir.join(id);
+        let done = match content {
+            Some(content) => {
+                let tmp = dir.join(format!(".{id}.{}", hex::encode(rand::random::<[u8; 4]>())));
+                std::fs::write(&tmp, content).and_then(|()| std::fs::rename(&tmp, &path))
+            }
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                done => done,
+            },
+        };
+        done.map_err(|e| ApprovalError::io("write the mark", path, e))
+    }
+
     fn consumed(&self, nonce: &str) -> PathBuf {
         self.dir.join("consumed").join(nonce)
     }
@@ -793,45 +810,16 @@ impl ApprovalRecords for FileRecords {
         parked: bool,
         _keep_until: u64,
     ) -> Pending<'a, Result<(), ApprovalError>> {
-        Box::pin(async move {
-            let path = self.dir.join("parked").join(id);
-            let done = if parked { std::fs::write(&path, b"") } else { std::fs::remove_file(&path) };
-            match done {
-                Err(e) if parked || e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(ApprovalError::io("mark a paused workflow at", path, e))
-                }
-                _ => Ok(()),
-            }
-        })
+        Box::pin(async move { self.mark("parked", id, parked.then_some("")) })
     }
 
     fn set_waiting<'a>(
         &'a self,
-        _tenant: &'a str,
         id: &'a str,
         waiting: bool,
         expires_at: u64,
     ) -> Pending<'a, Result<(), ApprovalError>> {
-        Box::pin(async move {
-            check_id(id)?;
-            let path = self.dir.join("waiting").join(id);
-            let done = if waiting {
-                // Whole or not at all: a count never reads a half-written mark.
-                let tmp = self
-                    .dir
-                    .join("waiting")
-                    .join(format!(".{id}.{}", hex::encode(rand::random::<[u8; 4]>())));
-                std::fs::write(&tmp, expires_at.to_string()).and_then(|()| std::fs::rename(&tmp, &path))
-            } else {
-                std::fs::remove_file(&path)
-            };
-            match done {
-                Err(e) if waiting || e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(ApprovalError::io("mark a waiting request at", path, e))
-                }
-                _ => Ok(()),
-            }
-        })
+        Box::pin(async move { self.mark("waiting", id, waiting.then(|| expires_at.to_string()).as_deref()) })
     }
 
     fn waiting<'a>(&'a self, tenant: &'a str, limit: usize) -> Pending<'a, Result<usize, ApprovalError>> {

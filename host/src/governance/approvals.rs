@@ -109,6 +109,12 @@ impl std::fmt::Debug for Resume {
 }
 
 impl ApprovalRequest {
+    /// Decided, or expired undecided by `now` (Unix seconds): nothing more
+    /// can happen to it, so a workflow waiting on it can be answered.
+    pub fn is_settled(&self, now: u64) -> bool {
+        self.status != Status::Pending || now >= self.expires_at
+    }
+
     /// The audit record of a decision on this request by `approver`
     /// (authenticated by `key_id`): `outcome` is `approved` or `denied`.
     pub fn decision_event(

@@ -166,4 +166,17 @@ macro_rules! into_invoke_error {
     )*};
 }
 
-into_invoke_error!(ApprovalError, TenantError, PolicyError);
+into_invoke_error!(TenantError, PolicyError);
+
+/// An approvals failure; at the bound of waiting requests, it names the quota.
+impl From<ApprovalError> for InvokeError {
+    fn from(error: ApprovalError) -> Self {
+        let invoke = InvokeError::new(error.kind(), error.to_string());
+        match error {
+            ApprovalError::TooMany { limit, .. } => {
+                invoke.with_limit("pending_approvals", u64::try_from(limit).unwrap_or(u64::MAX))
+            }
+            _ => invoke,
+        }
+    }
+}

@@ -142,6 +142,15 @@ fn without_stage(mut request: lambda_http::Request, stage: Option<&str>) -> lamb
     request
 }
 
+/// What is left of an invocation due by `deadline`, a second kept for
+/// sending the answer.
+pub fn time_left(deadline: std::time::SystemTime) -> std::time::Duration {
+    deadline
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default()
+        .saturating_sub(std::time::Duration::from_secs(1))
+}
+
 fn failure(kind: &str, message: impl Into<String>) -> Diagnostic {
     Diagnostic { error_type: kind.to_owned(), error_message: message.into() }
 }
@@ -211,13 +220,7 @@ impl Function {
 
     /// A sweep of the paused workflows, none resumed past the deadline.
     async fn settle(&self, context: Context) -> Result<Value, Diagnostic> {
-        // What is left of the invocation, a second kept for the answer.
-        let left = context
-            .deadline()
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default()
-            .saturating_sub(std::time::Duration::from_secs(1));
-        let until = std::time::Instant::now() + left;
+        let until = std::time::Instant::now() + time_left(context.deadline());
         let sweep = self
             .server
             .settle_parked(Some(until))

@@ -8,7 +8,7 @@ use crate::capabilities::{CallContext, Refusal, World};
 use crate::error::{ErrorKind, InvokeError};
 use crate::governance::approvals::{self, ApprovalRequest, CallBinding, Selection, Status};
 use crate::governance::policy::{Action, EntityRef, Query, Value as PolicyValue, tier_rank};
-use crate::governance::{ApprovalError, Tier, approval_store};
+use crate::governance::{Tier, approval_store};
 
 use super::context::{CallInput, Principal};
 use super::{HostInner, Kind, LoadedComponent};
@@ -211,14 +211,7 @@ impl HostInner {
                     .pending_approvals
                     .map_or(approval_store::DEFAULT_WAITING, |n| n as usize),
             )
-            .await
-            .map_err(|e| match e {
-                ApprovalError::TooMany { limit, .. } => {
-                    let limit = u64::try_from(limit).unwrap_or(u64::MAX);
-                    InvokeError::from(e).with_limit("pending_approvals", limit)
-                }
-                e => InvokeError::from(e),
-            })?;
+            .await?;
         call.issued(&request.id);
         let hint = if tenant.approvers.len() < needed {
             format!(

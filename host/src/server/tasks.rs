@@ -152,12 +152,17 @@ impl Server {
     /// timeout (and a margin) to run, a denial or an expiry one answer.
     async fn settle_task_by(self: &Arc<Self>, id: &str, until: Option<std::time::Instant>) -> Settled {
         let Some(store) = self.governance.approvals() else { return Settled::NotDue };
-        if let Some(until) = until {
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            let approved = matches!(store.get(id).await, Ok(request) if request.status == Status::Approved);
-            let needs = if approved { self.resume_budget() } else { ANSWER_BUDGET };
-            if left < needs {
-                return if approved || left < ANSWER_BUDGET { Settled::Deferred } else { Settled::NotDue };
+        // (A request that does not read goes on to `take_resume`, which
+        // unparks one that is gone.)
+        if let Some(until) = until
+            && let Ok(request) = store.get(id).await
+        {
+            if !request.is_settled(now_secs()) {
+                return Settled::NotDue;
+            }
+            let needs = if request.status == Status::Approved { self.resume_budget() } else { ANSWER_BUDGET };
+            if until.saturating_duration_since(std::time::Instant::now()) < needs {
+                return Settled::Deferred;
             }
         }
         let (request, resume) = match store.take_resume(id).await {

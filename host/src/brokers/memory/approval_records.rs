@@ -66,6 +66,17 @@ impl MemoryApprovals {
         Ok(keys)
     }
 
+    /// Writes the empty record `key` kept until `keep_until`, or deletes it (`None`).
+    async fn mark(&self, key: &str, keep_until: Option<u64>) -> Result<(), ApprovalError> {
+        let done = match keep_until {
+            Some(keep_until) => {
+                self.store.put(SCOPE, key, Self::put(Vec::new(), None, keep_until)).await.map(|_| ())
+            }
+            None => self.store.delete(SCOPE, key, None).await.map(|_| ()),
+        };
+        done.map_err(|e| self.failed(&e))
+    }
+
     fn put(value: Vec<u8>, expected: Option<u64>, keep_until: u64) -> Put {
         let ttl = keep_until.saturating_sub(now_secs()).max(1);
         Put::host(value, expected, ttl, Classification::Confidential)
@@ -121,15 +132,7 @@ impl ApprovalRecords for MemoryApprovals {
         parked: bool,
         keep_until: u64,
     ) -> Pending<'a, Result<(), ApprovalError>> {
-        Box::pin(async move {
-            let key = format!("parked/{id}");
-            let done = if parked {
-                self.store.put(SCOPE, &key, Self::put(Vec::new(), None, keep_until)).await.map(|_| ())
-            } else {
-                self.store.delete(SCOPE, &key, None).await.map(|_| ())
-            };
-            done.map_err(|e| self.failed(&e))
-        })
+        Box::pin(async move { self.mark(&format!("parked/{id}"), parked.then_some(keep_until)).await })
     }
 
     fn parked(&self, limit: usize) -> Pending<'_, Result<Vec<String>, ApprovalError>> {
@@ -138,20 +141,14 @@ impl ApprovalRecords for MemoryApprovals {
 
     fn set_waiting<'a>(
         &'a self,
-        tenant: &'a str,
         id: &'a str,
         waiting: bool,
         expires_at: u64,
     ) -> Pending<'a, Result<(), ApprovalError>> {
+        // The mark lives as long as the request can be decided.
         Box::pin(async move {
-            let key = format!("waiting/{tenant}/{id}");
-            // The mark lives as long as the request can be decided.
-            let done = if waiting {
-                self.store.put(SCOPE, &key, Self::put(Vec::new(), None, expires_at)).await.map(|_| ())
-            } else {
-                self.store.delete(SCOPE, &key, None).await.map(|_| ())
-            };
-            done.map_err(|e| self.failed(&e))
+            let tenant = tenant_of(id).unwrap_or("-");
+            self.mark(&format!("waiting/{tenant}/{id}"), waiting.then_some(expires_at)).await
         })
     }
 
